@@ -1,0 +1,122 @@
+package frame
+
+import (
+	"net"
+	"sync"
+)
+
+// Queue is a bounded FIFO of pooled buffers with a blocking, batch-shaped consumer side.
+// Producers never block: Push fails when the queue is full or closed. It is the hand-off
+// between a port's writer and its reader (rule 1 of the data path: never deliver
+// synchronously into another stack).
+type Queue struct {
+	mu     sync.Mutex
+	ring   []*Buf // guarded by mu
+	head   int    // guarded by mu
+	n      int    // guarded by mu
+	closed bool   // guarded by mu
+
+	ready chan struct{} // capacity 1: "the queue may be non-empty"
+	done  chan struct{} // closed by Close
+}
+
+// NewQueue returns a queue holding at most capacity buffers.
+func NewQueue(capacity int) *Queue {
+	if capacity < 1 {
+		capacity = 1
+	}
+	return &Queue{
+		ring:  make([]*Buf, capacity),
+		ready: make(chan struct{}, 1),
+		done:  make(chan struct{}),
+	}
+}
+
+// Push appends b and reports true, or reports false when the queue is full or closed,
+// in which case the caller still owns b.
+func (q *Queue) Push(b *Buf) bool {
+	q.mu.Lock()
+	if q.closed || q.n == len(q.ring) {
+		q.mu.Unlock()
+		return false
+	}
+	q.ring[(q.head+q.n)%len(q.ring)] = b
+	q.n++
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// Pop blocks until the queue holds at least one buffer, then moves up to len(out) of
+// them into out and returns how many. After Close it returns (0, net.ErrClosed).
+func (q *Queue) Pop(out []*Buf) (int, error) {
+	for {
+		q.mu.Lock()
+		if q.n > 0 {
+			k := min(q.n, len(out))
+			for i := 0; i < k; i++ {
+				out[i] = q.ring[q.head]
+				q.ring[q.head] = nil
+				q.head = (q.head + 1) % len(q.ring)
+			}
+			q.n -= k
+			q.mu.Unlock()
+			return k, nil
+		}
+		closed := q.closed
+		q.mu.Unlock()
+		if closed {
+			return 0, net.ErrClosed
+		}
+		select {
+		case <-q.ready:
+		case <-q.done:
+		}
+	}
+}
+
+// TryPop is Pop without blocking: it returns 0 when the queue is empty.
+func (q *Queue) TryPop(out []*Buf) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	k := min(q.n, len(out))
+	for i := 0; i < k; i++ {
+		out[i] = q.ring[q.head]
+		q.ring[q.head] = nil
+		q.head = (q.head + 1) % len(q.ring)
+	}
+	q.n -= k
+	return k
+}
+
+// Len returns the number of queued buffers.
+func (q *Queue) Len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.n
+}
+
+// Close wakes every blocked Pop and makes further Pushes fail. Buffers still queued are
+// released. Close is idempotent.
+func (q *Queue) Close() {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return
+	}
+	q.closed = true
+	for q.n > 0 {
+		q.ring[q.head].Release()
+		q.ring[q.head] = nil
+		q.head = (q.head + 1) % len(q.ring)
+		q.n--
+	}
+	q.mu.Unlock()
+	close(q.done)
+}
+
+// Done returns a channel that is closed when the queue is.
+func (q *Queue) Done() <-chan struct{} { return q.done }

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every vnetd test. As root it also installs the tools the integration tests need
+# (iproute2, iperf3, ...) when they are missing. Set VNETD_INTEGRATION=1 to make a
+# missing privilege or tool a failure instead of a skip (CI does).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+need=()
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v iperf3 >/dev/null 2>&1 || need+=(iperf3)
+if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "test.sh: installing ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+go vet ./...
+go test -count=1 -timeout 30m ./...
+# The data-path packages again under the race detector.
+go test -count=1 -race -short -timeout 15m ./frame/... ./veth/... ./switch/... ./router/... ./nsstack/...
