@@ -1,0 +1,59 @@
+package frame
+
+import (
+	"errors"
+	"net"
+	"testing"
+	"time"
+)
+
+func TestQueueFIFOAndBound(t *testing.T) {
+	q := NewQueue(3)
+	for i := 0; i < 3; i++ {
+		b := GetBuf(64)
+		b.N = i + 1
+		if !q.Push(b) {
+			t.Fatalf("Push #%d failed below capacity", i)
+		}
+	}
+	extra := GetBuf(64)
+	if q.Push(extra) {
+		t.Fatal("Push beyond capacity succeeded")
+	}
+	extra.Release()
+	out := make([]*Buf, 2)
+	n, err := q.Pop(out)
+	if err != nil || n != 2 || out[0].N != 1 || out[1].N != 2 {
+		t.Fatalf("Pop = %d, %v (N %d, %d), want 2 frames 1, 2", n, err, out[0].N, out[1].N)
+	}
+	if got := q.TryPop(out); got != 1 || out[0].N != 3 {
+		t.Fatalf("TryPop = %d, want the third frame", got)
+	}
+	if got := q.TryPop(out); got != 0 {
+		t.Fatalf("TryPop on empty queue = %d", got)
+	}
+}
+
+func TestQueueCloseWakesPop(t *testing.T) {
+	q := NewQueue(4)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := q.Pop(make([]*Buf, 1))
+		errc <- err
+	}()
+	time.Sleep(10 * time.Millisecond)
+	q.Close()
+	q.Close() // idempotent
+	select {
+	case err := <-errc:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Pop after Close: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Pop did not return after Close")
+	}
+	b := GetBuf(64)
+	if q.Push(b) {
+		t.Fatal("Push after Close succeeded")
+	}
+}
