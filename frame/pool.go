@@ -8,18 +8,25 @@ import "sync"
 type Buf struct {
 	// B is the storage; len(B) is the buffer's class size.
 	B []byte
-	// N is the length of the frame held in B.
+	// Off is where the held frame starts in B: room kept in front of a frame lets a
+	// switch push an 802.1Q tag without moving the payload.
+	Off int
+	// N is the length of the frame held in B[Off:].
 	N int
 	// Meta is the held frame's offload metadata.
 	Meta  Meta
 	class int8
 }
 
-// Bytes returns B[:N].
-func (b *Buf) Bytes() []byte { return b.B[:b.N] }
+// Bytes returns the held frame, B[Off:Off+N].
+func (b *Buf) Bytes() []byte { return b.B[b.Off : b.Off+b.N] }
+
+// Headroom is the room every pooled buffer has beyond its class's frame size, for
+// callers that keep space in front of a frame (see Buf.Off).
+const Headroom = 64
 
 // Buffer size classes: a standard frame, a jumbo frame, a superframe.
-var classSizes = [...]int{2048, 16384, MaxSuperFrame}
+var classSizes = [...]int{2048, 16384, MaxSuperFrame + Headroom}
 
 var pools [len(classSizes)]sync.Pool
 
@@ -30,13 +37,13 @@ func init() {
 	}
 }
 
-// GetBuf returns a pooled buffer of at least n bytes, N = 0 and Meta cleared. It panics
-// if n exceeds MaxSuperFrame.
+// GetBuf returns a pooled buffer of at least n bytes, Off and N = 0 and Meta cleared.
+// It panics if n exceeds MaxSuperFrame+Headroom.
 func GetBuf(n int) *Buf {
 	for i, s := range classSizes {
 		if n <= s {
 			b := pools[i].Get().(*Buf)
-			b.N = 0
+			b.Off, b.N = 0, 0
 			b.Meta = Meta{}
 			return b
 		}
@@ -55,6 +62,7 @@ func (b *Buf) Release() {
 // CopyFrom fills b with f's bytes and metadata. b must be large enough
 // (GetBuf(f.N) is).
 func (b *Buf) CopyFrom(f *Frame) {
+	b.Off = 0
 	b.N = copy(b.B, f.Bytes())
 	b.Meta = f.Meta
 }
@@ -65,7 +73,7 @@ func (b *Buf) CopyTo(f *Frame) bool {
 	if len(f.Buf) < b.N {
 		return false
 	}
-	f.N = copy(f.Buf, b.B[:b.N])
+	f.N = copy(f.Buf, b.Bytes())
 	f.Meta = b.Meta
 	return true
 }

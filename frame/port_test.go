@@ -66,10 +66,10 @@ func TestBufPool(t *testing.T) {
 func TestGetBufTooBigPanics(t *testing.T) {
 	defer func() {
 		if recover() == nil {
-			t.Fatal("GetBuf(MaxSuperFrame+1) did not panic")
+			t.Fatal("GetBuf(MaxSuperFrame+Headroom+1) did not panic")
 		}
 	}()
-	GetBuf(MaxSuperFrame + 1)
+	GetBuf(MaxSuperFrame + Headroom + 1)
 }
 
 func BenchmarkBufPool(b *testing.B) {

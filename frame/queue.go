@@ -42,10 +42,13 @@ func (q *Queue) Push(b *Buf) bool {
 	}
 	q.ring[(q.head+q.n)%len(q.ring)] = b
 	q.n++
+	wake := q.n == 1 // a consumer can only be waiting on an empty queue
 	q.mu.Unlock()
-	select {
-	case q.ready <- struct{}{}:
-	default:
+	if wake {
+		select {
+		case q.ready <- struct{}{}:
+		default:
+		}
 	}
 	return true
 }
