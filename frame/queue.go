@@ -123,3 +123,27 @@ func (q *Queue) Close() {
 
 // Done returns a channel that is closed when the queue is.
 func (q *Queue) Done() <-chan struct{} { return q.done }
+
+// PushBatch appends as many of bufs as fit, in order, and returns how many it took; the
+// caller still owns bufs[n:].
+func (q *Queue) PushBatch(bufs []*Buf) int {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return 0
+	}
+	k := min(len(bufs), len(q.ring)-q.n)
+	wake := q.n == 0 && k > 0
+	for i := 0; i < k; i++ {
+		q.ring[(q.head+q.n)%len(q.ring)] = bufs[i]
+		q.n++
+	}
+	q.mu.Unlock()
+	if wake {
+		select {
+		case q.ready <- struct{}{}:
+		default:
+		}
+	}
+	return k
+}

@@ -57,3 +57,20 @@ func TestQueueCloseWakesPop(t *testing.T) {
 		t.Fatal("Push after Close succeeded")
 	}
 }
+
+func TestQueuePushBatch(t *testing.T) {
+	q := NewQueue(4)
+	defer q.Close()
+	bufs := make([]*Buf, 6)
+	for i := range bufs {
+		bufs[i] = GetBuf(64)
+		bufs[i].N = i
+	}
+	if n := q.PushBatch(bufs); n != 4 {
+		t.Fatalf("PushBatch(6) into a 4-deep queue = %d, want 4", n)
+	}
+	out := make([]*Buf, 8)
+	if n, err := q.Pop(out); n != 4 || err != nil || out[0].N != 0 || out[3].N != 3 {
+		t.Fatalf("Pop = %d, %v", n, err)
+	}
+}

@@ -139,9 +139,8 @@ func (e *End) ReadFrames(frames []frame.Frame) (int, error) {
 			} else {
 				e.stats.RxDropped.Add(1)
 			}
-			b.Release()
 		}
-		clear(bufs[:k])
+		frame.ReleaseBufs(bufs[:k])
 		if n > 0 {
 			e.stats.RxFrames.Add(uint64(n))
 			e.stats.RxBytes.Add(uint64(bytes))

@@ -1,0 +1,25 @@
+// Package l2switch provides vnetd's L2 learning switch (the directory is switch/;
+// switch is a Go keyword).
+//
+// A Switch moves Ethernet frames between frame.Ports. Each port gets one reader
+// goroutine, which reads batches of frames into pooled buffers and forwards them, and
+// one writer goroutine, which drains the port's bounded output queue into WriteFrames.
+// A frame's buffer changes hands exactly once on the unicast path: the reader gives it
+// to the egress port's queue and takes a fresh buffer from the pool, so forwarding
+// allocates nothing. Flooded frames are copied once per extra egress port.
+//
+// The FDB maps (VLAN, MAC) to a port. It is split into shards, each a map behind its
+// own RWMutex, so readers on different ports rarely meet; entries hold their port and
+// last-seen time in atomics, so a known source refreshes without a write lock. The set
+// of ports is an immutable slice behind an atomic pointer, replaced whole when a port
+// is added or removed: the forwarding path takes no switch-wide lock.
+//
+// VLANs: every frame is classified to one VLAN at ingress. An access port carries one
+// VLAN untagged (VLAN 0 in PortConfig means the default VLAN 1); a trunk port carries
+// its allowed VLANs tagged and, when Native is set, that VLAN untagged. Tags are pushed
+// and popped at egress; buffers keep frame.Headroom bytes in front of each frame so a
+// push moves 12 bytes, not the payload.
+//
+// Lock order: Switch.mu (control plane) before an FDB shard's mu. The data path takes
+// only shard locks, one at a time.
+package l2switch

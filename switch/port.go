@@ -1,0 +1,147 @@
+package l2switch
+
+import (
+	"slices"
+	"sync/atomic"
+
+	"github.com/vnetd/vnetd/frame"
+)
+
+// PortConfig describes how a port joins a switch.
+type PortConfig struct {
+	// Name is the port's unique name on the switch; default p.Info().Name.
+	Name string
+	// VLAN is an access port's VLAN, carried untagged. 0 means the default VLAN 1.
+	// Ignored when Trunk is set.
+	VLAN uint16
+	// Trunk makes the port a trunk carrying these VLANs tagged.
+	Trunk []uint16
+	// Native is a trunk's untagged VLAN; 0 means untagged frames are dropped.
+	Native uint16
+}
+
+// DefaultVLAN is the VLAN of access ports configured with VLAN 0.
+const DefaultVLAN = 1
+
+// Drop reasons, the keys of PortStatus.Drops.
+const (
+	DropTooShort       = "too_short"        // shorter than an Ethernet header
+	DropTooBig         = "too_big"          // larger than the ingress port's MTU allows
+	DropBadSource      = "bad_source"       // multicast or zero source MAC
+	DropTaggedOnAccess = "tagged_on_access" // 802.1Q frame on an access port
+	DropVLANNotAllowed = "vlan_not_allowed" // VLAN not carried by the port
+	DropSamePort       = "same_port"        // destination learned on the ingress port
+	DropQueueFull      = "queue_full"       // egress queue full (slow or dead port)
+	DropOffload        = "offload"          // superframe the egress port cannot take and software could not segment
+)
+
+const (
+	dropTooShort = iota
+	dropTooBig
+	dropBadSource
+	dropTaggedOnAccess
+	dropVLANNotAllowed
+	dropSamePort
+	dropQueueFull
+	dropOffload
+	numDrops
+)
+
+var dropNames = [numDrops]string{DropTooShort, DropTooBig, DropBadSource, DropTaggedOnAccess,
+	DropVLANNotAllowed, DropSamePort, DropQueueFull, DropOffload}
+
+// swPort is a port as the switch sees it. Its VLAN set is immutable after AddPort.
+type swPort struct {
+	name     string
+	p        frame.Port
+	info     frame.Info
+	trunk    bool
+	access   uint16            // access VLAN (trunk: native VLAN or 0)
+	allowed  [4096 / 64]uint64 // VLANs carried (trunk)
+	out      *frame.Queue      // frames waiting for the writer
+	macs     atomic.Int64      // FDB entries on this port
+	up       atomic.Bool
+	stats    frame.Counters
+	drops    [numDrops]atomic.Uint64
+	segments atomic.Uint64 // frames produced by software segmentation for this port
+	done     chan struct{} // closed when both goroutines have exited
+}
+
+func newSwPort(p frame.Port, pc PortConfig, queueLen int) *swPort {
+	info := p.Info()
+	sp := &swPort{name: pc.Name, p: p, info: info, out: frame.NewQueue(queueLen), done: make(chan struct{})}
+	if sp.name == "" {
+		sp.name = info.Name
+	}
+	if len(pc.Trunk) > 0 {
+		sp.trunk = true
+		sp.access = pc.Native
+		for _, v := range pc.Trunk {
+			sp.allowed[v/64] |= 1 << (v % 64)
+		}
+		if pc.Native != 0 {
+			sp.allowed[pc.Native/64] |= 1 << (pc.Native % 64)
+		}
+	} else {
+		sp.access = pc.VLAN
+		if sp.access == 0 {
+			sp.access = DefaultVLAN
+		}
+		sp.allowed[sp.access/64] |= 1 << (sp.access % 64)
+	}
+	sp.up.Store(true)
+	return sp
+}
+
+// carries reports whether the port carries vlan.
+func (p *swPort) carries(vlan uint16) bool { return p.allowed[vlan/64]&(1<<(vlan%64)) != 0 }
+
+// tagged reports whether frames of vlan leave this port with an 802.1Q tag.
+func (p *swPort) tagged(vlan uint16) bool { return p.trunk && vlan != p.access }
+
+// PortStatus is a port's configuration, state and counters, for listings.
+type PortStatus struct {
+	Name     string                `json:"name"`
+	Up       bool                  `json:"up"`
+	VLAN     uint16                `json:"vlan,omitempty"`
+	Trunk    []uint16              `json:"trunk,omitempty"`
+	Native   uint16                `json:"native,omitempty"`
+	MACs     int64                 `json:"macs"`
+	Counters frame.CounterSnapshot `json:"counters"`
+	Drops    map[string]uint64     `json:"drops"`
+	Segments uint64                `json:"segmented"`
+}
+
+func (p *swPort) status() PortStatus {
+	st := PortStatus{
+		Name: p.name, Up: p.up.Load(), MACs: p.macs.Load(),
+		Counters: p.stats.Snapshot(), Drops: make(map[string]uint64), Segments: p.segments.Load(),
+	}
+	if p.trunk {
+		st.Native = p.access
+		for v := uint16(1); v < 4095; v++ {
+			if p.carries(v) && v != p.access {
+				st.Trunk = append(st.Trunk, v)
+			}
+		}
+	} else {
+		st.VLAN = p.access
+	}
+	for i := range p.drops {
+		if v := p.drops[i].Load(); v != 0 {
+			st.Drops[dropNames[i]] = v
+		}
+	}
+	return st
+}
+
+// validVLANs reports an invalid VLAN id in pc, or -1.
+func validVLANs(pc PortConfig) int {
+	ids := append(slices.Clone(pc.Trunk), pc.VLAN, pc.Native)
+	for _, v := range ids {
+		if v > 4094 {
+			return int(v)
+		}
+	}
+	return -1
+}

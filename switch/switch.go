@@ -1,0 +1,572 @@
+package l2switch
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vnetd/vnetd/frame"
+)
+
+// Config configures a switch.
+type Config struct {
+	// Name names the switch in logs and listings.
+	Name string
+	// MACAging is how long an idle MAC stays learned. Default 5m.
+	MACAging time.Duration
+	// MaxMACs caps the FDB; sources beyond it are not learned (counted) and traffic to
+	// them floods. Default 8192.
+	MaxMACs int
+	// PortMaxMACs caps the MACs learned per port; 0 means no cap.
+	PortMaxMACs int
+	// QueueLen bounds each port's output queue. Default 512.
+	QueueLen int
+	// Batch is how many frames a port reader takes per ReadFrames. Default 64.
+	Batch int
+	// Now is the clock; default time.Now. Tests pass their own.
+	Now func() time.Time
+	// AgeEvery is how often the switch ages its FDB by itself; default MACAging/10
+	// (at least 1s). Negative: never (callers use Age).
+	AgeEvery time.Duration
+	// Logger receives port up/down events; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Stats are a switch's FDB size and learning events.
+type Stats struct {
+	FDBSize      int64  `json:"fdb_size"`
+	Learned      uint64 `json:"learned"`
+	Moved        uint64 `json:"moved"`
+	Aged         uint64 `json:"aged"`
+	Limited      uint64 `json:"limited"`
+	PortLimited  uint64 `json:"port_limited"`
+	Ports        int    `json:"ports"`
+	MaxMACs      int    `json:"max_macs"`
+	PortMaxMACs  int    `json:"port_max_macs"`
+	AgingSeconds int64  `json:"aging_seconds"`
+}
+
+// Switch is an L2 learning switch. Its methods are safe for concurrent use.
+type Switch struct {
+	cfg   Config
+	fdb   *fdb
+	ports atomic.Pointer[[]*swPort] // immutable snapshot, replaced whole
+
+	mu     sync.Mutex // control plane: AddPort, RemovePort, Close
+	closed bool       // guarded by mu
+	wg     sync.WaitGroup
+	stop   chan struct{}
+}
+
+// New returns a running switch with no ports.
+func New(cfg Config) *Switch {
+	if cfg.MACAging <= 0 {
+		cfg.MACAging = 5 * time.Minute
+	}
+	if cfg.MaxMACs <= 0 {
+		cfg.MaxMACs = 8192
+	}
+	if cfg.QueueLen <= 0 {
+		cfg.QueueLen = 512
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 64
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cfg.Logger = cfg.Logger.With("switch", cfg.Name)
+	if cfg.AgeEvery == 0 {
+		cfg.AgeEvery = max(cfg.MACAging/10, time.Second)
+	}
+	s := &Switch{cfg: cfg, fdb: newFDB(cfg.MaxMACs, cfg.PortMaxMACs), stop: make(chan struct{})}
+	s.ports.Store(new([]*swPort))
+	if cfg.AgeEvery > 0 {
+		s.wg.Add(1)
+		go s.ager()
+	}
+	return s
+}
+
+// Name returns the switch's name.
+func (s *Switch) Name() string { return s.cfg.Name }
+
+func (s *Switch) ager() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.AgeEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			s.Age(s.cfg.Now())
+		case <-s.stop:
+			return
+		}
+	}
+}
+
+// Age forgets MACs idle for longer than MACAging at time now.
+func (s *Switch) Age(now time.Time) { s.fdb.age(now, s.cfg.MACAging) }
+
+// ErrClosed is returned by AddPort on a closed switch.
+var ErrClosed = errors.New("switch closed")
+
+// AddPort attaches p and starts forwarding its frames. The switch owns p from now on:
+// RemovePort and Close close it.
+func (s *Switch) AddPort(p frame.Port, pc PortConfig) error {
+	if bad := validVLANs(pc); bad >= 0 {
+		return fmt.Errorf("switch %q: add port %q: VLAN %d out of range 1-4094", s.cfg.Name, pc.Name, bad)
+	}
+	for _, v := range pc.Trunk {
+		if v == 0 {
+			return fmt.Errorf("switch %q: add port %q: trunk VLAN 0 is not a VLAN (use 1-4094)", s.cfg.Name, pc.Name)
+		}
+	}
+	sp := newSwPort(p, pc, s.cfg.QueueLen)
+	if sp.name == "" {
+		return fmt.Errorf("switch %q: add port: empty name", s.cfg.Name)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	old := *s.ports.Load()
+	for _, q := range old {
+		if q.name == sp.name {
+			return fmt.Errorf("switch %q: add port %q: name already in use", s.cfg.Name, sp.name)
+		}
+	}
+	next := make([]*swPort, len(old), len(old)+1)
+	copy(next, old)
+	next = append(next, sp)
+	s.ports.Store(&next)
+
+	var both sync.WaitGroup
+	both.Add(2)
+	s.wg.Add(1)
+	go func() { defer both.Done(); s.readLoop(sp) }()
+	go func() { defer both.Done(); s.writeLoop(sp) }()
+	go func() { both.Wait(); close(sp.done); s.wg.Done() }()
+	return nil
+}
+
+// RemovePort detaches and closes the named port and forgets its MACs. Other ports are
+// not paused.
+func (s *Switch) RemovePort(name string) error {
+	s.mu.Lock()
+	old := *s.ports.Load()
+	var sp *swPort
+	next := make([]*swPort, 0, len(old))
+	for _, q := range old {
+		if q.name == name {
+			sp = q
+			continue
+		}
+		next = append(next, q)
+	}
+	if sp == nil {
+		s.mu.Unlock()
+		return fmt.Errorf("switch %q: remove port %q: no such port", s.cfg.Name, name)
+	}
+	s.ports.Store(&next)
+	s.mu.Unlock()
+	s.shutPort(sp)
+	s.fdb.flushPort(sp)
+	return nil
+}
+
+func (s *Switch) shutPort(sp *swPort) {
+	sp.up.Store(false)
+	sp.p.Close()
+	sp.out.Close()
+	<-sp.done
+}
+
+// Close removes every port and stops the switch. It is idempotent.
+func (s *Switch) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	ports := *s.ports.Load()
+	s.ports.Store(new([]*swPort))
+	close(s.stop)
+	s.mu.Unlock()
+	for _, sp := range ports {
+		s.shutPort(sp)
+		s.fdb.flushPort(sp)
+	}
+	s.wg.Wait()
+	return nil
+}
+
+// Ports lists the ports with their state and counters.
+func (s *Switch) Ports() []PortStatus {
+	ports := *s.ports.Load()
+	out := make([]PortStatus, len(ports))
+	for i, p := range ports {
+		out[i] = p.status()
+	}
+	return out
+}
+
+// FDB lists the learned addresses.
+func (s *Switch) FDB() []FDBEntry { return s.fdb.snapshot(s.cfg.Now()) }
+
+// Stats returns the switch's FDB size and learning events.
+func (s *Switch) Stats() Stats {
+	return Stats{
+		FDBSize: s.fdb.size.Load(), Learned: s.fdb.learned.Load(), Moved: s.fdb.moved.Load(),
+		Aged: s.fdb.aged.Load(), Limited: s.fdb.limited.Load(), PortLimited: s.fdb.portLimited.Load(),
+		Ports: len(*s.ports.Load()), MaxMACs: s.cfg.MaxMACs, PortMaxMACs: s.cfg.PortMaxMACs,
+		AgingSeconds: int64(s.cfg.MACAging / time.Second),
+	}
+}
+
+// LookupPort returns the port mac was learned on in vlan (0 means the default VLAN).
+func (s *Switch) LookupPort(vlan uint16, mac frame.MAC) (frame.Port, bool) {
+	if vlan == 0 {
+		vlan = DefaultVLAN
+	}
+	sp := s.fdb.lookup(keyOf(vlan, mac[:]))
+	if sp == nil || !sp.up.Load() {
+		return nil, false
+	}
+	return sp.p, true
+}
+
+// readLoop reads batches from sp and forwards them until the port closes or fails.
+func (s *Switch) readLoop(sp *swPort) {
+	b := newBatch(s.cfg.Batch, max(sp.info.MaxFrame, frame.MaxFrameFor(sp.info.MTU, false), 64))
+	defer b.release()
+	for {
+		n, err := sp.p.ReadFrames(b.frames)
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				s.cfg.Logger.Warn("port down: read failed", "port", sp.name, "err", err)
+			}
+			sp.up.Store(false)
+			sp.out.Close() // stops the writer too
+			return
+		}
+		s.forwardBatch(sp, b, n)
+	}
+}
+
+// writeLoop drains sp's output queue into the port.
+func (s *Switch) writeLoop(sp *swPort) {
+	bufs := make([]*frame.Buf, s.cfg.Batch)
+	frames := make([]frame.Frame, s.cfg.Batch)
+	for {
+		n, err := sp.out.Pop(bufs)
+		if err != nil {
+			return
+		}
+		bytes := 0
+		for i, b := range bufs[:n] {
+			frames[i] = frame.Frame{Buf: b.B[b.Off:], N: b.N, Meta: b.Meta}
+			bytes += b.N
+		}
+		w, werr := sp.p.WriteFrames(frames[:n])
+		frame.ReleaseBufs(bufs[:n])
+		clear(frames[:n])
+		sp.stats.TxFrames.Add(uint64(w))
+		if w == n {
+			sp.stats.TxBytes.Add(uint64(bytes))
+		} else {
+			sp.stats.TxDropped.Add(uint64(n - w))
+		}
+		if werr != nil && !errors.Is(werr, net.ErrClosed) && sp.up.Swap(false) {
+			s.cfg.Logger.Warn("port down: write failed", "port", sp.name, "err", werr)
+		}
+	}
+}
+
+// batch is a reader's set of pooled buffers, each with frame.Headroom bytes kept in front.
+type batch struct {
+	bufs   []*frame.Buf
+	frames []frame.Frame
+	need   int // read-buffer size the port needs
+	off    int // headroom kept in front of each frame
+
+	// Unicast frames for one egress port are gathered and queued together.
+	pendPort *swPort
+	pend     []*frame.Buf
+
+	// Slots whose buffers were handed on, refilled together after the batch.
+	taken []int
+	fresh []*frame.Buf
+
+	// The last source learned and destination looked up: a batch is usually one flow.
+	lastSrc  fdbKey
+	lastDst  fdbKey
+	lastPort *swPort
+}
+
+func newBatch(n, maxFrame int) *batch {
+	b := &batch{bufs: make([]*frame.Buf, n), frames: make([]frame.Frame, n), need: maxFrame,
+		pend: make([]*frame.Buf, 0, n), taken: make([]int, 0, n), fresh: make([]*frame.Buf, n)}
+	probe := frame.GetBuf(maxFrame)
+	b.off = min(frame.Headroom, len(probe.B)-maxFrame)
+	probe.Release()
+	for i := range b.bufs {
+		b.refill(i)
+	}
+	return b
+}
+
+func (b *batch) refill(i int) {
+	buf := frame.GetBuf(b.need + b.off)
+	buf.Off = b.off
+	b.bufs[i] = buf
+	b.frames[i] = frame.Frame{Buf: buf.B[buf.Off:]}
+}
+
+// refillTaken gives every slot listed in taken a fresh buffer.
+func (b *batch) refillTaken() {
+	if len(b.taken) == 0 {
+		return
+	}
+	fresh := b.fresh[:len(b.taken)]
+	frame.GetBufs(b.need+b.off, fresh)
+	for j, i := range b.taken {
+		buf := fresh[j]
+		buf.Off = b.off
+		b.bufs[i] = buf
+		b.frames[i] = frame.Frame{Buf: buf.B[buf.Off:]}
+		fresh[j] = nil
+	}
+	b.taken = b.taken[:0]
+}
+
+// flush queues the gathered unicast frames, dropping (and counting) what does not fit.
+func (b *batch) flush() {
+	if len(b.pend) == 0 {
+		return
+	}
+	out := b.pendPort
+	k := out.out.PushBatch(b.pend)
+	if k < len(b.pend) {
+		out.drops[dropQueueFull].Add(uint64(len(b.pend) - k))
+		out.stats.TxDropped.Add(uint64(len(b.pend) - k))
+		frame.ReleaseBufs(b.pend[k:])
+	}
+	clear(b.pend)
+	b.pend = b.pend[:0]
+	b.pendPort = nil
+}
+
+func (b *batch) release() {
+	b.flush()
+	for i, buf := range b.bufs {
+		buf.Release()
+		b.bufs[i] = nil
+	}
+}
+
+const (
+	etherTypeVLAN = 0x8100
+	tciVIDMask    = 0x0fff
+)
+
+// forwardBatch forwards frames[0:n] of b, read from in. Buffers handed to an egress
+// queue are replaced in b from the pool.
+func (s *Switch) forwardBatch(in *swPort, b *batch, n int) {
+	now := s.cfg.Now().UnixNano()
+	ports := *s.ports.Load()
+	rxBytes := 0
+	b.lastSrc, b.lastDst, b.lastPort = 0, 0, nil // keys are never 0: VLAN 0 is not used
+	for i := 0; i < n; i++ {
+		f := &b.frames[i]
+		rxBytes += f.N
+		b.bufs[i].Off = b.off // a previous frame's tag pop may have moved it
+		if s.forward(in, ports, b, b.bufs[i], f, now) {
+			b.taken = append(b.taken, i)
+		}
+	}
+	b.flush()
+	b.refillTaken()
+	in.stats.RxFrames.Add(uint64(n))
+	in.stats.RxBytes.Add(uint64(rxBytes))
+}
+
+// forward switches one frame held in buf (f views it) and reports whether buf was
+// handed on (and must be replaced).
+func (s *Switch) forward(in *swPort, ports []*swPort, rb *batch, buf *frame.Buf, f *frame.Frame, now int64) bool {
+	pkt := f.Bytes()
+	if len(pkt) < frame.EthHeaderLen {
+		in.drops[dropTooShort].Add(1)
+		return false
+	}
+	src := pkt[6:12]
+	if src[0]&1 != 0 || (src[0]|src[1]|src[2]|src[3]|src[4]|src[5]) == 0 {
+		in.drops[dropBadSource].Add(1)
+		return false
+	}
+
+	// Classify to a VLAN.
+	var vlan uint16
+	taggedIn := binary.BigEndian.Uint16(pkt[12:14]) == etherTypeVLAN
+	if taggedIn {
+		if !in.trunk {
+			in.drops[dropTaggedOnAccess].Add(1)
+			return false
+		}
+		if len(pkt) < frame.EthHeaderLen+frame.VLANTagLen {
+			in.drops[dropTooShort].Add(1)
+			return false
+		}
+		vlan = binary.BigEndian.Uint16(pkt[14:16]) & tciVIDMask
+		if vlan == 0 { // priority-tagged: the port's untagged VLAN
+			vlan = in.access
+		}
+	} else {
+		vlan = in.access
+	}
+	if vlan == 0 || !in.carries(vlan) {
+		in.drops[dropVLANNotAllowed].Add(1)
+		return false
+	}
+	if f.Meta.GSO == frame.GSONone {
+		limit := in.info.MTU + frame.EthHeaderLen
+		if taggedIn {
+			limit += frame.VLANTagLen
+		}
+		if len(pkt) > limit {
+			in.drops[dropTooBig].Add(1)
+			return false
+		}
+	}
+
+	if k := keyOf(vlan, src); k != rb.lastSrc {
+		s.fdb.learn(k, in, now)
+		rb.lastSrc = k
+	}
+
+	// Known unicast.
+	dst := pkt[0:6]
+	if dst[0]&1 == 0 {
+		k := keyOf(vlan, dst)
+		out := rb.lastPort
+		if k != rb.lastDst {
+			out = s.fdb.lookup(k)
+			rb.lastDst, rb.lastPort = k, out
+		}
+		if out != nil {
+			if out == in {
+				in.drops[dropSamePort].Add(1)
+				return false
+			}
+			buf.N, buf.Meta = f.N, f.Meta
+			return s.emit(out, rb, buf, vlan, taggedIn, true)
+		}
+	}
+
+	// Flood: copies to all but the last egress port, which gets buf itself. Gathered
+	// unicast frames go first, so each egress port sees frames in arrival order.
+	rb.flush()
+	var last *swPort
+	for _, out := range ports {
+		if out == in || !out.carries(vlan) || !out.up.Load() {
+			continue
+		}
+		if last != nil {
+			c := frame.GetBuf(buf.Off + f.N)
+			c.Off = buf.Off
+			c.N = copy(c.B[c.Off:], pkt)
+			c.Meta = f.Meta
+			s.emit(last, nil, c, vlan, taggedIn, false)
+		}
+		last = out
+	}
+	if last == nil {
+		return false
+	}
+	buf.N, buf.Meta = f.N, f.Meta
+	return s.emit(last, nil, buf, vlan, taggedIn, true)
+}
+
+// emit fixes buf's tagging for out and queues it there, or gathers it in rb when rb is
+// not nil. It reports whether buf was consumed; a buf that is not (owned == true) stays
+// with the caller, any other is released.
+func (s *Switch) emit(out *swPort, rb *batch, buf *frame.Buf, vlan uint16, taggedIn, owned bool) bool {
+	switch wantTag := out.tagged(vlan); {
+	case taggedIn && !wantTag: // pop: move the MACs 4 bytes on
+		b := buf.B[buf.Off:]
+		copy(b[frame.VLANTagLen:frame.VLANTagLen+12], b[0:12])
+		buf.Off += frame.VLANTagLen
+		buf.N -= frame.VLANTagLen
+		buf.Meta.Shift(-frame.VLANTagLen)
+	case !taggedIn && wantTag: // push into the headroom
+		if buf.Off < frame.VLANTagLen {
+			out.drops[dropTooBig].Add(1)
+			return dropBuf(buf, owned)
+		}
+		buf.Off -= frame.VLANTagLen
+		b := buf.B[buf.Off:]
+		copy(b[0:12], b[frame.VLANTagLen:frame.VLANTagLen+12])
+		binary.BigEndian.PutUint16(b[12:14], etherTypeVLAN)
+		binary.BigEndian.PutUint16(b[14:16], vlan)
+		buf.N += frame.VLANTagLen
+		buf.Meta.Shift(frame.VLANTagLen)
+	case taggedIn && wantTag: // keep the tag, normalise a priority tag's VID
+		b := buf.B[buf.Off:]
+		binary.BigEndian.PutUint16(b[14:16], binary.BigEndian.Uint16(b[14:16])&^tciVIDMask|vlan)
+	}
+	if !out.info.Caps.Accepts(&buf.Meta) {
+		return s.emitSoftware(out, buf, owned)
+	}
+	if rb != nil {
+		if rb.pendPort != out || len(rb.pend) == cap(rb.pend) {
+			rb.flush()
+			rb.pendPort = out
+		}
+		rb.pend = append(rb.pend, buf)
+		return true
+	}
+	if !out.out.Push(buf) {
+		out.drops[dropQueueFull].Add(1)
+		out.stats.TxDropped.Add(1)
+		return dropBuf(buf, owned)
+	}
+	return true
+}
+
+// dropBuf releases a buf the caller does not keep, and reports it consumed.
+func dropBuf(buf *frame.Buf, owned bool) bool {
+	if owned {
+		return false
+	}
+	buf.Release()
+	return true
+}
+
+// emitSoftware hands a frame out cannot take as it is to the software offload hook.
+func (s *Switch) emitSoftware(out *swPort, buf *frame.Buf, owned bool) bool {
+	n := softwareOffload(buf, out.info.MTU, func(seg *frame.Buf) bool {
+		if !out.out.Push(seg) {
+			out.drops[dropQueueFull].Add(1)
+			out.stats.TxDropped.Add(1)
+			seg.Release()
+		}
+		return true
+	})
+	if n < 0 {
+		out.drops[dropOffload].Add(1)
+		out.stats.TxDropped.Add(1)
+	} else {
+		out.segments.Add(uint64(n))
+	}
+	return dropBuf(buf, owned)
+}
