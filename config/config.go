@@ -1,0 +1,219 @@
+package config
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/vnetd/vnetd/frame"
+)
+
+// Config is a whole vnetd configuration after defaults and validation.
+type Config struct {
+	// Daemon holds process-wide settings.
+	Daemon Daemon
+	// Switches are the L2 switches, in file order.
+	Switches []Switch
+	// Namespaces are the network stacks, in file order.
+	Namespaces []Namespace
+	// Routers forward IP between switches.
+	Routers []Router
+	// TAPs are host TAP devices attached to switches.
+	TAPs []TAP
+	// HostInterfaces are existing host interfaces attached through packet sockets.
+	HostInterfaces []HostInterface
+	// Sockets are VM socket listeners (QEMU -netdev stream/dgram).
+	Sockets []Socket
+	// Forwards are host ports forwarded into namespaces.
+	Forwards []Forward
+}
+
+// Daemon is the [daemon] table.
+type Daemon struct {
+	// Control is the control API socket path; "" means the default (see DefaultControl).
+	Control string
+	// Metrics is the Prometheus listen address; "" means off.
+	Metrics string
+	// LogLevel is debug, info, warn or error.
+	LogLevel string
+}
+
+// Switch is one [[switch]].
+type Switch struct {
+	// Name is unique among switches.
+	Name string
+	// MACAging is how long an idle MAC stays learned; default 5m.
+	MACAging time.Duration
+	// MaxMACs caps the FDB; default 8192.
+	MaxMACs int
+	// PortMaxMACs caps MACs per port; 0 means none.
+	PortMaxMACs int
+}
+
+// Namespace is one [[namespace]].
+type Namespace struct {
+	// Name is unique among namespaces.
+	Name string
+	// NICs are the namespace's interfaces.
+	NICs []NIC
+	// Routes are its static routes.
+	Routes []Route
+	// Services are built-in servers running inside it.
+	Services []Service
+}
+
+// NIC is one [[namespace.nic]]. Exactly one of Switch and Peer is set.
+type NIC struct {
+	// Name is unique within the namespace.
+	Name string
+	// Switch is the switch the NIC plugs into.
+	Switch string
+	// PeerNamespace and PeerNIC name the other end of a pass-through pair.
+	PeerNamespace, PeerNIC string
+	// MAC is explicit or derived from "NS.NIC" with frame.LocalMAC.
+	MAC frame.MAC
+	// Addresses are the NIC's addresses with their subnets.
+	Addresses []netip.Prefix
+	// MTU defaults to 1500.
+	MTU int
+	// VLAN is the access VLAN on the switch port; 0 = untagged.
+	VLAN uint16
+}
+
+// Route is a static route of a namespace or a router.
+type Route struct {
+	// To is the destination prefix.
+	To netip.Prefix
+	// Via is the next hop; zero for an on-link route.
+	Via netip.Addr
+	// NIC is the outgoing interface; "" picks the one whose subnet holds Via.
+	NIC string
+}
+
+// Service kinds.
+const (
+	KindEcho    = "echo"
+	KindDiscard = "discard"
+	KindHTTP    = "http"
+	KindDHCP    = "dhcp"
+	KindDNS     = "dns"
+)
+
+// Service is one [[namespace.service]].
+type Service struct {
+	// Kind is echo, discard, http, dhcp or dns.
+	Kind string
+	// Listen is the address inside the namespace, e.g. ":80"; defaults per kind
+	// (echo :7, discard :9, http :80, dns :53).
+	Listen netip.AddrPort
+	// NIC is the interface a DHCP server serves.
+	NIC string
+	// RangeStart and RangeEnd bound a DHCP pool.
+	RangeStart, RangeEnd netip.Addr
+	// Router is the default gateway a DHCP server hands out.
+	Router netip.Addr
+	// DNS are the resolvers a DHCP server hands out.
+	DNS []netip.Addr
+	// Lease is the DHCP lease time; default 1h.
+	Lease time.Duration
+	// Static are fixed DHCP bindings.
+	Static []StaticLease
+	// Zone is the DNS zone, default "lab.".
+	Zone string
+	// Records are static DNS records.
+	Records []Record
+}
+
+// StaticLease binds a MAC to an address.
+type StaticLease struct {
+	// MAC is the client's hardware address.
+	MAC frame.MAC
+	// Address is the address it always gets.
+	Address netip.Addr
+}
+
+// Record is a static DNS A or AAAA record.
+type Record struct {
+	// Name is the fully qualified name.
+	Name string
+	// Addr is the record's address (A for IPv4, AAAA for IPv6).
+	Addr netip.Addr
+}
+
+// Router is one [[router]].
+type Router struct {
+	// Name is unique among routers.
+	Name string
+	// Interfaces are its legs, one per switch.
+	Interfaces []RouterInterface
+	// Routes are its static routes.
+	Routes []Route
+}
+
+// RouterInterface is one [[router.interface]].
+type RouterInterface struct {
+	// Name is unique within the router; default the switch name.
+	Name string
+	// Switch is the switch the interface plugs into.
+	Switch string
+	// MAC is explicit or derived from "ROUTER.NAME".
+	MAC frame.MAC
+	// Addresses are the interface's addresses.
+	Addresses []netip.Prefix
+	// MTU defaults to 1500.
+	MTU int
+	// VLAN is the access VLAN; 0 = untagged.
+	VLAN uint16
+}
+
+// TAP is one [[tap]].
+type TAP struct {
+	// Name is the host interface name.
+	Name string
+	// Switch is the switch it plugs into.
+	Switch string
+	// Create makes vnetd create (and remove) the device; default true.
+	Create bool
+	// MTU defaults to 1500.
+	MTU int
+	// VLAN is the access VLAN.
+	VLAN uint16
+	// Trunk, when set, makes the port a trunk carrying these VLANs.
+	Trunk []uint16
+	// Offload enables vnet_hdr offloads; default true.
+	Offload bool
+}
+
+// HostInterface is one [[host_interface]].
+type HostInterface struct {
+	// Name is the host interface name.
+	Name string
+	// Switch is the switch it plugs into.
+	Switch string
+	// VLAN is the access VLAN.
+	VLAN uint16
+}
+
+// Socket is one [[socket]].
+type Socket struct {
+	// Path is the unix socket path vnetd listens on.
+	Path string
+	// Switch is the switch every connection plugs into.
+	Switch string
+	// Protocol is "stream" or "dgram"; default stream.
+	Protocol string
+}
+
+// Forward is one [[forward]].
+type Forward struct {
+	// Listen is the host address.
+	Listen netip.AddrPort
+	// Namespace is where Target lives.
+	Namespace string
+	// Target is the address dialled inside the namespace.
+	Target netip.AddrPort
+	// Protocol is "tcp" or "udp"; default tcp.
+	Protocol string
+}
+
+// Name is a forward's stable identity, e.g. "tcp/127.0.0.1:8080".
+func (f Forward) Name() string { return f.Protocol + "/" + f.Listen.String() }

@@ -1,0 +1,94 @@
+package config
+
+import (
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vnetd/vnetd/frame"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+
+// TestGolden validates every testdata/*.toml and compares the error listing (or "ok")
+// with its .golden file.
+func TestGolden(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.toml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("Glob(testdata/*.toml) = %v, %v", files, err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			_, err := Load(f)
+			got := "ok\n"
+			if err != nil {
+				got = err.Error() + "\n"
+			}
+			golden := strings.TrimSuffix(f, ".toml") + ".golden"
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("ReadFile(%q) = %v (run go test -update)", golden, err)
+			}
+			if got != string(want) {
+				t.Errorf("Load(%q) errors:\n%s\nwant:\n%s", f, got, want)
+			}
+		})
+	}
+}
+
+func TestDefaultsAndTypes(t *testing.T) {
+	src := `
+[[switch]]
+name = "lan0"
+[[namespace]]
+name = "a"
+  [[namespace.nic]]
+  name = "eth0"
+  switch = "lan0"
+  addresses = ["10.0.0.2/24"]
+  [[namespace.route]]
+  to = "0.0.0.0/0"
+  via = "10.0.0.1"
+  [[namespace.service]]
+  kind = "echo"
+[[forward]]
+listen = "127.0.0.1:7007"
+namespace = "a"
+target = "10.0.0.2:7"
+`
+	c, err := Parse("t.toml", []byte(src))
+	if err != nil {
+		t.Fatalf("Parse() = %v", err)
+	}
+	tests := []struct {
+		name string
+		got  any
+		want any
+	}{
+		{"mac_aging", c.Switches[0].MACAging, 5 * time.Minute},
+		{"max_macs", c.Switches[0].MaxMACs, 8192},
+		{"mtu", c.Namespaces[0].NICs[0].MTU, 1500},
+		{"derived mac", c.Namespaces[0].NICs[0].MAC, frame.LocalMAC("a.eth0")},
+		{"address", c.Namespaces[0].NICs[0].Addresses[0], netip.MustParsePrefix("10.0.0.2/24")},
+		{"via", c.Namespaces[0].Routes[0].Via, netip.MustParseAddr("10.0.0.1")},
+		{"echo port", c.Namespaces[0].Services[0].Listen.Port(), uint16(7)},
+		{"forward proto", c.Forwards[0].Protocol, "tcp"},
+		{"log level", c.Daemon.LogLevel, "info"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.got != tt.want {
+				t.Errorf("got %v, want %v", tt.got, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,517 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/vnetd/vnetd/frame"
+)
+
+var defaultListen = map[string]uint16{KindEcho: 7, KindDiscard: 9, KindHTTP: 80, KindDNS: 53}
+
+func (v *validator) build(raw *rawConfig) *Config {
+	c := &Config{Daemon: Daemon{Control: raw.Daemon.Control, Metrics: raw.Daemon.Metrics, LogLevel: raw.Daemon.LogLevel}}
+	switch c.Daemon.LogLevel {
+	case "":
+		c.Daemon.LogLevel = "info"
+	case "debug", "info", "warn", "error":
+	default:
+		v.errf("daemon.log_level", "log_level %q: want debug, info, warn or error", c.Daemon.LogLevel)
+	}
+	if c.Daemon.Metrics != "" {
+		if _, err := netip.ParseAddrPort(c.Daemon.Metrics); err != nil {
+			v.errf("daemon.metrics", "metrics %q: want HOST:PORT such as \"127.0.0.1:9575\"", c.Daemon.Metrics)
+		}
+	}
+
+	switches := map[string]bool{}
+	for i, r := range raw.Switch {
+		p := fmt.Sprintf("switch.%d", i)
+		v.name(p, "switch", r.Name, switches)
+		s := Switch{Name: r.Name, MaxMACs: 8192, PortMaxMACs: r.PortMaxMACs}
+		agingStr := ""
+		if r.MACAging != nil {
+			agingStr = *r.MACAging
+		}
+		s.MACAging = v.duration(p+".mac_aging", agingStr, 5*time.Minute)
+		if r.MaxMACs != nil {
+			if *r.MaxMACs <= 0 {
+				v.errf(p+".max_macs", "max_macs %d must be positive", *r.MaxMACs)
+			} else {
+				s.MaxMACs = *r.MaxMACs
+			}
+		}
+		if r.PortMaxMACs < 0 {
+			v.errf(p+".port_max_macs", "port_max_macs %d must not be negative", r.PortMaxMACs)
+		}
+		c.Switches = append(c.Switches, s)
+	}
+	needSwitch := func(path, s string) {
+		if s == "" {
+			v.errf(path, "switch is required")
+		} else if !switches[s] {
+			v.errf(path+".switch", "switch %q is not defined", s)
+		}
+	}
+	macs := map[string]map[frame.MAC]string{} // switch -> MAC -> owner
+	claimMAC := func(path, sw string, m frame.MAC, owner string) {
+		if sw == "" {
+			return
+		}
+		if macs[sw] == nil {
+			macs[sw] = map[frame.MAC]string{}
+		}
+		if other, ok := macs[sw][m]; ok {
+			v.errf(path, "MAC %s of %s is already used by %s on switch %q", m, owner, other, sw)
+			return
+		}
+		macs[sw][m] = owner
+	}
+
+	// Namespaces: NICs first, so peers and routes can refer to any of them.
+	nsNames := map[string]bool{}
+	for i, r := range raw.Namespace {
+		p := fmt.Sprintf("namespace.%d", i)
+		v.name(p, "namespace", r.Name, nsNames)
+		ns := Namespace{Name: r.Name}
+		nics := map[string]bool{}
+		for j, rn := range r.NIC {
+			np := fmt.Sprintf("%s.nic.%d", p, j)
+			v.name(np, "nic", rn.Name, nics)
+			n := NIC{Name: rn.Name, Switch: rn.Switch, MTU: v.mtu(np+".mtu", rn.MTU), VLAN: v.vlan(np+".vlan", rn.VLAN)}
+			n.MAC = v.mac(np+".mac", rn.MAC, r.Name+"."+rn.Name)
+			n.Addresses = v.prefixes(np+".addresses", rn.Addresses)
+			switch {
+			case rn.Switch != "" && rn.Peer != "":
+				v.errf(np+".peer", "nic %s.%s sets both switch and peer; pick one", r.Name, rn.Name)
+			case rn.Switch != "":
+				needSwitch(np, rn.Switch)
+				claimMAC(np+".mac", rn.Switch, n.MAC, "nic "+r.Name+"."+rn.Name)
+			case rn.Peer != "":
+				a, b, ok := strings.Cut(rn.Peer, ":")
+				if !ok || a == "" || b == "" {
+					v.errf(np+".peer", "peer %q: want \"NAMESPACE:NIC\"", rn.Peer)
+				}
+				n.PeerNamespace, n.PeerNIC = a, b
+				if rn.VLAN != 0 {
+					v.errf(np+".vlan", "vlan is only meaningful on a switch port")
+				}
+			default:
+				v.errf(np, "nic %s.%s needs switch or peer", r.Name, rn.Name)
+			}
+			ns.NICs = append(ns.NICs, n)
+		}
+		c.Namespaces = append(c.Namespaces, ns)
+	}
+	nsByName := map[string]*Namespace{}
+	for i := range c.Namespaces {
+		nsByName[c.Namespaces[i].Name] = &c.Namespaces[i]
+	}
+	findNIC := func(ns, nic string) *NIC {
+		n := nsByName[ns]
+		if n == nil {
+			return nil
+		}
+		for k := range n.NICs {
+			if n.NICs[k].Name == nic {
+				return &n.NICs[k]
+			}
+		}
+		return nil
+	}
+	for i := range c.Namespaces {
+		ns := &c.Namespaces[i]
+		for j, n := range ns.NICs {
+			if n.PeerNamespace == "" {
+				continue
+			}
+			np := fmt.Sprintf("namespace.%d.nic.%d.peer", i, j)
+			if n.PeerNamespace == ns.Name && n.PeerNIC == n.Name {
+				v.errf(np, "nic %s.%s is its own peer", ns.Name, n.Name)
+				continue
+			}
+			other := findNIC(n.PeerNamespace, n.PeerNIC)
+			switch {
+			case nsByName[n.PeerNamespace] == nil:
+				v.errf(np, "peer %s:%s: namespace %q is not defined", n.PeerNamespace, n.PeerNIC, n.PeerNamespace)
+			case other == nil:
+				v.errf(np, "peer %s:%s: namespace %q has no nic %q", n.PeerNamespace, n.PeerNIC, n.PeerNamespace, n.PeerNIC)
+			case other.PeerNamespace != ns.Name || other.PeerNIC != n.Name:
+				v.errf(np, "peer %s:%s is not mutual: %s.%s must set peer = \"%s:%s\"", n.PeerNamespace, n.PeerNIC, n.PeerNamespace, n.PeerNIC, ns.Name, n.Name)
+			}
+		}
+	}
+
+	// Routes and services.
+	for i, r := range raw.Namespace {
+		p := fmt.Sprintf("namespace.%d", i)
+		ns := &c.Namespaces[i]
+		for j, rr := range r.Route {
+			rp := fmt.Sprintf("%s.route.%d", p, j)
+			if rt, ok := v.route(rp, rr, nsNICAddrs(ns)); ok {
+				ns.Routes = append(ns.Routes, rt)
+			}
+		}
+		listens := map[string]bool{}
+		for j, rs := range r.Service {
+			sp := fmt.Sprintf("%s.service.%d", p, j)
+			if s, ok := v.service(sp, rs, ns, listens); ok {
+				ns.Services = append(ns.Services, s)
+			}
+		}
+	}
+
+	// Routers.
+	routers := map[string]bool{}
+	for i, r := range raw.Router {
+		p := fmt.Sprintf("router.%d", i)
+		v.name(p, "router", r.Name, routers)
+		rt := Router{Name: r.Name}
+		ifNames := map[string]bool{}
+		ifSwitch := map[string]bool{}
+		addrs := map[string][]netip.Prefix{}
+		for j, ri := range r.Interface {
+			ip := fmt.Sprintf("%s.interface.%d", p, j)
+			name := ri.Name
+			if name == "" {
+				name = ri.Switch
+			}
+			if name != "" {
+				v.name(ip, "router interface", name, ifNames)
+			}
+			needSwitch(ip, ri.Switch)
+			if ri.Switch != "" && ifSwitch[ri.Switch] && ri.VLAN == 0 {
+				v.errf(ip+".switch", "router %s has two untagged interfaces on switch %q", r.Name, ri.Switch)
+			}
+			ifSwitch[ri.Switch] = true
+			ifc := RouterInterface{Name: name, Switch: ri.Switch, MTU: v.mtu(ip+".mtu", ri.MTU), VLAN: v.vlan(ip+".vlan", ri.VLAN)}
+			ifc.MAC = v.mac(ip+".mac", ri.MAC, r.Name+"."+name)
+			ifc.Addresses = v.prefixes(ip+".addresses", ri.Addresses)
+			if len(ri.Addresses) == 0 {
+				v.errf(ip, "router interface %s.%s needs addresses", r.Name, name)
+			}
+			claimMAC(ip+".mac", ri.Switch, ifc.MAC, "router interface "+r.Name+"."+name)
+			addrs[name] = ifc.Addresses
+			rt.Interfaces = append(rt.Interfaces, ifc)
+		}
+		for j, rr := range r.Route {
+			rp := fmt.Sprintf("%s.route.%d", p, j)
+			if route, ok := v.route(rp, rr, addrs); ok {
+				rt.Routes = append(rt.Routes, route)
+			}
+		}
+		c.Routers = append(c.Routers, rt)
+	}
+
+	// Host attachments.
+	taps := map[string]bool{}
+	for i, r := range raw.TAP {
+		p := fmt.Sprintf("tap.%d", i)
+		v.name(p, "tap", r.Name, taps)
+		if len(r.Name) > 15 {
+			v.errf(p+".name", "tap name %q is longer than 15 bytes", r.Name)
+		}
+		needSwitch(p, r.Switch)
+		t := TAP{Name: r.Name, Switch: r.Switch, Create: true, Offload: true, MTU: v.mtu(p+".mtu", r.MTU), VLAN: v.vlan(p+".vlan", r.VLAN)}
+		if r.Create != nil {
+			t.Create = *r.Create
+		}
+		if r.Offload != nil {
+			t.Offload = *r.Offload
+		}
+		for _, n := range r.Trunk {
+			if n < 1 || n > 4094 {
+				v.errf(p+".trunk", "trunk vlan %d out of range 1-4094", n)
+				continue
+			}
+			t.Trunk = append(t.Trunk, uint16(n))
+		}
+		c.TAPs = append(c.TAPs, t)
+	}
+	for i, r := range raw.HostInterface {
+		p := fmt.Sprintf("host_interface.%d", i)
+		v.name(p, "host_interface", r.Name, taps)
+		needSwitch(p, r.Switch)
+		c.HostInterfaces = append(c.HostInterfaces, HostInterface{Name: r.Name, Switch: r.Switch, VLAN: v.vlan(p+".vlan", r.VLAN)})
+	}
+	paths := map[string]bool{}
+	for i, r := range raw.Socket {
+		p := fmt.Sprintf("socket.%d", i)
+		if r.Path == "" {
+			v.errf(p, "socket needs a path")
+		} else if paths[r.Path] {
+			v.errf(p+".path", "duplicate socket path %q", r.Path)
+		}
+		paths[r.Path] = true
+		needSwitch(p, r.Switch)
+		s := Socket{Path: r.Path, Switch: r.Switch, Protocol: r.Protocol}
+		switch s.Protocol {
+		case "":
+			s.Protocol = "stream"
+		case "stream", "dgram":
+		default:
+			v.errf(p+".protocol", "protocol %q: want stream or dgram", r.Protocol)
+		}
+		c.Sockets = append(c.Sockets, s)
+	}
+
+	// Forwards.
+	fwds := map[string]bool{}
+	for i, r := range raw.Forward {
+		p := fmt.Sprintf("forward.%d", i)
+		f := Forward{Namespace: r.Namespace, Protocol: r.Protocol}
+		switch f.Protocol {
+		case "":
+			f.Protocol = "tcp"
+		case "tcp", "udp":
+		default:
+			v.errf(p+".protocol", "protocol %q: want tcp or udp", r.Protocol)
+		}
+		var err error
+		if f.Listen, err = netip.ParseAddrPort(r.Listen); err != nil || f.Listen.Port() == 0 {
+			v.errf(p+".listen", "listen %q: want HOST:PORT such as \"127.0.0.1:8080\"", r.Listen)
+		} else if fwds[f.Name()] {
+			v.errf(p+".listen", "duplicate forward %s", f.Name())
+		}
+		fwds[f.Name()] = true
+		ns := nsByName[r.Namespace]
+		if r.Namespace == "" {
+			v.errf(p, "forward needs a namespace")
+		} else if ns == nil {
+			v.errf(p+".namespace", "namespace %q is not defined", r.Namespace)
+		}
+		if f.Target, err = netip.ParseAddrPort(r.Target); err != nil || f.Target.Port() == 0 {
+			v.errf(p+".target", "target %q: want ADDRESS:PORT such as \"10.0.0.10:80\"", r.Target)
+		} else if ns != nil && !reachable(ns, f.Target.Addr()) {
+			v.errf(p+".target", "target %s is not reachable from namespace %q (no address, subnet or route covers it)", f.Target.Addr(), ns.Name)
+		}
+		c.Forwards = append(c.Forwards, f)
+	}
+	return c
+}
+
+func nsNICAddrs(ns *Namespace) map[string][]netip.Prefix {
+	m := map[string][]netip.Prefix{}
+	for _, n := range ns.NICs {
+		m[n.Name] = n.Addresses
+	}
+	return m
+}
+
+// reachable reports whether a namespace can send to a: its own address, loopback,
+// a connected subnet or a route.
+func reachable(ns *Namespace, a netip.Addr) bool {
+	if a.IsLoopback() {
+		return true
+	}
+	for _, n := range ns.NICs {
+		for _, p := range n.Addresses {
+			if p.Contains(a) {
+				return true
+			}
+		}
+	}
+	for _, r := range ns.Routes {
+		if r.To.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func (v *validator) route(p string, rr rawRoute, nics map[string][]netip.Prefix) (Route, bool) {
+	var r Route
+	var err error
+	if r.To, err = netip.ParsePrefix(rr.To); err != nil {
+		v.errf(p+".to", "bad route destination %q: want CIDR such as \"0.0.0.0/0\"", rr.To)
+		return r, false
+	}
+	if r.To != r.To.Masked() {
+		v.errf(p+".to", "route destination %s has host bits set (did you mean %s?)", r.To, r.To.Masked())
+	}
+	r.NIC = rr.NIC
+	if rr.NIC != "" {
+		if _, ok := nics[rr.NIC]; !ok {
+			v.errf(p+".nic", "interface %q is not defined here", rr.NIC)
+			return r, false
+		}
+	}
+	if rr.Via == "" {
+		if rr.NIC == "" {
+			v.errf(p, "route to %s needs via or nic", r.To)
+			return r, false
+		}
+		return r, true
+	}
+	r.Via = v.addr(p+".via", "next hop", rr.Via)
+	if !r.Via.IsValid() {
+		return r, false
+	}
+	if r.Via.Is4() != r.To.Addr().Is4() {
+		v.errf(p+".via", "next hop %s and destination %s are different IP families", r.Via, r.To)
+	}
+	for name, ps := range nics {
+		if rr.NIC != "" && name != rr.NIC {
+			continue
+		}
+		for _, pf := range ps {
+			if pf.Contains(r.Via) {
+				return r, true
+			}
+		}
+	}
+	v.errf(p+".via", "next hop %s is not on a connected subnet", r.Via)
+	return r, false
+}
+
+func (v *validator) service(p string, rs rawService, ns *Namespace, listens map[string]bool) (Service, bool) {
+	s := Service{Kind: rs.Kind, NIC: rs.NIC, Zone: rs.Zone}
+	switch rs.Kind {
+	case KindEcho, KindDiscard, KindHTTP, KindDNS, KindDHCP:
+	case "":
+		v.errf(p, "service needs a kind")
+		return s, false
+	default:
+		v.errf(p+".kind", "unknown service kind %q (want echo, discard, http, dhcp or dns)", rs.Kind)
+		return s, false
+	}
+	if rs.Kind != KindDHCP {
+		port := defaultListen[rs.Kind]
+		if rs.Listen != "" {
+			ap, err := parseHostPort(rs.Listen)
+			if err != nil || ap.Port() == 0 {
+				v.errf(p+".listen", "listen %q: want \":PORT\" or \"ADDRESS:PORT\"", rs.Listen)
+				return s, false
+			}
+			s.Listen = ap
+		} else {
+			s.Listen = netip.AddrPortFrom(netip.Addr{}, port)
+		}
+		if a := s.Listen.Addr(); a.IsValid() && !a.IsUnspecified() && !a.IsLoopback() && !ownsAddr(ns, a) {
+			v.errf(p+".listen", "listen address %s is not an address of namespace %q", a, ns.Name)
+		}
+		protos := []string{"tcp"}
+		switch rs.Kind {
+		case KindEcho, KindDiscard:
+			protos = []string{"tcp", "udp"}
+		case KindDNS:
+			protos = []string{"udp", "tcp"}
+		}
+		for _, proto := range protos {
+			key := fmt.Sprintf("%s/%d", proto, s.Listen.Port())
+			if listens[key] {
+				v.errf(p+".listen", "%s port %d is already used by another service in namespace %q", proto, s.Listen.Port(), ns.Name)
+				break
+			}
+			listens[key] = true
+		}
+	}
+	if rs.Kind == KindDNS {
+		if s.Zone == "" {
+			s.Zone = "lab."
+		}
+		if !strings.HasSuffix(s.Zone, ".") {
+			v.errf(p+".zone", "zone %q must end with a dot", s.Zone)
+		}
+		for _, r := range rs.Records {
+			rec := Record{Name: r.Name}
+			switch {
+			case r.Name == "":
+				v.errf(p+".records", "dns record needs a name")
+			case r.A != "" && r.AAAA != "":
+				v.errf(p+".records", "dns record %q sets both a and aaaa", r.Name)
+			case r.A != "":
+				rec.Addr = v.addr(p+".records", "A address", r.A)
+				if rec.Addr.IsValid() && !rec.Addr.Is4() {
+					v.errf(p+".records", "A record %q needs an IPv4 address", r.Name)
+				}
+			case r.AAAA != "":
+				rec.Addr = v.addr(p+".records", "AAAA address", r.AAAA)
+				if rec.Addr.IsValid() && !rec.Addr.Is6() {
+					v.errf(p+".records", "AAAA record %q needs an IPv6 address", r.Name)
+				}
+			default:
+				v.errf(p+".records", "dns record %q needs a or aaaa", r.Name)
+			}
+			s.Records = append(s.Records, rec)
+		}
+	}
+	if rs.Kind == KindDHCP {
+		var nic *NIC
+		switch {
+		case rs.NIC != "":
+			for k := range ns.NICs {
+				if ns.NICs[k].Name == rs.NIC {
+					nic = &ns.NICs[k]
+				}
+			}
+			if nic == nil {
+				v.errf(p+".nic", "namespace %q has no nic %q", ns.Name, rs.NIC)
+				return s, false
+			}
+		case len(ns.NICs) == 1:
+			nic = &ns.NICs[0]
+			s.NIC = nic.Name
+		default:
+			v.errf(p, "dhcp service in namespace %q needs nic (it has %d)", ns.Name, len(ns.NICs))
+			return s, false
+		}
+		var subnet netip.Prefix
+		for _, a := range nic.Addresses {
+			if a.Addr().Is4() {
+				subnet = a
+				break
+			}
+		}
+		if !subnet.IsValid() {
+			v.errf(p+".nic", "dhcp nic %s.%s has no IPv4 address", ns.Name, nic.Name)
+		}
+		lo, hi, ok := strings.Cut(rs.Range, "-")
+		if !ok {
+			v.errf(p+".range", "range %q: want \"FIRST-LAST\"", rs.Range)
+		} else {
+			s.RangeStart = v.addr(p+".range", "range start", strings.TrimSpace(lo))
+			s.RangeEnd = v.addr(p+".range", "range end", strings.TrimSpace(hi))
+			if s.RangeStart.IsValid() && s.RangeEnd.IsValid() {
+				if s.RangeEnd.Less(s.RangeStart) {
+					v.errf(p+".range", "range %q ends before it starts", rs.Range)
+				}
+				if subnet.IsValid() && (!subnet.Contains(s.RangeStart) || !subnet.Contains(s.RangeEnd)) {
+					v.errf(p+".range", "range %q is outside %s's subnet %s", rs.Range, nic.Name, subnet.Masked())
+				}
+			}
+		}
+		s.Router = v.addr(p+".router", "router", rs.Router)
+		for _, d := range rs.DNS {
+			if a := v.addr(p+".dns", "dns server", d); a.IsValid() {
+				s.DNS = append(s.DNS, a)
+			}
+		}
+		s.Lease = v.duration(p+".lease", rs.Lease, time.Hour)
+		for _, st := range rs.Static {
+			m, err := frame.ParseMAC(st.MAC)
+			if err != nil {
+				v.errf(p+".static", "bad static MAC %q", st.MAC)
+			}
+			a := v.addr(p+".static", "static address", st.Address)
+			if a.IsValid() && subnet.IsValid() && !subnet.Contains(a) {
+				v.errf(p+".static", "static address %s is outside subnet %s", a, subnet.Masked())
+			}
+			s.Static = append(s.Static, StaticLease{MAC: m, Address: a})
+		}
+	}
+	return s, true
+}
+
+func ownsAddr(ns *Namespace, a netip.Addr) bool {
+	for _, n := range ns.NICs {
+		for _, p := range n.Addresses {
+			if p.Addr() == a {
+				return true
+			}
+		}
+	}
+	return false
+}
