@@ -1,0 +1,150 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sort"
+	"time"
+
+	"github.com/vnetd/vnetd/forward"
+	"github.com/vnetd/vnetd/nsstack"
+	l2switch "github.com/vnetd/vnetd/switch"
+)
+
+// Status is the whole lab at a glance, what `vnetd status` prints.
+type Status struct {
+	Switches   []SwitchStatus    `json:"switches"`
+	Namespaces []NamespaceStatus `json:"namespaces"`
+	Routers    []string          `json:"routers"`
+	Forwards   []ForwardStatus   `json:"forwards"`
+}
+
+// SwitchStatus is one switch with its ports.
+type SwitchStatus struct {
+	Name  string                `json:"name"`
+	Stats l2switch.Stats        `json:"stats"`
+	Ports []l2switch.PortStatus `json:"ports"`
+}
+
+// NamespaceStatus is one namespace's interfaces and services.
+type NamespaceStatus struct {
+	Name       string              `json:"name"`
+	Interfaces []nsstack.Interface `json:"interfaces"`
+	Services   []string            `json:"services"`
+}
+
+// ForwardStatus is one forward with its counters.
+type ForwardStatus struct {
+	Name      string        `json:"name"`
+	Namespace string        `json:"namespace"`
+	Target    string        `json:"target"`
+	Stats     forward.Stats `json:"stats"`
+}
+
+// Status snapshots the lab.
+func (d *Daemon) Status() Status {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := Status{Switches: []SwitchStatus{}, Namespaces: []NamespaceStatus{}, Routers: []string{}, Forwards: []ForwardStatus{}}
+	if d.cfg == nil {
+		return st
+	}
+	for _, s := range d.cfg.Switches {
+		if e := d.switches[s.Name]; e != nil {
+			ports := e.sw.Ports()
+			sort.Slice(ports, func(i, j int) bool { return ports[i].Name < ports[j].Name })
+			st.Switches = append(st.Switches, SwitchStatus{Name: s.Name, Stats: e.sw.Stats(), Ports: ports})
+		}
+	}
+	for _, n := range d.cfg.Namespaces {
+		if e := d.namespaces[n.Name]; e != nil {
+			ns := NamespaceStatus{Name: n.Name, Interfaces: e.ns.Interfaces(), Services: []string{}}
+			for _, s := range n.Services {
+				ns.Services = append(ns.Services, fmt.Sprintf("%s %s", s.Kind, s.Listen))
+			}
+			st.Namespaces = append(st.Namespaces, ns)
+		}
+	}
+	for _, f := range d.cfg.Forwards {
+		if e := d.forwards[f.Name()]; e != nil {
+			st.Forwards = append(st.Forwards, ForwardStatus{Name: f.Name(), Namespace: f.Namespace, Target: f.Target.String(), Stats: e.fw.Stats()})
+		}
+	}
+	return st
+}
+
+// FDB lists a switch's learned MACs sorted by VLAN and MAC.
+func (d *Daemon) FDB(name string) ([]l2switch.FDBEntry, error) {
+	d.mu.Lock()
+	e := d.switches[name]
+	d.mu.Unlock()
+	if e == nil {
+		return nil, fmt.Errorf("no switch %q", name)
+	}
+	fdb := e.sw.FDB()
+	sort.Slice(fdb, func(i, j int) bool {
+		if fdb[i].VLAN != fdb[j].VLAN {
+			return fdb[i].VLAN < fdb[j].VLAN
+		}
+		return fdb[i].MAC.String() < fdb[j].MAC.String()
+	})
+	return fdb, nil
+}
+
+// Namespace returns a running namespace.
+func (d *Daemon) Namespace(name string) (*nsstack.Namespace, error) {
+	ns, ok := d.live.Load(name)
+	if !ok {
+		return nil, fmt.Errorf("no namespace %q", name)
+	}
+	return ns.(*nsstack.Namespace), nil
+}
+
+// Switch returns a running switch.
+func (d *Daemon) Switch(name string) (*l2switch.Switch, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e := d.switches[name]
+	if e == nil {
+		return nil, fmt.Errorf("no switch %q", name)
+	}
+	return e.sw, nil
+}
+
+// PingResult is one echo reply (or its absence).
+type PingResult struct {
+	Seq   int     `json:"seq"`
+	RTTms float64 `json:"rtt_ms,omitempty"`
+	Error string  `json:"error,omitempty"`
+}
+
+// Ping sends count echo requests from a namespace, one a second, calling each with
+// every result as it comes.
+func (d *Daemon) Ping(ctx context.Context, nsName string, dst netip.Addr, count int, interval time.Duration, each func(PingResult)) error {
+	ns, err := d.Namespace(nsName)
+	if err != nil {
+		return err
+	}
+	payload := make([]byte, 56)
+	for seq := 1; seq <= count; seq++ {
+		if seq > 1 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(interval):
+			}
+		}
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		rtt, err := ns.Ping(pctx, dst, seq, payload)
+		cancel()
+		r := PingResult{Seq: seq}
+		if err != nil {
+			r.Error = err.Error()
+		} else {
+			r.RTTms = float64(rtt.Microseconds()) / 1000
+		}
+		each(r)
+	}
+	return nil
+}
