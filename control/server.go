@@ -1,0 +1,230 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/vnetd/vnetd/daemon"
+	"golang.org/x/sys/unix"
+)
+
+// Version is what /v1/version returns.
+type Version struct {
+	Version string `json:"version"`
+	Go      string `json:"go"`
+	GVisor  string `json:"gvisor"`
+}
+
+// ServerOptions configure a Server.
+type ServerOptions struct {
+	// Path is the unix socket path.
+	Path string
+	// Daemon is the running lab the API reports on.
+	Daemon *daemon.Daemon
+	// Version is reported by /v1/version.
+	Version Version
+	// Logger receives errors; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Server is a running control API.
+type Server struct {
+	path string
+	ln   net.Listener
+	srv  *http.Server
+	done chan struct{}
+	once sync.Once
+}
+
+// DefaultPath is the control socket when the config leaves it empty:
+// /run/vnetd/vnetd.sock as root, else $XDG_RUNTIME_DIR/vnetd.sock, else
+// /tmp/vnetd-UID/vnetd.sock.
+func DefaultPath() string {
+	if os.Geteuid() == 0 {
+		return "/run/vnetd/vnetd.sock"
+	}
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+		return filepath.Join(d, "vnetd.sock")
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("vnetd-%d", os.Getuid()), "vnetd.sock")
+}
+
+// Listen creates the socket (removing a stale one no daemon answers on; refusing if
+// one does) and serves in the background.
+func Listen(o ServerOptions) (*Server, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(filepath.Dir(o.Path), 0o700); err != nil {
+		return nil, fmt.Errorf("control socket %q: %w", o.Path, err)
+	}
+	if _, err := os.Lstat(o.Path); err == nil {
+		c, err := net.DialTimeout("unix", o.Path, time.Second)
+		if err == nil {
+			c.Close()
+			return nil, fmt.Errorf("control socket %q: another vnetd is listening on it", o.Path)
+		}
+		if err := os.Remove(o.Path); err != nil {
+			return nil, fmt.Errorf("control socket %q: remove stale socket: %w", o.Path, err)
+		}
+	}
+	old := syscall.Umask(0o177)
+	ln, err := net.Listen("unix", o.Path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("control socket %q: %w", o.Path, err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(true)
+	if err := os.Chmod(o.Path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket %q: %w", o.Path, err)
+	}
+	s := &Server{path: o.Path, ln: &credListener{Listener: ln, log: o.Logger}, done: make(chan struct{})}
+	s.srv = &http.Server{Handler: handler(o), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug)}
+	go func() { defer close(s.done); s.srv.Serve(s.ln) }()
+	return s, nil
+}
+
+// Path is the socket path.
+func (s *Server) Path() string { return s.path }
+
+// Close stops serving and removes the socket file; idempotent.
+func (s *Server) Close() error {
+	s.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := s.srv.Shutdown(ctx); err != nil {
+			s.srv.Close()
+		}
+		<-s.done
+		os.Remove(s.path)
+	})
+	return nil
+}
+
+// credListener drops connections from other users (root excepted).
+type credListener struct {
+	net.Listener
+	log *slog.Logger
+}
+
+func (l *credListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		uid, err := peerUID(c)
+		if err == nil && (uid == uint32(os.Getuid()) || uid == 0) {
+			return c, nil
+		}
+		l.log.Warn("control connection refused", "uid", uid, "err", err)
+		c.Close()
+	}
+}
+
+func peerUID(c net.Conn) (uint32, error) {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return 0, errors.New("not a unix connection")
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var cred *unix.Ucred
+	var cerr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return 0, err
+	}
+	if cerr != nil {
+		return 0, cerr
+	}
+	return cred.Uid, nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, map[string]string{"error": err.Error()})
+}
+
+func handler(o ServerOptions) http.Handler {
+	d := o.Daemon
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/version", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, o.Version) })
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, d.Status()) })
+	mux.HandleFunc("GET /v1/fdb/{switch}", func(w http.ResponseWriter, r *http.Request) {
+		fdb, err := d.FDB(r.PathValue("switch"))
+		if err != nil {
+			writeErr(w, 404, err)
+			return
+		}
+		writeJSON(w, 200, fdb)
+	})
+	mux.HandleFunc("GET /v1/ns/{name}/{view}", func(w http.ResponseWriter, r *http.Request) {
+		ns, err := d.Namespace(r.PathValue("name"))
+		if err != nil {
+			writeErr(w, 404, err)
+			return
+		}
+		switch r.PathValue("view") {
+		case "addr":
+			writeJSON(w, 200, ns.Interfaces())
+		case "route":
+			writeJSON(w, 200, ns.Routes())
+		case "neigh":
+			writeJSON(w, 200, ns.Neighbors())
+		case "sockets":
+			writeJSON(w, 200, ns.Sockets())
+		default:
+			writeErr(w, 404, fmt.Errorf("unknown view %q (want addr, route, neigh or sockets)", r.PathValue("view")))
+		}
+	})
+	mux.HandleFunc("GET /v1/ping/{ns}/{addr}", func(w http.ResponseWriter, r *http.Request) {
+		dst, err := netip.ParseAddr(r.PathValue("addr"))
+		if err != nil {
+			writeErr(w, 400, fmt.Errorf("bad address %q", r.PathValue("addr")))
+			return
+		}
+		count := 4
+		if s := r.URL.Query().Get("count"); s != "" {
+			if count, err = strconv.Atoi(s); err != nil || count < 1 || count > 1000 {
+				writeErr(w, 400, fmt.Errorf("bad count %q (1-1000)", s))
+				return
+			}
+		}
+		if _, err := d.Namespace(r.PathValue("ns")); err != nil {
+			writeErr(w, 404, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		enc := json.NewEncoder(w)
+		fl, _ := w.(http.Flusher)
+		d.Ping(r.Context(), r.PathValue("ns"), dst, count, time.Second, func(p daemon.PingResult) {
+			enc.Encode(p)
+			if fl != nil {
+				fl.Flush()
+			}
+		})
+	})
+	return mux
+}
