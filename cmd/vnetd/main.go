@@ -1,0 +1,499 @@
+// Command vnetd runs the userspace virtual network lab and talks to a running one.
+// See /work/shared/spec/cli.md (docs/daemon.md) for the commands.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/vnetd/vnetd"
+	"github.com/vnetd/vnetd/config"
+	"github.com/vnetd/vnetd/control"
+	"github.com/vnetd/vnetd/daemon"
+)
+
+// Exit codes per the CLI contract.
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+var version = "dev"
+
+func main() {
+	os.Exit(Main(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// Main runs one command and returns the exit code; tests call it directly.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "run":
+		err = cmdRun(ctx, args, stdout, stderr)
+	case "validate":
+		err = cmdValidate(args, stdout)
+	case "version":
+		err = cmdVersion(args, stdout)
+	case "status", "fdb", "ns", "ping":
+		err = cmdClient(ctx, cmd, args, stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	default:
+		err = usageError{fmt.Sprintf("unknown command %q", cmd)}
+	}
+	var ue usageError
+	var ce config.Errors
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ce):
+		fmt.Fprintln(stderr, ce.Error())
+		return exitUsage
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "vnetd: %v\n%s", err, usage)
+		return exitUsage
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "vnetd: %v\n", err)
+		return exitFail
+	}
+}
+
+const usage = `usage:
+  vnetd [run] [-c FILE] [-s SOCKET]   run the daemon (no -c: the embedded default lab)
+  vnetd validate FILE                 check a config; errors as FILE:LINE:COL: message
+  vnetd status [--json]               switches, ports, namespaces, forwards
+  vnetd fdb SWITCH [--json]           learned MACs
+  vnetd ns NAME addr|route|neigh|sockets [--json]
+  vnetd ping NS ADDR [-c N]           ping from inside a namespace
+  vnetd version [--json]
+  -s PATH picks the control socket for every command.
+`
+
+func newFlags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+// parse accepts flags anywhere among the positional arguments.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, usageError{err.Error()}
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func loadConfig(path string) (*config.Config, string, error) {
+	if path == "" {
+		c, err := config.Parse("config.toml.example (embedded)", vnetd.DefaultConfig)
+		return c, "embedded default lab", err
+	}
+	c, err := config.Load(path)
+	return c, path, err
+}
+
+func cmdValidate(args []string, stdout io.Writer) error {
+	pos, err := parse(newFlags("validate"), args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{"validate needs exactly one FILE"}
+	}
+	c, err := config.Load(pos[0])
+	if err != nil {
+		var ce config.Errors
+		if errors.As(err, &ce) {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d switches, %d namespaces, %d routers, %d forwards)\n", pos[0], len(c.Switches), len(c.Namespaces), len(c.Routers), len(c.Forwards))
+	return nil
+}
+
+func versionInfo() control.Version {
+	v := control.Version{Version: version, Go: runtime.Version(), GVisor: "unknown"}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v.Version == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v.Version = bi.Main.Version
+		}
+		for _, d := range bi.Deps {
+			if d.Path == "gvisor.dev/gvisor" {
+				v.GVisor = d.Version
+			}
+		}
+	}
+	return v
+}
+
+func cmdVersion(args []string, stdout io.Writer) error {
+	fs := newFlags("version")
+	asJSON := fs.Bool("json", false, "JSON output")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	v := versionInfo()
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(v)
+	}
+	fmt.Fprintf(stdout, "vnetd %s\ngo %s\ngvisor %s\n", v.Version, v.Go, v.GVisor)
+	return nil
+}
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("run")
+	cfgPath := fs.String("c", "", "config file (default: the embedded lab)")
+	sock := fs.String("s", "", "control socket path (overrides the config)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageError{fmt.Sprintf("run takes no arguments, got %q", pos)}
+	}
+	cfg, src, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.Daemon.LogLevel))
+	lv := new(slog.LevelVar)
+	lv.Set(level)
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
+
+	d := daemon.New(daemon.Options{Logger: log})
+	defer d.Close()
+	if err := d.Apply(cfg); err != nil {
+		return fmt.Errorf("start %s: %w", src, err)
+	}
+	path := *sock
+	if path == "" {
+		path = cfg.Daemon.Control
+	}
+	if path == "" {
+		path = control.DefaultPath()
+	}
+	srv, err := control.Listen(control.ServerOptions{Path: path, Daemon: d, Version: versionInfo(), Logger: log})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	printSummary(stdout, cfg, src, path)
+	if err := sdNotify("READY=1"); err != nil {
+		log.Warn("sd_notify failed", "err", err)
+	}
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down", "reason", ctx.Err())
+			return nil
+		case s := <-sigs:
+			if s != syscall.SIGHUP {
+				log.Info("shutting down", "signal", s.String())
+				sdNotify("STOPPING=1")
+				return nil
+			}
+			sdNotify("RELOADING=1")
+			if err := reload(d, *cfgPath, lv, log); err != nil {
+				log.Error("reload rejected; the previous config keeps running", "err", err)
+			}
+			sdNotify("READY=1")
+		}
+	}
+}
+
+func reload(d *daemon.Daemon, path string, lv *slog.LevelVar, log *slog.Logger) error {
+	cfg, src, err := loadConfig(path)
+	if err != nil {
+		return err
+	}
+	if err := d.Apply(cfg); err != nil {
+		return err
+	}
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.Daemon.LogLevel))
+	lv.Set(level)
+	log.Info("reloaded", "config", src)
+	return nil
+}
+
+func printSummary(w io.Writer, c *config.Config, src, sock string) {
+	fmt.Fprintf(w, "vnetd is up (%s): %d switches, %d namespaces, %d routers, %d forwards\n", src, len(c.Switches), len(c.Namespaces), len(c.Routers), len(c.Forwards))
+	for _, ns := range c.Namespaces {
+		var addrs, svcs []string
+		for _, n := range ns.NICs {
+			for _, a := range n.Addresses {
+				addrs = append(addrs, a.String())
+			}
+		}
+		for _, s := range ns.Services {
+			svcs = append(svcs, fmt.Sprintf("%s:%d", s.Kind, s.Listen.Port()))
+		}
+		fmt.Fprintf(w, "  namespace %-8s %s  %s\n", ns.Name, strings.Join(addrs, " "), strings.Join(svcs, " "))
+	}
+	for _, f := range c.Forwards {
+		fmt.Fprintf(w, "  forward   %s %s -> %s in %s\n", f.Protocol, f.Listen, f.Target, f.Namespace)
+	}
+	fmt.Fprintf(w, "try:\n")
+	for _, f := range c.Forwards {
+		if f.Protocol == "tcp" && f.Target.Port() == 80 {
+			fmt.Fprintf(w, "  curl http://%s/\n", f.Listen)
+			break
+		}
+	}
+	if len(c.Namespaces) > 1 && len(c.Namespaces[1].NICs) > 0 && len(c.Namespaces[1].NICs[0].Addresses) > 0 {
+		fmt.Fprintf(w, "  vnetd -s %s ping %s %s -c 3\n", sock, c.Namespaces[0].Name, c.Namespaces[1].NICs[0].Addresses[0].Addr())
+	}
+	if len(c.Switches) > 0 {
+		fmt.Fprintf(w, "  vnetd -s %s fdb %s\n", sock, c.Switches[0].Name)
+	}
+	fmt.Fprintf(w, "  vnetd -s %s status\n", sock)
+}
+
+// sdNotify sends one datagram to $NOTIFY_SOCKET (systemd's readiness protocol); it
+// does nothing when the variable is unset.
+func sdNotify(state string) error {
+	path := os.Getenv("NOTIFY_SOCKET")
+	if path == "" {
+		return nil
+	}
+	if strings.HasPrefix(path, "@") {
+		path = "\x00" + path[1:]
+	}
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		return fmt.Errorf("sd_notify %q: %w", path, err)
+	}
+	defer c.Close()
+	_, err = c.Write([]byte(state))
+	return err
+}
+
+func cmdClient(ctx context.Context, cmd string, args []string, stdout io.Writer) error {
+	fs := newFlags(cmd)
+	sock := fs.String("s", "", "control socket path")
+	asJSON := fs.Bool("json", false, "JSON output")
+	count := fs.Int("c", 4, "ping count")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	path := *sock
+	if path == "" {
+		path = control.DefaultPath()
+	}
+	cl := control.NewClient(path)
+	defer cl.Close()
+	var p string
+	switch cmd {
+	case "status":
+		if len(pos) != 0 {
+			return usageError{"status takes no arguments"}
+		}
+		p = "/v1/status"
+	case "fdb":
+		if len(pos) != 1 {
+			return usageError{"fdb needs SWITCH"}
+		}
+		p = control.FDBPath(pos[0])
+	case "ns":
+		if len(pos) != 2 {
+			return usageError{"ns needs NAME and one of addr, route, neigh, sockets"}
+		}
+		switch pos[1] {
+		case "addr", "route", "neigh", "sockets":
+		default:
+			return usageError{fmt.Sprintf("ns: unknown view %q (want addr, route, neigh or sockets)", pos[1])}
+		}
+		p = control.NSPath(pos[0], pos[1])
+	case "ping":
+		if len(pos) != 2 {
+			return usageError{"ping needs NS and ADDR"}
+		}
+		if *count < 1 {
+			return usageError{"ping -c must be at least 1"}
+		}
+		return ping(ctx, cl, pos[0], pos[1], *count, *asJSON, stdout)
+	}
+	if *asJSON {
+		b, err := cl.Raw(ctx, p)
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(b)
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	defer tw.Flush()
+	switch cmd {
+	case "status":
+		var st daemon.Status
+		if err := cl.Get(ctx, p, &st); err != nil {
+			return err
+		}
+		printStatus(tw, st)
+	case "fdb":
+		var fdb []struct {
+			VLAN uint16        `json:"vlan"`
+			MAC  string        `json:"mac"`
+			Port string        `json:"port"`
+			Age  time.Duration `json:"age_ns"`
+		}
+		if err := cl.Get(ctx, p, &fdb); err != nil {
+			return err
+		}
+		fmt.Fprintln(tw, "VLAN\tMAC\tPORT\tAGE")
+		for _, e := range fdb {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", e.VLAN, e.MAC, e.Port, e.Age.Round(time.Second))
+		}
+	case "ns":
+		var rows []map[string]any
+		if err := cl.Get(ctx, p, &rows); err != nil {
+			return err
+		}
+		printRows(tw, pos[1], rows)
+	}
+	return nil
+}
+
+func ping(ctx context.Context, cl *control.Client, ns, addr string, count int, asJSON bool, w io.Writer) error {
+	sent, got := 0, 0
+	var rtts []float64
+	if !asJSON {
+		fmt.Fprintf(w, "PING %s from namespace %s: 56 data bytes\n", addr, ns)
+	}
+	err := cl.Ping(ctx, ns, addr, count, func(p daemon.PingResult) {
+		sent++
+		if asJSON {
+			json.NewEncoder(w).Encode(p)
+		} else if p.Error != "" {
+			fmt.Fprintf(w, "no reply from %s: icmp_seq=%d: %s\n", addr, p.Seq, p.Error)
+		} else {
+			fmt.Fprintf(w, "64 bytes from %s: icmp_seq=%d time=%.3f ms\n", addr, p.Seq, p.RTTms)
+		}
+		if p.Error == "" {
+			got++
+			rtts = append(rtts, p.RTTms)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if !asJSON {
+		fmt.Fprintf(w, "\n--- %s ping statistics ---\n%d packets transmitted, %d received, %.0f%% packet loss\n", addr, sent, got, 100*float64(sent-got)/float64(max(sent, 1)))
+		if len(rtts) > 0 {
+			sort.Float64s(rtts)
+			sum := 0.0
+			for _, r := range rtts {
+				sum += r
+			}
+			fmt.Fprintf(w, "rtt min/avg/max = %.3f/%.3f/%.3f ms\n", rtts[0], sum/float64(len(rtts)), rtts[len(rtts)-1])
+		}
+	}
+	if got == 0 {
+		return fmt.Errorf("ping %s from %s: no replies", addr, ns)
+	}
+	return nil
+}
+
+func printStatus(w io.Writer, st daemon.Status) {
+	for _, s := range st.Switches {
+		fmt.Fprintf(w, "switch %s\tfdb %d/%d\tports %d\n", s.Name, s.Stats.FDBSize, s.Stats.MaxMACs, len(s.Ports))
+		for _, p := range s.Ports {
+			state := "down"
+			if p.Up {
+				state = "up"
+			}
+			var drops uint64
+			for _, n := range p.Drops {
+				drops += n
+			}
+			fmt.Fprintf(w, "  port %s\t%s\tvlan %d\tmacs %d\trx %d\ttx %d\tdrops %d\n", p.Name, state, p.VLAN, p.MACs, p.Counters.RxFrames, p.Counters.TxFrames, drops)
+		}
+	}
+	for _, n := range st.Namespaces {
+		var addrs []string
+		for _, i := range n.Interfaces {
+			for _, a := range i.Addresses {
+				addrs = append(addrs, i.Name+" "+a.String())
+			}
+		}
+		fmt.Fprintf(w, "namespace %s\t%s\tservices: %s\n", n.Name, strings.Join(addrs, ", "), strings.Join(n.Services, ", "))
+	}
+	for _, r := range st.Routers {
+		fmt.Fprintf(w, "router %s\n", r)
+	}
+	for _, f := range st.Forwards {
+		fmt.Fprintf(w, "forward %s\t-> %s in %s\taccepted %d\tactive %d\tin %dB\tout %dB\tdial errors %d\n", f.Name, f.Target, f.Namespace, f.Stats.Accepted, f.Stats.Active, f.Stats.BytesIn, f.Stats.BytesOut, f.Stats.DialErrors)
+	}
+}
+
+var viewColumns = map[string][]string{
+	"addr":    {"name", "mac", "mtu", "addresses"},
+	"route":   {"to", "via", "nic", "connected"},
+	"neigh":   {"nic", "addr", "mac", "state"},
+	"sockets": {"proto", "state", "local", "remote"},
+}
+
+func printRows(w io.Writer, view string, rows []map[string]any) {
+	cols := viewColumns[view]
+	fmt.Fprintln(w, strings.ToUpper(strings.Join(cols, "\t")))
+	for _, r := range rows {
+		vals := make([]string, len(cols))
+		for i, c := range cols {
+			switch v := r[c].(type) {
+			case nil:
+				vals[i] = "-"
+			case []any:
+				s := make([]string, len(v))
+				for j := range v {
+					s[j] = fmt.Sprint(v[j])
+				}
+				vals[i] = strings.Join(s, " ")
+			default:
+				vals[i] = fmt.Sprint(v)
+			}
+		}
+		fmt.Fprintln(w, strings.Join(vals, "\t"))
+	}
+}
