@@ -340,15 +340,15 @@ func (d *Daemon) startServices(e *nsEntry, c config.Namespace) error {
 	addrs := func() []netip.Prefix {
 		var out []netip.Prefix
 		for _, a := range ns.Addresses() {
+			if a.Prefix.Addr().IsLoopback() || a.Prefix.Addr() == netip.IPv4Unspecified() || a.Prefix.Bits() == 32 && a.Prefix.Addr() == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+				continue
+			}
 			out = append(out, a.Prefix)
 		}
 		return out
 	}
 	for _, s := range c.Services {
-		listen := ":" + fmt.Sprint(s.Listen.Port())
-		if s.Listen.Addr().IsValid() {
-			listen = s.Listen.String()
-		}
+		listen := listenString(s.Listen)
 		svc, err := service.Start(ns, service.Options{Kind: s.Kind, Listen: listen, Namespace: c.Name, Addresses: addrs, Logger: d.log})
 		if err != nil {
 			return fmt.Errorf("namespace %q: %w", c.Name, err)
@@ -379,7 +379,6 @@ func (d *Daemon) removeNamespaceLocked(name string) {
 	delete(d.namespaces, name)
 	d.log.Info("namespace removed", "namespace", name)
 }
-
 
 func (d *Daemon) dialerFor(fe *fwEntry) func() forward.Dialer {
 	return func() forward.Dialer {

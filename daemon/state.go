@@ -61,7 +61,7 @@ func (d *Daemon) Status() Status {
 		if e := d.namespaces[n.Name]; e != nil {
 			ns := NamespaceStatus{Name: n.Name, Interfaces: e.ns.Interfaces(), Services: []string{}}
 			for _, s := range n.Services {
-				ns.Services = append(ns.Services, fmt.Sprintf("%s %s", s.Kind, s.Listen))
+				ns.Services = append(ns.Services, s.Kind+" "+listenString(s.Listen))
 			}
 			st.Namespaces = append(st.Namespaces, ns)
 		}
@@ -147,4 +147,11 @@ func (d *Daemon) Ping(ctx context.Context, nsName string, dst netip.Addr, count 
 		each(r)
 	}
 	return nil
+}
+
+func listenString(ap netip.AddrPort) string {
+	if !ap.Addr().IsValid() {
+		return fmt.Sprintf(":%d", ap.Port())
+	}
+	return ap.String()
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime"
@@ -46,10 +47,20 @@ func (e usageError) Error() string { return e.msg }
 
 // Main runs one command and returns the exit code; tests call it directly.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	// Global options may come before the command: vnetd -s PATH status.
+	var global []string
+	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
+		if (args[0] == "-s" || args[0] == "--s" || args[0] == "-c" || args[0] == "--c") && len(args) > 1 {
+			global, args = append(global, args[0], args[1]), args[2:]
+			continue
+		}
+		global, args = append(global, args[0]), args[1:]
+	}
 	cmd := "run"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+	if len(args) > 0 {
 		cmd, args = args[0], args[1:]
 	}
+	args = append(global, args...)
 	var err error
 	switch cmd {
 	case "run":
@@ -454,11 +465,20 @@ func printStatus(w io.Writer, st daemon.Status) {
 	for _, n := range st.Namespaces {
 		var addrs []string
 		for _, i := range n.Interfaces {
+			if i.Name == "lo" {
+				continue
+			}
 			for _, a := range i.Addresses {
+				if a.Addr() == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+					continue
+				}
 				addrs = append(addrs, i.Name+" "+a.String())
 			}
 		}
-		fmt.Fprintf(w, "namespace %s\t%s\tservices: %s\n", n.Name, strings.Join(addrs, ", "), strings.Join(n.Services, ", "))
+		fmt.Fprintf(w, "namespace %s\t%s\n", n.Name, strings.Join(addrs, ", "))
+		if len(n.Services) > 0 {
+			fmt.Fprintf(w, "  services\t%s\n", strings.Join(n.Services, ", "))
+		}
 	}
 	for _, r := range st.Routers {
 		fmt.Fprintf(w, "router %s\n", r)
