@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+const lab = `
+[daemon]
+control = "%s"
+[[switch]]
+name = "lan0"
+[[namespace]]
+name = "alpha"
+  [[namespace.nic]]
+  name = "eth0"
+  switch = "lan0"
+  addresses = ["10.0.0.10/24"]
+  [[namespace.service]]
+  kind = "http"
+[[namespace]]
+name = "beta"
+  [[namespace.nic]]
+  name = "eth0"
+  switch = "lan0"
+  addresses = ["10.0.0.20/24"]
+  [[namespace.service]]
+  kind = "echo"
+`
+
+func run(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := Main(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// TestCLIAgainstRunningDaemon starts `vnetd run` in-process on a temp socket and
+// drives every read command against it, then stops it and checks nothing is left.
+func TestCLIAgainstRunningDaemon(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "vnetd.sock")
+	cfg := filepath.Join(dir, "lab.toml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(lab, sock)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	notify := filepath.Join(dir, "notify.sock")
+	nl, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notify, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nl.Close()
+	t.Setenv("NOTIFY_SOCKET", notify)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	exited := make(chan int, 1)
+	var runOut, runErr bytes.Buffer
+	go func() { exited <- Main(ctx, []string{"run", "-c", cfg}, &runOut, &runErr) }()
+	nl.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 64)
+	n, err := nl.Read(buf)
+	if err != nil || string(buf[:n]) != "READY=1" {
+		cancel()
+		<-exited
+		t.Fatalf("sd_notify: got %q, %v; want READY=1 (stderr: %s)", buf[:n], err, runErr.String())
+	}
+	defer func() {
+		cancel()
+		if code := <-exited; code != 0 {
+			t.Errorf("Main(run) = %d, want 0; stderr: %s", code, runErr.String())
+		}
+		if _, err := os.Stat(sock); !os.IsNotExist(err) {
+			t.Errorf("control socket %s still exists after shutdown (Stat err %v)", sock, err)
+		}
+	}()
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("control socket mode = %v, %v; want 0600", fi.Mode().Perm(), err)
+	}
+
+	tests := []struct {
+		args []string
+		code int
+		want []string // substrings of stdout
+	}{
+		{[]string{"-s", sock, "ping", "alpha", "10.0.0.20", "-c", "2"}, 0, []string{"icmp_seq=2", "0% packet loss"}},
+		{[]string{"status", "-s", sock}, 0, []string{"switch lan0", "alpha.eth0", "namespace beta", "echo :7"}},
+		{[]string{"fdb", "lan0", "-s", sock}, 0, []string{"VLAN", "alpha.eth0", "beta.eth0"}},
+		{[]string{"ns", "alpha", "addr", "-s", sock}, 0, []string{"eth0", "10.0.0.10/24"}},
+		{[]string{"ns", "alpha", "route", "-s", sock}, 0, []string{"10.0.0.0/24"}},
+		{[]string{"ns", "alpha", "neigh", "-s", sock}, 0, []string{"10.0.0.20"}},
+		{[]string{"ns", "beta", "sockets", "-s", sock}, 0, []string{"LISTEN", ":7"}},
+		{[]string{"ns", "beta", "sockets", "--json", "-s", sock}, 0, []string{`"proto":"tcp"`}},
+		{[]string{"fdb", "nope", "-s", sock}, 1, nil},
+		{[]string{"ns", "alpha", "bogus", "-s", sock}, 2, nil},
+		{[]string{"ping", "alpha", "10.0.0.99", "-c", "1", "-s", sock}, 1, []string{"100% packet loss"}},
+		{[]string{"version", "--json"}, 0, []string{`"go":"go`}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, out, errs := run(t, tt.args...)
+			if code != tt.code {
+				t.Errorf("Main(%q) = %d, want %d; stderr: %s", tt.args, code, tt.code, errs)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("Main(%q) stdout = %q, want it to contain %q", tt.args, out, w)
+				}
+			}
+		})
+	}
+	t.Run("status --json", func(t *testing.T) {
+		_, out, _ := run(t, "status", "--json", "-s", sock)
+		var st struct {
+			Switches   []struct{ Name string }
+			Namespaces []struct{ Name string }
+		}
+		if err := json.Unmarshal([]byte(out), &st); err != nil || len(st.Switches) != 1 || len(st.Namespaces) != 2 {
+			t.Errorf("status --json = %s (%v), want 1 switch and 2 namespaces", out, err)
+		}
+	})
+	t.Run("second daemon on the same socket", func(t *testing.T) {
+		code, _, errs := run(t, "run", "-c", cfg)
+		if code != 1 || !strings.Contains(errs, "another vnetd") {
+			t.Errorf("Main(run on a live socket) = %d, %q; want 1 and \"another vnetd\"", code, errs)
+		}
+	})
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"validate", "../../config.toml.example"}, 0, "ok"},
+		{[]string{"validate", "../../config/testdata/errors.toml"}, 2, "errors.toml:17:3: switch \"lan9\" is not defined"},
+		{[]string{"validate", "/nonexistent.toml"}, 2, "no such file"},
+		{[]string{"validate"}, 2, "exactly one FILE"},
+		{[]string{"frobnicate"}, 2, "unknown command"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, out, errs := run(t, tt.args...)
+			if code != tt.code || !strings.Contains(out+errs, tt.want) {
+				t.Errorf("Main(%q) = %d, %q; want %d and %q", tt.args, code, out+errs, tt.code, tt.want)
+			}
+		})
+	}
+}
+
+func TestStaleSocketIsReplaced(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "vnetd.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close() // leaves the file behind, nobody listening
+	cfg := filepath.Join(dir, "lab.toml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(lab, sock)), 0o600)
+	ctx, cancel := context.WithCancel(context.Background())
+	exited := make(chan int, 1)
+	var errb bytes.Buffer
+	go func() { exited <- Main(ctx, []string{"run", "-c", cfg}, &bytes.Buffer{}, &errb) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if code, _, _ := run(t, "status", "-s", sock); code == 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	code, _, errs := run(t, "status", "-s", sock)
+	cancel()
+	if rc := <-exited; rc != 0 {
+		t.Errorf("Main(run over a stale socket) = %d; stderr %s", rc, errb.String())
+	}
+	if code != 0 {
+		t.Errorf("status after replacing a stale socket = %d, %s; want 0", code, errs)
+	}
+}
