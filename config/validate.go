@@ -246,7 +246,7 @@ func (v *validator) build(raw *rawConfig) *Config {
 		}
 		paths[r.Path] = true
 		needSwitch(p, r.Switch)
-		s := Socket{Path: r.Path, Switch: r.Switch, Protocol: r.Protocol}
+		s := Socket(r)
 		switch s.Protocol {
 		case "":
 			s.Protocol = "stream"
