@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -79,7 +80,7 @@ func TestDaemonLifecycle(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(base), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var stdout, stderr bytes.Buffer
+	var stdout, stderr syncBuffer
 	cmd := exec.Command(bin, "run", "-c", cfg)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
@@ -151,4 +152,22 @@ func TestDaemonLifecycle(t *testing.T) {
 	if !strings.Contains(stdout.String(), "vnetd is up") {
 		t.Errorf("run printed %q, want a summary starting \"vnetd is up\"", stdout.String())
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while the child process writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
