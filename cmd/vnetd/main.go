@@ -225,6 +225,14 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer srv.Close()
+	if cfg.Daemon.Metrics != "" {
+		m, err := control.ServeMetrics(cfg.Daemon.Metrics, d, log)
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		fmt.Fprintf(stdout, "metrics: http://%s/metrics\n", m.Addr())
+	}
 	printSummary(stdout, cfg, src, path)
 	if err := sdNotify("READY=1"); err != nil {
 		log.Warn("sd_notify failed", "err", err)

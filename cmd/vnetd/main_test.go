@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +20,7 @@ import (
 const lab = `
 [daemon]
 control = "%s"
+metrics = "%s"
 [[switch]]
 name = "lan0"
 [[namespace]]
@@ -52,7 +55,13 @@ func TestCLIAgainstRunningDaemon(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "vnetd.sock")
 	cfg := filepath.Join(dir, "lab.toml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(lab, sock)), 0o600); err != nil {
+	ml, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics := ml.Addr().String()
+	ml.Close()
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(lab, sock, metrics)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	notify := filepath.Join(dir, "notify.sock")
@@ -129,6 +138,19 @@ func TestCLIAgainstRunningDaemon(t *testing.T) {
 			t.Errorf("status --json = %s (%v), want 1 switch and 2 namespaces", out, err)
 		}
 	})
+	t.Run("metrics", func(t *testing.T) {
+		resp, err := http.Get("http://" + metrics + "/metrics")
+		if err != nil {
+			t.Fatalf("GET /metrics = %v", err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, w := range []string{`vnetd_port_frames_total{direction="rx",port="alpha.eth0",switch="lan0"}`, "vnetd_namespaces 2"} {
+			if !strings.Contains(string(b), w) {
+				t.Errorf("GET /metrics lacks %s", w)
+			}
+		}
+	})
 	t.Run("second daemon on the same socket", func(t *testing.T) {
 		code, _, errs := run(t, "run", "-c", cfg)
 		if code != 1 || !strings.Contains(errs, "another vnetd") {
@@ -169,7 +191,7 @@ func TestStaleSocketIsReplaced(t *testing.T) {
 	l.(*net.UnixListener).SetUnlinkOnClose(false)
 	l.Close() // leaves the file behind, nobody listening
 	cfg := filepath.Join(dir, "lab.toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(lab, sock)), 0o600)
+	os.WriteFile(cfg, []byte(fmt.Sprintf(lab, sock, "")), 0o600)
 	ctx, cancel := context.WithCancel(context.Background())
 	exited := make(chan int, 1)
 	var errb bytes.Buffer

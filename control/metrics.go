@@ -1,0 +1,105 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/vnetd/vnetd/daemon"
+)
+
+// collector turns a daemon.Status into Prometheus metrics at scrape time, so nothing
+// is counted twice and the data path keeps its own atomics.
+type collector struct{ d *daemon.Daemon }
+
+var (
+	descPortFrames = prometheus.NewDesc("vnetd_port_frames_total", "Frames through a switch port.", []string{"switch", "port", "direction"}, nil)
+	descPortBytes  = prometheus.NewDesc("vnetd_port_bytes_total", "Bytes through a switch port.", []string{"switch", "port", "direction"}, nil)
+	descPortDrops  = prometheus.NewDesc("vnetd_port_drops_total", "Frames dropped at a switch port, by reason.", []string{"switch", "port", "reason"}, nil)
+	descFDB        = prometheus.NewDesc("vnetd_fdb_entries", "Learned MACs in a switch's FDB.", []string{"switch"}, nil)
+	descFwdConns   = prometheus.NewDesc("vnetd_forward_accepted_total", "Connections or UDP flows a forward accepted.", []string{"forward"}, nil)
+	descFwdBytes   = prometheus.NewDesc("vnetd_forward_bytes_total", "Bytes relayed by a forward.", []string{"forward", "direction"}, nil)
+	descFwdErrs    = prometheus.NewDesc("vnetd_forward_dial_errors_total", "Forward connections whose target could not be reached.", []string{"forward"}, nil)
+	descNamespaces = prometheus.NewDesc("vnetd_namespaces", "Running namespaces.", nil, nil)
+)
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descPortFrames, descPortBytes, descPortDrops, descFDB, descFwdConns, descFwdBytes, descFwdErrs, descNamespaces} {
+		ch <- d
+	}
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	st := c.d.Status()
+	ctr := prometheus.CounterValue
+	for _, s := range st.Switches {
+		ch <- prometheus.MustNewConstMetric(descFDB, prometheus.GaugeValue, float64(s.Stats.FDBSize), s.Name)
+		for _, p := range s.Ports {
+			ch <- prometheus.MustNewConstMetric(descPortFrames, ctr, float64(p.Counters.RxFrames), s.Name, p.Name, "rx")
+			ch <- prometheus.MustNewConstMetric(descPortFrames, ctr, float64(p.Counters.TxFrames), s.Name, p.Name, "tx")
+			ch <- prometheus.MustNewConstMetric(descPortBytes, ctr, float64(p.Counters.RxBytes), s.Name, p.Name, "rx")
+			ch <- prometheus.MustNewConstMetric(descPortBytes, ctr, float64(p.Counters.TxBytes), s.Name, p.Name, "tx")
+			for reason, n := range p.Drops {
+				ch <- prometheus.MustNewConstMetric(descPortDrops, ctr, float64(n), s.Name, p.Name, reason)
+			}
+		}
+	}
+	for _, f := range st.Forwards {
+		ch <- prometheus.MustNewConstMetric(descFwdConns, ctr, float64(f.Stats.Accepted), f.Name)
+		ch <- prometheus.MustNewConstMetric(descFwdBytes, ctr, float64(f.Stats.BytesIn), f.Name, "in")
+		ch <- prometheus.MustNewConstMetric(descFwdBytes, ctr, float64(f.Stats.BytesOut), f.Name, "out")
+		ch <- prometheus.MustNewConstMetric(descFwdErrs, ctr, float64(f.Stats.DialErrors), f.Name)
+	}
+	ch <- prometheus.MustNewConstMetric(descNamespaces, prometheus.GaugeValue, float64(len(st.Namespaces)))
+}
+
+// Metrics is a running Prometheus endpoint.
+type Metrics struct {
+	srv  *http.Server
+	ln   net.Listener
+	done chan struct{}
+	once sync.Once
+}
+
+// ServeMetrics serves /metrics for d on addr (e.g. "127.0.0.1:9575").
+func ServeMetrics(addr string, d *daemon.Daemon, log *slog.Logger) (*Metrics, error) {
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(collector{d}); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listen %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	m := &Metrics{ln: ln, done: make(chan struct{}), srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}}
+	go func() {
+		defer close(m.done)
+		if err := m.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server", "err", err)
+		}
+	}()
+	return m, nil
+}
+
+// Addr is the bound address.
+func (m *Metrics) Addr() net.Addr { return m.ln.Addr() }
+
+// Close stops the endpoint; idempotent.
+func (m *Metrics) Close() error {
+	m.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		m.srv.Shutdown(ctx)
+		<-m.done
+	})
+	return nil
+}
