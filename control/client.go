@@ -74,7 +74,9 @@ func (c *Client) Get(ctx context.Context, p string, v any) error {
 }
 
 // NSPath is the endpoint of a namespace view.
-func NSPath(ns, view string) string { return "/v1/ns/" + url.PathEscape(ns) + "/" + url.PathEscape(view) }
+func NSPath(ns, view string) string {
+	return "/v1/ns/" + url.PathEscape(ns) + "/" + url.PathEscape(view)
+}
 
 // FDBPath is the endpoint of a switch's FDB.
 func FDBPath(sw string) string { return "/v1/fdb/" + url.PathEscape(sw) }

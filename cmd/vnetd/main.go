@@ -210,9 +210,6 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	d := daemon.New(daemon.Options{Logger: log})
 	defer d.Close()
-	if err := d.Apply(cfg); err != nil {
-		return fmt.Errorf("start %s: %w", src, err)
-	}
 	path := *sock
 	if path == "" {
 		path = cfg.Daemon.Control
@@ -225,6 +222,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer srv.Close()
+	if err := d.Apply(cfg); err != nil {
+		return fmt.Errorf("start %s: %w", src, err)
+	}
 	if cfg.Daemon.Metrics != "" {
 		m, err := control.ServeMetrics(cfg.Daemon.Metrics, d, log)
 		if err != nil {
