@@ -12,6 +12,7 @@ import (
 
 	"github.com/vnetd/vnetd/config"
 	"github.com/vnetd/vnetd/forward"
+	"github.com/vnetd/vnetd/frame"
 	"github.com/vnetd/vnetd/nsstack"
 	"github.com/vnetd/vnetd/service"
 	l2switch "github.com/vnetd/vnetd/switch"
@@ -21,18 +22,27 @@ import (
 type Options struct {
 	// Logger receives lifecycle events; default slog.Default().
 	Logger *slog.Logger
+	// OpenTAP opens a host TAP device as a port (cmd/vnetd wires package tap here);
+	// nil means TAP support is not in this build and [[tap]] sections fail to start.
+	OpenTAP func(config.TAP, *slog.Logger) (frame.Port, error)
+	// NewRouter builds a router with one port per interface (cmd/vnetd wires package
+	// router here); nil means [[router]] sections fail to start.
+	NewRouter func(config.Router, *slog.Logger) (RouterPorts, error)
 }
 
 // Daemon is the running lab. Its methods are safe for concurrent use.
 type Daemon struct {
-	log *slog.Logger
+	log       *slog.Logger
+	openTAP   func(config.TAP, *slog.Logger) (frame.Port, error)
+	newRouter func(config.Router, *slog.Logger) (RouterPorts, error)
 
-	mu         sync.Mutex
-	cfg        *config.Config
-	switches   map[string]*swEntry
-	namespaces map[string]*nsEntry
-	forwards   map[string]*fwEntry
-	closed     bool
+	mu          sync.Mutex
+	cfg         *config.Config
+	switches    map[string]*swEntry
+	namespaces  map[string]*nsEntry
+	forwards    map[string]*fwEntry
+	attachments map[string]*attachment // "tap:NAME", "router:NAME"
+	closed      bool
 
 	live sync.Map // namespace name -> *nsstack.Namespace, read by forwards without mu
 }
@@ -63,18 +73,19 @@ func New(o Options) *Daemon {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Daemon{log: o.Logger, switches: map[string]*swEntry{}, namespaces: map[string]*nsEntry{}, forwards: map[string]*fwEntry{}}
+	return &Daemon{log: o.Logger, openTAP: o.OpenTAP, newRouter: o.NewRouter, switches: map[string]*swEntry{}, namespaces: map[string]*nsEntry{},
+		forwards: map[string]*fwEntry{}, attachments: map[string]*attachment{}}
 }
 
 // ErrUnavailable wraps errors for config parts this build cannot run yet.
 var ErrUnavailable = errors.New("not available in this build")
 
-func unsupported(c *config.Config) error {
+func (d *Daemon) unsupported(c *config.Config) error {
 	var errs []error
-	if len(c.Routers) > 0 {
+	if len(c.Routers) > 0 && d.newRouter == nil {
 		errs = append(errs, fmt.Errorf("router %q: router support %w", c.Routers[0].Name, ErrUnavailable))
 	}
-	if len(c.TAPs) > 0 {
+	if len(c.TAPs) > 0 && d.openTAP == nil {
 		errs = append(errs, fmt.Errorf("tap %q: tap support %w", c.TAPs[0].Name, ErrUnavailable))
 	}
 	if len(c.HostInterfaces) > 0 {
@@ -99,7 +110,7 @@ func unsupported(c *config.Config) error {
 // the change fails, the previous config is restored (best effort) and the error
 // returned.
 func (d *Daemon) Apply(c *config.Config) error {
-	if err := unsupported(c); err != nil {
+	if err := d.unsupported(c); err != nil {
 		return err
 	}
 	d.mu.Lock()
@@ -204,6 +215,7 @@ func (d *Daemon) applyLocked(c *config.Config) error {
 	for name := range down {
 		d.removeNamespaceLocked(name)
 	}
+	d.removeAttachmentsLocked(attKeys(c), rebuildSw)
 	for name := range rebuildSw {
 		d.switches[name].sw.Close()
 		delete(d.switches, name)
@@ -216,6 +228,9 @@ func (d *Daemon) applyLocked(c *config.Config) error {
 		sw := l2switch.New(l2switch.Config{Name: s.Name, MACAging: s.MACAging, MaxMACs: s.MaxMACs, PortMaxMACs: s.PortMaxMACs, Logger: d.log.With("switch", s.Name)})
 		d.switches[s.Name] = &swEntry{cfg: s, sw: sw}
 		d.log.Info("switch up", "switch", s.Name)
+	}
+	if err := d.addAttachmentsLocked(c); err != nil {
+		return err
 	}
 	// Unchanged namespaces: apply route and service differences in place.
 	for name, e := range d.namespaces {
@@ -414,6 +429,9 @@ func (d *Daemon) closeLocked() {
 	sort.Strings(names)
 	for _, name := range names {
 		d.removeNamespaceLocked(name)
+	}
+	for key := range d.attachments {
+		d.removeAttachmentLocked(key)
 	}
 	for name, e := range d.switches {
 		e.sw.Close()

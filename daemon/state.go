@@ -66,6 +66,11 @@ func (d *Daemon) Status() Status {
 			st.Namespaces = append(st.Namespaces, ns)
 		}
 	}
+	for _, r := range d.cfg.Routers {
+		if d.attachments["router:"+r.Name] != nil {
+			st.Routers = append(st.Routers, r.Name)
+		}
+	}
 	for _, f := range d.cfg.Forwards {
 		if e := d.forwards[f.Name()]; e != nil {
 			st.Forwards = append(st.Forwards, ForwardStatus{Name: f.Name(), Namespace: f.Namespace, Target: f.Target.String(), Stats: e.fw.Stats()})
