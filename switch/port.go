@@ -33,6 +33,7 @@ const (
 	DropSamePort       = "same_port"        // destination learned on the ingress port
 	DropQueueFull      = "queue_full"       // egress queue full (slow or dead port)
 	DropOffload        = "offload"          // superframe the egress port cannot take and software could not segment
+	DropDoubleTagged   = "double_tagged"    // popping the tag for this port would expose a second tag (VLAN hopping)
 )
 
 const (
@@ -44,11 +45,12 @@ const (
 	dropSamePort
 	dropQueueFull
 	dropOffload
+	dropDoubleTagged
 	numDrops
 )
 
 var dropNames = [numDrops]string{DropTooShort, DropTooBig, DropBadSource, DropTaggedOnAccess,
-	DropVLANNotAllowed, DropSamePort, DropQueueFull, DropOffload}
+	DropVLANNotAllowed, DropSamePort, DropQueueFull, DropOffload, DropDoubleTagged}
 
 // swPort is a port as the switch sees it. Its VLAN set is immutable after AddPort.
 type swPort struct {

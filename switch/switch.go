@@ -377,6 +377,7 @@ func (b *batch) release() {
 
 const (
 	etherTypeVLAN = 0x8100
+	etherTypeQinQ = 0x88a8
 	tciVIDMask    = 0x0fff
 )
 
@@ -504,6 +505,12 @@ func (s *Switch) emit(out *swPort, rb *batch, buf *frame.Buf, vlan uint16, tagge
 	switch wantTag := out.tagged(vlan); {
 	case taggedIn && !wantTag: // pop: move the MACs 4 bytes on
 		b := buf.B[buf.Off:]
+		if isVLANType(binary.BigEndian.Uint16(b[16:18])) {
+			// A second tag would surface after the pop: the double-tagging VLAN hop.
+			out.drops[dropDoubleTagged].Add(1)
+			out.stats.TxDropped.Add(1)
+			return dropBuf(buf, owned)
+		}
 		copy(b[frame.VLANTagLen:frame.VLANTagLen+12], b[0:12])
 		buf.Off += frame.VLANTagLen
 		buf.N -= frame.VLANTagLen
@@ -542,6 +549,9 @@ func (s *Switch) emit(out *swPort, rb *batch, buf *frame.Buf, vlan uint16, tagge
 	}
 	return true
 }
+
+// isVLANType reports whether an EtherType introduces an 802.1Q or 802.1ad tag.
+func isVLANType(t uint16) bool { return t == etherTypeVLAN || t == etherTypeQinQ }
 
 // dropBuf releases a buf the caller does not keep, and reports it consumed.
 func dropBuf(buf *frame.Buf, owned bool) bool {

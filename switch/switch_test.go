@@ -464,3 +464,52 @@ func TestBadPortConfig(t *testing.T) {
 		b.Close()
 	}
 }
+
+func TestDoubleTaggedDoesNotHop(t *testing.T) {
+	sw := newSwitch(t, Config{})
+	a10 := addHost(t, sw, "a10", mac(1), PortConfig{VLAN: 10})
+	a20 := addHost(t, sw, "a20", mac(2), PortConfig{VLAN: 20})
+	tr := addHost(t, sw, "trunk", mac(3), PortConfig{Trunk: []uint16{10, 20}})
+	tr2 := addHost(t, sw, "trunk2", mac(4), PortConfig{Trunk: []uint16{10}})
+	nat := addHost(t, sw, "native", mac(5), PortConfig{Trunk: []uint16{20}, Native: 10})
+
+	for _, tt := range []struct {
+		name  string
+		inner uint16
+	}{
+		{"802.1Q inside 802.1Q", 0x8100},
+		{"802.1ad inside 802.1Q", 0x88a8},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			// Outer tag VLAN 10, then a second tag claiming VLAN 20.
+			inner := tagged(frame.Broadcast, tr.mac, 20, "hop")
+			binary.BigEndian.PutUint16(inner[12:14], tt.inner)
+			dbl := append(append(append([]byte{}, inner[:12]...), 0x81, 0x00, 0x00, 10), inner[12:]...)
+			before := map[string]uint64{}
+			for _, n := range []string{"a10", "native"} {
+				before[n] = portStatus(t, sw, n).Drops[DropDoubleTagged]
+			}
+			tr.send(dbl)
+			// A trunk carrying VLAN 10 tagged gets the frame whole (Q-in-Q passes through).
+			select {
+			case got := <-tr2.rx:
+				if !bytes.Equal(got, dbl) {
+					t.Fatalf("trunk2 got % x, want the double-tagged frame unchanged % x", got[:22], dbl[:22])
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("trunk2 received nothing, want the double-tagged frame")
+			}
+			// Ports that would pop the outer tag drop it and count it.
+			tr.send(tagged(frame.Broadcast, tr.mac, 10, "sync"))
+			a10.expect("sync")
+			nat.expect("sync")
+			tr2.expect("sync")
+			a20.expectNone()
+			for _, n := range []string{"a10", "native"} {
+				if got := portStatus(t, sw, n).Drops[DropDoubleTagged] - before[n]; got != 1 {
+					t.Fatalf("%s drops[%s] grew by %d, want 1", n, DropDoubleTagged, got)
+				}
+			}
+		})
+	}
+}
