@@ -77,9 +77,11 @@ name = "delta"
   kind = "discard"
 `
 
+func parseB(src string) (*config.Config, error) { return config.Parse("test.toml", []byte(src)) }
+
 func parse(t *testing.T, src string) *config.Config {
 	t.Helper()
-	c, err := config.Parse("test.toml", []byte(src))
+	c, err := parseB(src)
 	if err != nil {
 		t.Fatalf("config.Parse() = %v", err)
 	}
