@@ -1,0 +1,397 @@
+package router
+
+import (
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/vnetd/vnetd/frame"
+)
+
+// Drop reasons, counted per ingress (or egress) interface.
+const (
+	dropMalformed      = iota // too short or bad IP header
+	dropNotForUs              // unicast to another MAC
+	dropProto                 // unknown ethertype or tagged frame
+	dropLocal                 // addressed to the router but not handled (not a ping)
+	dropTTL                   // TTL / hop limit expired
+	dropNoRoute               // no route to destination
+	dropTooBig                // larger than the egress MTU
+	dropNeighQueueFull        // too many frames waiting for one neighbour
+	dropNeighTimeout          // neighbour never answered
+	dropNeighEvicted          // neighbour entry evicted while frames waited
+	dropQueueFull             // egress queue full
+	dropShortcut              // shortcut target refused the frame
+	numDrops
+)
+
+var dropNames = [numDrops]string{"malformed", "not_for_us", "proto", "local", "ttl", "no_route", "too_big", "neigh_queue_full", "neigh_timeout", "neigh_evicted", "queue_full", "shortcut"}
+
+const (
+	etARP  = 0x0806
+	etIPv4 = 0x0800
+	etIPv6 = 0x86dd
+)
+
+// iface is a router interface and the frame.Port its switch sees.
+type iface struct {
+	r   *Router
+	cfg IfaceConfig
+	mac frame.MAC
+	q   *frame.Queue
+
+	ctr       frame.Counters
+	forwarded atomic.Uint64
+	shortcut  atomic.Uint64
+	icmpErrs  atomic.Uint64
+	drops     [numDrops]atomic.Uint64
+	closed    atomic.Bool
+
+	rbufs   []*frame.Buf   // ReadFrames scratch (one reader at a time)
+	sc      [1]frame.Frame // shortcut scratch, used only from this port's WriteFrames
+	pending []*frame.Buf   // flushed neighbour queue scratch, same
+}
+
+var _ frame.Port = (*iface)(nil)
+
+func newIface(r *Router, c IfaceConfig) *iface {
+	return &iface{r: r, cfg: c, mac: c.MAC, q: frame.NewQueue(r.opts.QueueLen), rbufs: make([]*frame.Buf, 64)}
+}
+
+func (i *iface) drop(reason int) { i.drops[reason].Add(1) }
+
+func (i *iface) info() IfaceInfo {
+	d := make(map[string]uint64)
+	for k := range i.drops {
+		if v := i.drops[k].Load(); v != 0 {
+			d[dropNames[k]] = v
+		}
+	}
+	return IfaceInfo{
+		Name: i.cfg.Name, MAC: i.mac, MTU: i.cfg.MTU, VLAN: i.cfg.VLAN,
+		Addresses: append([]netip.Prefix(nil), i.cfg.Addresses...),
+		Counters:  i.ctr.Snapshot(), Forwarded: i.forwarded.Load(), Shortcut: i.shortcut.Load(),
+		ICMPErrors: i.icmpErrs.Load(), Dropped: d,
+	}
+}
+
+// Info implements frame.Port. The router passes offload metadata through, so it
+// accepts every offload and may return superframes.
+func (i *iface) Info() frame.Info {
+	return frame.Info{Name: i.r.opts.Name + "." + i.cfg.Name, MTU: i.cfg.MTU, MaxFrame: frame.MaxSuperFrame, Caps: frame.CapsAll}
+}
+
+// ReadFrames implements frame.Port: it returns frames the router sends out of this
+// interface.
+func (i *iface) ReadFrames(frames []frame.Frame) (int, error) {
+	for {
+		n, err := i.q.Pop(i.rbufs[:min(len(frames), len(i.rbufs))])
+		if err != nil {
+			return 0, net.ErrClosed
+		}
+		k := 0
+		for j := 0; j < n; j++ {
+			b := i.rbufs[j]
+			if b.CopyTo(&frames[k]) {
+				i.ctr.TxFrames.Add(1)
+				i.ctr.TxBytes.Add(uint64(b.N))
+				k++
+			} else {
+				i.ctr.TxDropped.Add(1)
+			}
+			i.rbufs[j] = nil
+			b.Release()
+		}
+		if k > 0 {
+			return k, nil
+		}
+	}
+}
+
+// WriteFrames implements frame.Port: the switch hands the router frames received on
+// this interface; they are routed before WriteFrames returns.
+func (i *iface) WriteFrames(frames []frame.Frame) (int, error) {
+	if i.closed.Load() {
+		return 0, net.ErrClosed
+	}
+	for k := range frames {
+		f := &frames[k]
+		i.ctr.RxFrames.Add(1)
+		i.ctr.RxBytes.Add(uint64(f.N))
+		i.input(f)
+	}
+	return len(frames), nil
+}
+
+// Close implements frame.Port. It is idempotent.
+func (i *iface) Close() error {
+	if i.closed.Swap(true) {
+		return nil
+	}
+	i.q.Close()
+	return nil
+}
+
+// enqueue hands b to this interface's reader, or drops it.
+func (i *iface) enqueue(b *frame.Buf) {
+	if !i.q.Push(b) {
+		i.ctr.TxDropped.Add(1)
+		i.drop(dropQueueFull)
+		b.Release()
+	}
+}
+
+// input routes one received frame.
+func (i *iface) input(f *frame.Frame) {
+	b := f.Bytes()
+	if len(b) < frame.EthHeaderLen {
+		i.drop(dropMalformed)
+		return
+	}
+	dst := frame.MAC(b[0:6])
+	if dst != i.mac && !dst.IsMulticast() {
+		i.drop(dropNotForUs)
+		return
+	}
+	switch binary.BigEndian.Uint16(b[12:14]) {
+	case etARP:
+		i.inputARP(b)
+	case etIPv4:
+		i.inputIPv4(f, dst == i.mac)
+	case etIPv6:
+		i.inputIPv6(f, dst == i.mac)
+	default:
+		i.drop(dropProto)
+	}
+}
+
+// addr4 returns the interface's IPv4 address on the prefix holding peer, or its first
+// IPv4 address.
+func (i *iface) addr4(peer netip.Addr) (netip.Addr, bool) {
+	return i.addrFor(peer, true)
+}
+
+func (i *iface) addrFor(peer netip.Addr, v4 bool) (netip.Addr, bool) {
+	var first netip.Addr
+	for _, p := range i.cfg.Addresses {
+		if p.Addr().Is4() != v4 {
+			continue
+		}
+		if p.Contains(peer) {
+			return p.Addr(), true
+		}
+		if !first.IsValid() {
+			first = p.Addr()
+		}
+	}
+	return first, first.IsValid()
+}
+
+func (i *iface) owns(a netip.Addr) bool {
+	for _, p := range i.cfg.Addresses {
+		if p.Addr() == a {
+			return true
+		}
+	}
+	return false
+}
+
+func (i *iface) onLink(a netip.Addr) bool {
+	for _, p := range i.cfg.Addresses {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return a.Is6() && a.IsLinkLocalUnicast()
+}
+
+func (i *iface) inputARP(b []byte) {
+	if len(b) < 42 {
+		i.drop(dropMalformed)
+		return
+	}
+	a := b[14:]
+	if binary.BigEndian.Uint16(a[0:2]) != 1 || binary.BigEndian.Uint16(a[2:4]) != etIPv4 || a[4] != 6 || a[5] != 4 {
+		i.drop(dropMalformed)
+		return
+	}
+	op := binary.BigEndian.Uint16(a[6:8])
+	sha := frame.MAC(a[8:14])
+	spa := netip.AddrFrom4([4]byte(a[14:18]))
+	tpa := netip.AddrFrom4([4]byte(a[24:28]))
+	now := i.r.now()
+	if spa.IsValid() && !spa.IsUnspecified() && !sha.IsMulticast() && i.onLink(spa) {
+		i.pending = i.r.neigh.learn(i, spa, sha, now, i.owns(tpa), i.pending[:0])
+		i.flush(sha)
+	}
+	if op != 1 {
+		return
+	}
+	answer := i.owns(tpa)
+	if !answer && i.cfg.ProxyARP && tpa != spa {
+		if rt, ok := i.r.lookup(tpa); ok && rt.iface != i {
+			answer = true
+		}
+	}
+	if !answer {
+		return
+	}
+	rb := frame.GetBuf(42)
+	rb.N = 42
+	o := rb.B[:42]
+	copy(o[0:6], sha[:])
+	copy(o[6:12], i.mac[:])
+	binary.BigEndian.PutUint16(o[12:14], etARP)
+	copy(o[14:20], a[0:6])
+	binary.BigEndian.PutUint16(o[20:22], 2)
+	copy(o[22:28], i.mac[:])
+	copy(o[28:32], a[24:28])
+	copy(o[32:38], sha[:])
+	copy(o[38:42], a[14:18])
+	i.enqueue(rb)
+}
+
+// flush delivers frames that waited for mac (in i.pending) out of this interface.
+func (i *iface) flush(mac frame.MAC) {
+	for k, b := range i.pending {
+		i.pending[k] = nil
+		i.deliver(i, b, mac)
+	}
+	i.pending = i.pending[:0]
+}
+
+// probe sends an ARP request or neighbour solicitation for addr.
+func (i *iface) probe(addr netip.Addr) {
+	if addr.Is4() {
+		src, ok := i.addr4(addr)
+		if !ok {
+			return
+		}
+		b := frame.GetBuf(42)
+		b.N = 42
+		o := b.B[:42]
+		bcast := frame.MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+		copy(o[0:6], bcast[:])
+		copy(o[6:12], i.mac[:])
+		binary.BigEndian.PutUint16(o[12:14], etARP)
+		binary.BigEndian.PutUint16(o[14:16], 1)
+		binary.BigEndian.PutUint16(o[16:18], etIPv4)
+		o[18], o[19] = 6, 4
+		binary.BigEndian.PutUint16(o[20:22], 1)
+		copy(o[22:28], i.mac[:])
+		s4, t4 := src.As4(), addr.As4()
+		copy(o[28:32], s4[:])
+		clear(o[32:38])
+		copy(o[38:42], t4[:])
+		i.enqueue(b)
+		return
+	}
+	src, ok := i.addrFor(addr, false)
+	if !ok {
+		return
+	}
+	t := addr.As16()
+	snm := netip.AddrFrom16([16]byte{0xff, 0x02, 10: 0, 11: 1, 12: 0xff, 13: t[13], 14: t[14], 15: t[15]})
+	icmp := make([]byte, 32) // control path: a probe, not per forwarded packet
+	icmp[0] = 135
+	copy(icmp[8:24], t[:])
+	icmp[24], icmp[25] = 1, 1
+	copy(icmp[26:32], i.mac[:])
+	dmac := frame.MAC{0x33, 0x33, 0xff, t[13], t[14], t[15]}
+	i.enqueue(i.build6(dmac, src, snm, 255, icmp))
+}
+
+// build6 builds an Ethernet+IPv6+ICMPv6 frame with a computed checksum.
+func (i *iface) build6(dmac frame.MAC, src, dst netip.Addr, hop byte, icmp []byte) *frame.Buf {
+	n := 14 + 40 + len(icmp)
+	b := frame.GetBuf(n)
+	b.N = n
+	o := b.B[:n]
+	copy(o[0:6], dmac[:])
+	copy(o[6:12], i.mac[:])
+	binary.BigEndian.PutUint16(o[12:14], etIPv6)
+	ip := o[14:]
+	clear(ip[:40])
+	ip[0] = 0x60
+	binary.BigEndian.PutUint16(ip[4:6], uint16(len(icmp)))
+	ip[6], ip[7] = 58, hop
+	s, d := src.As16(), dst.As16()
+	copy(ip[8:24], s[:])
+	copy(ip[24:40], d[:])
+	copy(ip[40:], icmp)
+	ip[42], ip[43] = 0, 0
+	binary.BigEndian.PutUint16(ip[42:44], icmp6Csum(ip[8:24], ip[24:40], ip[40:]))
+	return b
+}
+
+func icmp6Csum(src, dst, body []byte) uint16 {
+	acc := sum(0, src)
+	acc = sum(acc, dst)
+	acc += uint32(len(body)) + 58
+	return fold(sum(acc, body))
+}
+
+// deliver rewrites b's MACs and sends it out of i: straight to an in-process NIC when
+// the shortcut resolves one, else through i's queue. via is the ingress interface
+// whose scratch the shortcut uses.
+func (i *iface) deliver(via *iface, b *frame.Buf, dmac frame.MAC) {
+	o := b.B[b.Off : b.Off+b.N]
+	copy(o[0:6], dmac[:])
+	copy(o[6:12], i.mac[:])
+	if sc := i.r.opts.Shortcut; sc != nil {
+		if p, ok := sc(i.cfg.Name, i.cfg.VLAN, dmac); ok && p.Info().Caps.Accepts(&b.Meta) {
+			f := &via.sc[0]
+			f.Buf, f.N, f.Meta = o, b.N, b.Meta
+			n, _ := p.WriteFrames(via.sc[:])
+			f.Buf = nil
+			if n == 1 {
+				i.shortcut.Add(1)
+				i.ctr.TxFrames.Add(1)
+				i.ctr.TxBytes.Add(uint64(b.N))
+			} else {
+				i.drop(dropShortcut)
+			}
+			b.Release()
+			return
+		}
+	}
+	i.enqueue(b)
+}
+
+// send resolves nh on i and delivers b, queueing it while the neighbour is resolved.
+func (i *iface) send(in *iface, b *frame.Buf, nh netip.Addr) {
+	r := i.r
+	now := r.now()
+	mac, ok, stale := r.neigh.lookup(i, nh, now, r.opts.NeighborTTL)
+	if ok {
+		if stale && r.neigh.markProbed(i, nh, now) {
+			i.probe(nh)
+		}
+		i.deliver(in, b, mac)
+		return
+	}
+	mac, resolved, probe := r.neigh.enqueue(i, nh, b, now, r.opts.MaxPending)
+	if resolved {
+		i.deliver(in, b, mac)
+		return
+	}
+	if probe {
+		i.probe(nh)
+	}
+}
+
+// route sends a locally built IP packet in b towards dst.
+func (i *iface) route(b *frame.Buf, dst netip.Addr) {
+	rt, ok := i.r.lookup(dst)
+	if !ok {
+		i.drop(dropNoRoute)
+		b.Release()
+		return
+	}
+	nh := dst
+	if rt.via.IsValid() {
+		nh = rt.via
+	}
+	rt.iface.send(i, b, nh)
+}
