@@ -86,6 +86,14 @@ func FuzzSwitchInput(f *testing.F) {
 				if !p.trunk && isTagged {
 					t.Fatalf("access port %s emitted a tagged frame % x", p.name, got[:18])
 				}
+				if p == in {
+					t.Fatalf("port %s sent a frame back out of its ingress port", p.name)
+				}
+				if isTagged && len(got) >= frame.EthHeaderLen+frame.VLANTagLen {
+					if v := binary.BigEndian.Uint16(got[14:16]) & tciVIDMask; !p.carries(v) || v == p.access {
+						t.Fatalf("trunk %s emitted VLAN %d tagged, which it does not carry tagged", p.name, v)
+					}
+				}
 				b.Release()
 			}
 		}
