@@ -8,11 +8,15 @@
 // to the egress port's queue and takes a fresh buffer from the pool, so forwarding
 // allocates nothing. Flooded frames are copied once per extra egress port.
 //
-// The FDB maps (VLAN, MAC) to a port. It is split into shards, each a map behind its
-// own RWMutex, so readers on different ports rarely meet; entries hold their port and
-// last-seen time in atomics, so a known source refreshes without a write lock. The set
-// of ports is an immutable slice behind an atomic pointer, replaced whole when a port
-// is added or removed: the forwarding path takes no switch-wide lock.
+// The FDB maps (VLAN, MAC), packed into one uint64, to a port. It is split into 64
+// shards; each shard's map is immutable once published behind an atomic pointer, so a
+// lookup or a known-source check is one atomic load and a map read, with no lock and no
+// shared write. Writers (a new MAC, aging, a port flush) serialise on the shard's
+// mutex and publish a modified copy (a shard holds about MaxMACs/64 entries). Entries
+// hold their port and last-seen time in atomics, so a MAC move or a refresh changes
+// the entry, not the map. The set of ports is an immutable slice behind an atomic
+// pointer, replaced whole when a port is added or removed: the forwarding path takes
+// no lock at all.
 //
 // VLANs: every frame is classified to one VLAN at ingress. An access port carries one
 // VLAN untagged (VLAN 0 in PortConfig means the default VLAN 1); a trunk port carries
@@ -29,5 +33,5 @@
 // the hook declines and they are counted as the "offload" drop of that port.
 //
 // Lock order: Switch.mu (control plane) before an FDB shard's mu. The data path takes
-// only shard locks, one at a time.
+// a shard's mu only to learn a new MAC or move one, one shard at a time.
 package l2switch

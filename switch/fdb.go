@@ -1,6 +1,7 @@
 package l2switch
 
 import (
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,11 +37,22 @@ type fdbEntry struct {
 	lastSeen atomic.Int64 // unix nanoseconds
 }
 
+// fdbShard is one slice of the FDB. Readers load its map with one atomic read and take
+// no lock; writers (a new MAC, aging, a flush) serialise on mu and publish a modified
+// copy. A shard holds about MaxMACs/fdbShards entries, so a copy is small, and writes
+// are rare next to reads: a known MAC moving or refreshing changes its entry's atomics,
+// not the map.
 type fdbShard struct {
-	mu sync.RWMutex
-	m  map[fdbKey]*fdbEntry // guarded by mu
-	_  [40]byte             // keep shards on separate cache lines
+	mu sync.Mutex                           // serialises writers
+	m  atomic.Pointer[map[fdbKey]*fdbEntry] // immutable once published
+	_  [48]byte                             // keep shards on separate cache lines
 }
+
+// load returns the shard's current map; callers must not modify it.
+func (s *fdbShard) load() map[fdbKey]*fdbEntry { return *s.m.Load() }
+
+// publishLocked replaces the shard's map. s.mu must be held.
+func (s *fdbShard) publishLocked(m map[fdbKey]*fdbEntry) { s.m.Store(&m) }
 
 // fdb is the forwarding database. Its counters are the switch's learn events.
 type fdb struct {
@@ -55,17 +67,14 @@ type fdb struct {
 func newFDB(maxMACs, portMax int) *fdb {
 	f := &fdb{maxMACs: int64(maxMACs), portMax: int64(portMax)}
 	for i := range f.shards {
-		f.shards[i].m = make(map[fdbKey]*fdbEntry)
+		f.shards[i].publishLocked(make(map[fdbKey]*fdbEntry))
 	}
 	return f
 }
 
 // lookup returns the port (vlan, mac) was learned on, or nil.
 func (f *fdb) lookup(k fdbKey) *swPort {
-	s := &f.shards[k.shard()]
-	s.mu.RLock()
-	e := s.m[k]
-	s.mu.RUnlock()
+	e := f.shards[k.shard()].load()[k]
 	if e == nil {
 		return nil
 	}
@@ -79,9 +88,7 @@ const refreshEvery = int64(time.Second)
 // learn records that k was seen on p at now.
 func (f *fdb) learn(k fdbKey, p *swPort, now int64) {
 	s := &f.shards[k.shard()]
-	s.mu.RLock()
-	e := s.m[k]
-	s.mu.RUnlock()
+	e := s.load()[k]
 	if e != nil && e.port.Load() == p {
 		if now-e.lastSeen.Load() > refreshEvery {
 			e.lastSeen.Store(now)
@@ -90,7 +97,8 @@ func (f *fdb) learn(k fdbKey, p *swPort, now int64) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e = s.m[k]
+	cur := s.load()
+	e = cur[k]
 	switch {
 	case e == nil:
 		if f.size.Load() >= f.maxMACs {
@@ -104,7 +112,9 @@ func (f *fdb) learn(k fdbKey, p *swPort, now int64) {
 		e = new(fdbEntry)
 		e.port.Store(p)
 		e.lastSeen.Store(now)
-		s.m[k] = e
+		next := maps.Clone(cur)
+		next[k] = e
+		s.publishLocked(next)
 		f.size.Add(1)
 		p.macs.Add(1)
 		f.learned.Add(1)
@@ -126,32 +136,38 @@ func (f *fdb) learn(k fdbKey, p *swPort, now int64) {
 // age forgets entries idle for longer than maxAge.
 func (f *fdb) age(now time.Time, maxAge time.Duration) {
 	cutoff := now.Add(-maxAge).UnixNano()
-	for i := range f.shards {
-		s := &f.shards[i]
-		s.mu.Lock()
-		for k, e := range s.m {
-			if e.lastSeen.Load() < cutoff {
-				delete(s.m, k)
-				e.port.Load().macs.Add(-1)
-				f.size.Add(-1)
-				f.aged.Add(1)
-			}
-		}
-		s.mu.Unlock()
-	}
+	f.removeIf(func(e *fdbEntry) bool { return e.lastSeen.Load() < cutoff }, &f.aged)
 }
 
 // flushPort forgets every entry on p.
 func (f *fdb) flushPort(p *swPort) {
+	f.removeIf(func(e *fdbEntry) bool { return e.port.Load() == p }, nil)
+}
+
+// removeIf forgets the entries gone reports, counting them in events when not nil.
+// A shard is copied only when it loses an entry.
+func (f *fdb) removeIf(gone func(*fdbEntry) bool, events *atomic.Uint64) {
 	for i := range f.shards {
 		s := &f.shards[i]
 		s.mu.Lock()
-		for k, e := range s.m {
-			if e.port.Load() == p {
-				delete(s.m, k)
-				p.macs.Add(-1)
-				f.size.Add(-1)
+		cur := s.load()
+		var next map[fdbKey]*fdbEntry
+		for k, e := range cur {
+			if !gone(e) {
+				continue
 			}
+			if next == nil {
+				next = maps.Clone(cur)
+			}
+			delete(next, k)
+			e.port.Load().macs.Add(-1)
+			f.size.Add(-1)
+			if events != nil {
+				events.Add(1)
+			}
+		}
+		if next != nil {
+			s.publishLocked(next)
 		}
 		s.mu.Unlock()
 	}
@@ -168,9 +184,7 @@ type FDBEntry struct {
 func (f *fdb) snapshot(now time.Time) []FDBEntry {
 	var out []FDBEntry
 	for i := range f.shards {
-		s := &f.shards[i]
-		s.mu.RLock()
-		for k, e := range s.m {
+		for k, e := range f.shards[i].load() {
 			out = append(out, FDBEntry{
 				VLAN: k.vlan(),
 				MAC:  k.mac(),
@@ -178,7 +192,6 @@ func (f *fdb) snapshot(now time.Time) []FDBEntry {
 				Age:  now.Sub(time.Unix(0, e.lastSeen.Load())),
 			})
 		}
-		s.mu.RUnlock()
 	}
 	return out
 }
