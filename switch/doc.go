@@ -8,15 +8,16 @@
 // to the egress port's queue and takes a fresh buffer from the pool, so forwarding
 // allocates nothing. Flooded frames are copied once per extra egress port.
 //
-// The FDB maps (VLAN, MAC), packed into one uint64, to a port. It is split into 64
-// shards; each shard's map is immutable once published behind an atomic pointer, so a
-// lookup or a known-source check is one atomic load and a map read, with no lock and no
-// shared write. Writers (a new MAC, aging, a port flush) serialise on the shard's
-// mutex and publish a modified copy (a shard holds about MaxMACs/64 entries). Entries
-// hold their port and last-seen time in atomics, so a MAC move or a refresh changes
-// the entry, not the map. The set of ports is an immutable slice behind an atomic
-// pointer, replaced whole when a port is added or removed: the forwarding path takes
-// no lock at all.
+// The FDB maps (VLAN, MAC), packed into one uint64, to a port. It is split into at
+// least 64 shards (more for a large MaxMACs: about 128 entries each when full). Each
+// shard's map is immutable once published behind an atomic pointer, so a lookup or a
+// known-source check is one atomic load and a map read, with no lock and no shared
+// write. Writers (a new MAC, aging, a port flush) serialise on the shard's mutex and
+// publish a modified copy; once the FDB is full an unknown source is counted without
+// taking any lock, so a MAC flood cannot contend. Entries hold their port and
+// last-seen time in atomics, so a MAC move or a refresh changes the entry, not the map.
+// The set of ports is an immutable slice behind an atomic pointer, replaced whole when
+// a port is added or removed: forwarding between known MACs takes no lock at all.
 //
 // VLANs: every frame is classified to one VLAN at ingress. An access port carries one
 // VLAN untagged (VLAN 0 in PortConfig means the default VLAN 1); a trunk port carries

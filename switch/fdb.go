@@ -9,7 +9,12 @@ import (
 	"github.com/vnetd/vnetd/frame"
 )
 
-const fdbShards = 64
+// minShards is the least number of FDB shards; more are used so that a shard holds
+// at most about shardTarget entries when the FDB is full, keeping copy-on-write cheap.
+const (
+	minShards   = 64
+	shardTarget = 128
+)
 
 // fdbKey packs a VLAN and a MAC into one word: vlan<<48 | mac.
 type fdbKey uint64
@@ -26,10 +31,11 @@ func (k fdbKey) mac() frame.MAC {
 	return frame.MAC{byte(k >> 40), byte(k >> 32), byte(k >> 24), byte(k >> 16), byte(k >> 8), byte(k)}
 }
 
-func (k fdbKey) shard() int {
+// shard returns k's shard index among 1<<(64-shift) shards.
+func (k fdbKey) shard(shift uint) int {
 	// Mix so that MACs differing only in their first bytes spread too.
 	h := uint64(k) * 0x9e3779b97f4a7c15
-	return int(h >> 58) // top 6 bits: 64 shards
+	return int(h >> shift)
 }
 
 type fdbEntry struct {
@@ -39,7 +45,7 @@ type fdbEntry struct {
 
 // fdbShard is one slice of the FDB. Readers load its map with one atomic read and take
 // no lock; writers (a new MAC, aging, a flush) serialise on mu and publish a modified
-// copy. A shard holds about MaxMACs/fdbShards entries, so a copy is small, and writes
+// copy. A shard holds at most about shardTarget entries, so a copy is small, and writes
 // are rare next to reads: a known MAC moving or refreshing changes its entry's atomics,
 // not the map.
 type fdbShard struct {
@@ -56,7 +62,8 @@ func (s *fdbShard) publishLocked(m map[fdbKey]*fdbEntry) { s.m.Store(&m) }
 
 // fdb is the forwarding database. Its counters are the switch's learn events.
 type fdb struct {
-	shards  [fdbShards]fdbShard
+	shards  []fdbShard // len is a power of two
+	shift   uint       // 64 - log2(len(shards))
 	size    atomic.Int64
 	maxMACs int64
 	portMax int64
@@ -66,6 +73,11 @@ type fdb struct {
 
 func newFDB(maxMACs, portMax int) *fdb {
 	f := &fdb{maxMACs: int64(maxMACs), portMax: int64(portMax)}
+	n, bits := minShards, uint(6)
+	for n*shardTarget < maxMACs && bits < 16 {
+		n, bits = n*2, bits+1
+	}
+	f.shards, f.shift = make([]fdbShard, n), 64-bits
 	for i := range f.shards {
 		f.shards[i].publishLocked(make(map[fdbKey]*fdbEntry))
 	}
@@ -74,7 +86,7 @@ func newFDB(maxMACs, portMax int) *fdb {
 
 // lookup returns the port (vlan, mac) was learned on, or nil.
 func (f *fdb) lookup(k fdbKey) *swPort {
-	e := f.shards[k.shard()].load()[k]
+	e := f.shards[k.shard(f.shift)].load()[k]
 	if e == nil {
 		return nil
 	}
@@ -87,12 +99,16 @@ const refreshEvery = int64(time.Second)
 
 // learn records that k was seen on p at now.
 func (f *fdb) learn(k fdbKey, p *swPort, now int64) {
-	s := &f.shards[k.shard()]
+	s := &f.shards[k.shard(f.shift)]
 	e := s.load()[k]
 	if e != nil && e.port.Load() == p {
 		if now-e.lastSeen.Load() > refreshEvery {
 			e.lastSeen.Store(now)
 		}
+		return
+	}
+	if e == nil && f.size.Load() >= f.maxMACs { // full: a MAC flood takes no lock
+		f.limited.Add(1)
 		return
 	}
 	s.mu.Lock()
