@@ -25,8 +25,8 @@ type Options struct {
 	// OpenTAP opens a host TAP device as a port (cmd/vnetd wires package tap here);
 	// nil means TAP support is not in this build and [[tap]] sections fail to start.
 	OpenTAP func(config.TAP, *slog.Logger) (frame.Port, error)
-	// NewRouter builds a router with one port per interface (cmd/vnetd wires package
-	// router here); nil means [[router]] sections fail to start.
+	// NewRouter builds a router with one port per interface; nil means NewRouter
+	// (package router). Tests pass stand-ins.
 	NewRouter func(config.Router, *slog.Logger) (RouterPorts, error)
 }
 
@@ -72,6 +72,9 @@ type fwEntry struct {
 func New(o Options) *Daemon {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.NewRouter == nil {
+		o.NewRouter = NewRouter
 	}
 	return &Daemon{log: o.Logger, openTAP: o.OpenTAP, newRouter: o.NewRouter, switches: map[string]*swEntry{}, namespaces: map[string]*nsEntry{},
 		forwards: map[string]*fwEntry{}, attachments: map[string]*attachment{}}

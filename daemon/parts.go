@@ -109,7 +109,7 @@ func (d *Daemon) addAttachmentsLocked(c *config.Config) error {
 		if d.newRouter == nil {
 			return fmt.Errorf("router %q: router support %w", r.Name, ErrUnavailable)
 		}
-		rp, err := d.newRouter(r, d.log.With("router", r.Name))
+		rp, err := d.newRouter(r, d.log)
 		if err != nil {
 			return fmt.Errorf("router %q: %w", r.Name, err)
 		}

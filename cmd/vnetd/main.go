@@ -300,8 +300,8 @@ func printSummary(w io.Writer, c *config.Config, src, sock string) {
 			break
 		}
 	}
-	if len(c.Namespaces) > 1 && len(c.Namespaces[1].NICs) > 0 && len(c.Namespaces[1].NICs[0].Addresses) > 0 {
-		fmt.Fprintf(w, "  vnetd -s %s ping %s %s -c 3\n", sock, c.Namespaces[0].Name, c.Namespaces[1].NICs[0].Addresses[0].Addr())
+	if n := len(c.Namespaces); n > 1 && len(c.Namespaces[n-1].NICs) > 0 && len(c.Namespaces[n-1].NICs[0].Addresses) > 0 {
+		fmt.Fprintf(w, "  vnetd -s %s ping %s %s -c 3\n", sock, c.Namespaces[0].Name, c.Namespaces[n-1].NICs[0].Addresses[0].Addr())
 	}
 	if len(c.Switches) > 0 {
 		fmt.Fprintf(w, "  vnetd -s %s fdb %s\n", sock, c.Switches[0].Name)

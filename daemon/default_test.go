@@ -1,0 +1,53 @@
+package daemon
+
+import (
+	"context"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/vnetd/vnetd"
+	"github.com/vnetd/vnetd/config"
+)
+
+// TestDefaultLabRoutes brings up the embedded default lab (minus its host forwards,
+// whose fixed ports may be taken on a shared machine) and crosses router r1: a ping
+// and a TCP echo exchange from alpha (lan0) to gamma (lan1).
+func TestDefaultLabRoutes(t *testing.T) {
+	c, err := config.Parse("config.toml.example", vnetd.DefaultConfig)
+	if err != nil {
+		t.Fatalf("Parse(default) = %v", err)
+	}
+	c.Forwards = nil
+	d := New(Options{Logger: quiet()})
+	defer d.Close()
+	if err := d.Apply(c); err != nil {
+		t.Fatalf("Apply(default lab) = %v", err)
+	}
+	var got PingResult
+	d.Ping(context.Background(), "alpha", mustAddr("10.0.1.10"), 1, 0, func(r PingResult) { got = r })
+	if got.Error != "" {
+		t.Errorf("Ping(alpha -> gamma via r1) = %s", got.Error)
+	}
+	alpha, _ := d.Namespace("alpha")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := alpha.Dial(ctx, "tcp", "10.0.1.10:7")
+	if err != nil {
+		t.Fatalf("alpha.Dial(gamma echo) = %v", err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	msg := make([]byte, 100000)
+	for i := range msg {
+		msg[i] = byte(i)
+	}
+	go conn.Write(msg)
+	back := make([]byte, len(msg))
+	if _, err := io.ReadFull(conn, back); err != nil || string(back) != string(msg) {
+		t.Errorf("TCP echo of 100000 bytes across r1: %v (equal=%v)", err, string(back) == string(msg))
+	}
+	if st := d.Status(); len(st.Routers) != 1 || st.Routers[0] != "r1" {
+		t.Errorf("Status().Routers = %v, want [r1]", st.Routers)
+	}
+}
