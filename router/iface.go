@@ -48,15 +48,19 @@ type iface struct {
 	drops     [numDrops]atomic.Uint64
 	closed    atomic.Bool
 
-	rbufs   []*frame.Buf   // ReadFrames scratch (one reader at a time)
-	sc      [1]frame.Frame // shortcut scratch, used only from this port's WriteFrames
-	pending []*frame.Buf   // flushed neighbour queue scratch, same
+	rbufs    []*frame.Buf // ReadFrames scratch (one reader at a time)
+	scPort   frame.Port   // shortcut batch target, used only from this port's WriteFrames
+	scOut    *iface
+	scBufs   []*frame.Buf
+	scFrames []frame.Frame
+	pending  []*frame.Buf // flushed neighbour queue scratch, same
 }
 
 var _ frame.Port = (*iface)(nil)
 
 func newIface(r *Router, c IfaceConfig) *iface {
-	return &iface{r: r, cfg: c, mac: c.MAC, q: frame.NewQueue(r.opts.QueueLen), rbufs: make([]*frame.Buf, 64)}
+	return &iface{r: r, cfg: c, mac: c.MAC, q: frame.NewQueue(r.opts.QueueLen), rbufs: make([]*frame.Buf, 64),
+		scBufs: make([]*frame.Buf, 0, scBatch), scFrames: make([]frame.Frame, scBatch)}
 }
 
 func (i *iface) drop(reason int) { i.drops[reason].Add(1) }
@@ -121,6 +125,7 @@ func (i *iface) WriteFrames(frames []frame.Frame) (int, error) {
 		i.ctr.RxBytes.Add(uint64(f.N))
 		i.input(f)
 	}
+	i.flushShortcut()
 	return len(frames), nil
 }
 
@@ -341,22 +346,43 @@ func (i *iface) deliver(via *iface, b *frame.Buf, dmac frame.MAC) {
 	copy(o[6:12], i.mac[:])
 	if sc := i.r.opts.Shortcut; sc != nil {
 		if p, ok := sc(i.cfg.Name, i.cfg.VLAN, dmac); ok && p.Info().Caps.Accepts(&b.Meta) {
-			f := &via.sc[0]
-			f.Buf, f.N, f.Meta = o, b.N, b.Meta
-			n, _ := p.WriteFrames(via.sc[:])
-			f.Buf = nil
-			if n == 1 {
-				i.shortcut.Add(1)
-				i.ctr.TxFrames.Add(1)
-				i.ctr.TxBytes.Add(uint64(b.N))
-			} else {
-				i.drop(dropShortcut)
+			if via.scPort != p || len(via.scBufs) == scBatch {
+				via.flushShortcut()
 			}
-			b.Release()
+			via.scPort, via.scOut = p, i
+			via.scBufs = append(via.scBufs, b)
 			return
 		}
 	}
 	i.enqueue(b)
+}
+
+const scBatch = 64
+
+// flushShortcut hands the batched shortcut frames to their NIC.
+func (via *iface) flushShortcut() {
+	if len(via.scBufs) == 0 {
+		return
+	}
+	fs := via.scFrames[:len(via.scBufs)]
+	for k, b := range via.scBufs {
+		fs[k].Buf, fs[k].N, fs[k].Meta = b.B[b.Off:b.Off+b.N], b.N, b.Meta
+	}
+	n, _ := via.scPort.WriteFrames(fs)
+	out := via.scOut
+	out.shortcut.Add(uint64(n))
+	out.ctr.TxFrames.Add(uint64(n))
+	for k, b := range via.scBufs {
+		if k < n {
+			out.ctr.TxBytes.Add(uint64(b.N))
+		} else {
+			out.drop(dropShortcut)
+		}
+		fs[k].Buf = nil
+	}
+	frame.ReleaseBufs(via.scBufs)
+	via.scBufs = via.scBufs[:0]
+	via.scPort, via.scOut = nil, nil
 }
 
 // send resolves nh on i and delivers b, queueing it while the neighbour is resolved.
