@@ -154,7 +154,7 @@ func (n *neighbors) expire(r *Router, now time.Time) {
 		}
 		if now.Sub(e.lastProbe) >= time.Second {
 			e.lastProbe = now
-			probes = append(probes, probe{k.ifc, k.addr})
+			probes = append(probes, probe(k))
 		}
 	}
 	n.mu.Unlock()
