@@ -51,6 +51,8 @@ type iface struct {
 	rbufs    []*frame.Buf // ReadFrames scratch (one reader at a time)
 	scPort   frame.Port   // shortcut batch target, used only from this port's WriteFrames
 	scOut    *iface
+	capsPort frame.Port // last shortcut target asked for its caps, same goroutine
+	caps     frame.Caps
 	scBufs   []*frame.Buf
 	scFrames []frame.Frame
 	pending  []*frame.Buf // flushed neighbour queue scratch, same
@@ -345,7 +347,7 @@ func (i *iface) deliver(via *iface, b *frame.Buf, dmac frame.MAC) {
 	copy(o[0:6], dmac[:])
 	copy(o[6:12], i.mac[:])
 	if sc := i.r.opts.Shortcut; sc != nil {
-		if p, ok := sc(i.cfg.Name, i.cfg.VLAN, dmac); ok && p.Info().Caps.Accepts(&b.Meta) {
+		if p, ok := sc(i.cfg.Name, i.cfg.VLAN, dmac); ok && via.capsOf(p).Accepts(&b.Meta) {
 			if via.scPort != p || len(via.scBufs) == scBatch {
 				via.flushShortcut()
 			}
@@ -358,6 +360,15 @@ func (i *iface) deliver(via *iface, b *frame.Buf, dmac frame.MAC) {
 }
 
 const scBatch = 64
+
+// capsOf returns p's offload caps, remembering the last port asked about: Info can be
+// costly (a port may build its name per call) and a NIC's caps do not change.
+func (via *iface) capsOf(p frame.Port) frame.Caps {
+	if p != via.capsPort {
+		via.capsPort, via.caps = p, p.Info().Caps
+	}
+	return via.caps
+}
 
 // flushShortcut hands the batched shortcut frames to their NIC.
 func (via *iface) flushShortcut() {
