@@ -1,0 +1,403 @@
+package tap
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/vnetd/vnetd/frame"
+)
+
+// Options configures Open.
+type Options struct {
+	// Name is the TAP's interface name, at most 15 bytes.
+	Name string
+	// Create makes a new TAP that disappears at Close; false attaches to an existing
+	// persistent TAP and leaves it in place at Close.
+	Create bool
+	// MTU is set on the link when > 0; 0 keeps the link's MTU (1500 for a new TAP).
+	MTU int
+	// Offload enables the virtio-net header with checksum, TSO4/6 and (when the kernel
+	// has them) USO4/6 offloads.
+	Offload bool
+	// Logger receives lifecycle and fault messages; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+const (
+	tunSetIff       = 0x400454ca
+	tunSetOffload   = 0x400454d0
+	tunSetVnetHdrSz = 0x400454d8
+	iffTap          = 0x0002
+	iffNoPI         = 0x1000
+	iffVnetHdr      = 0x4000
+	tunFCsum        = 0x01
+	tunFTSO4        = 0x02
+	tunFTSO6        = 0x04
+	tunFUSO4        = 0x20
+	tunFUSO6        = 0x40
+
+	vnetHdrLen = 10
+
+	vnetFlagNeedsCsum = 1
+	vnetFlagDataValid = 2
+	vnetGSONone       = 0
+	vnetGSOTCPv4      = 1
+	vnetGSOTCPv6      = 4
+	vnetGSOUDPL4      = 5
+	vnetGSOECN        = 0x80
+)
+
+// ErrDown is wrapped by ReadFrames and WriteFrames errors once the device is gone
+// (deleted under vnetd); the switch treats it as the port going down.
+var ErrDown = errors.New("TAP device gone")
+
+// TAP is a host TAP device as a frame.Port.
+type TAP struct {
+	name    string
+	file    *os.File
+	raw     syscall.RawConn
+	info    frame.Info
+	vnet    bool
+	log     *slog.Logger
+	closeMu sync.Once
+	closed  atomic.Bool
+	downLog sync.Once
+
+	// Counters are the port's traffic counters.
+	Counters frame.Counters
+	// Faults counts read/write errors other than EAGAIN (device deleted, I/O errors).
+	Faults atomic.Uint64
+
+	rhdr  []byte   // read-side virtio-net header scratch (one reader at a time)
+	riov  [][]byte // read-side iovec scratch
+	whdr  []byte
+	wiov  [][]byte
+	wlock sync.Mutex
+}
+
+var _ frame.Port = (*TAP)(nil)
+
+// Open opens (and with Create, creates) the TAP device described by o, sets its MTU and
+// brings it up.
+func Open(o Options) (*TAP, error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if o.Name == "" || len(o.Name) > unix.IFNAMSIZ-1 {
+		return nil, fmt.Errorf("open TAP %q: invalid name: must be 1-%d bytes", o.Name, unix.IFNAMSIZ-1)
+	}
+	for _, c := range o.Name {
+		if c == '/' || c == ':' || c <= ' ' || c == 0x7f {
+			return nil, fmt.Errorf("open TAP %q: invalid name: contains %q", o.Name, c)
+		}
+	}
+	if !o.Create {
+		if _, err := netlink.LinkByName(o.Name); err != nil {
+			return nil, fmt.Errorf("open TAP %q: attach to existing TAP: %w", o.Name, err)
+		}
+	} else if _, err := netlink.LinkByName(o.Name); err == nil {
+		return nil, fmt.Errorf("open TAP %q: create: an interface with this name already exists", o.Name)
+	}
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		switch {
+		case errors.Is(err, unix.ENOENT):
+			return nil, fmt.Errorf("open TAP %q: /dev/net/tun is missing (load the tun module or create the device node): %w", o.Name, err)
+		case errors.Is(err, unix.EACCES), errors.Is(err, unix.EPERM):
+			return nil, fmt.Errorf("open TAP %q: no permission to open /dev/net/tun (needs CAP_NET_ADMIN): %w", o.Name, err)
+		}
+		return nil, fmt.Errorf("open TAP %q: open /dev/net/tun: %w", o.Name, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			unix.Close(fd)
+		}
+	}()
+	ifr, err := unix.NewIfreq(o.Name)
+	if err != nil {
+		return nil, fmt.Errorf("open TAP %q: %w", o.Name, err)
+	}
+	flags := uint16(iffTap | iffNoPI)
+	if o.Offload {
+		flags |= iffVnetHdr
+	}
+	ifr.SetUint16(flags)
+	if err := unix.IoctlIfreq(fd, tunSetIff, ifr); err != nil {
+		switch {
+		case errors.Is(err, unix.EPERM):
+			return nil, fmt.Errorf("open TAP %q: no permission (needs CAP_NET_ADMIN): %w", o.Name, err)
+		case errors.Is(err, unix.EBUSY):
+			return nil, fmt.Errorf("open TAP %q: TAP busy (another process has it open, or its flags differ): %w", o.Name, err)
+		case errors.Is(err, unix.EINVAL):
+			return nil, fmt.Errorf("open TAP %q: not a TAP, or flags rejected: %w", o.Name, err)
+		}
+		return nil, fmt.Errorf("open TAP %q: TUNSETIFF: %w", o.Name, err)
+	}
+	var caps frame.Caps
+	if o.Offload {
+		sz := vnetHdrLen
+		if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), tunSetVnetHdrSz, uintptr(unsafe.Pointer(&sz))); e != 0 {
+			return nil, fmt.Errorf("open TAP %q: TUNSETVNETHDRSZ: %w", o.Name, e)
+		}
+		caps = frame.CapCsum | frame.CapTSO4 | frame.CapTSO6
+		if err := unix.IoctlSetInt(fd, tunSetOffload, tunFCsum|tunFTSO4|tunFTSO6|tunFUSO4|tunFUSO6); err == nil {
+			caps |= frame.CapUSO
+		} else if err := unix.IoctlSetInt(fd, tunSetOffload, tunFCsum|tunFTSO4|tunFTSO6); err != nil {
+			return nil, fmt.Errorf("open TAP %q: TUNSETOFFLOAD: %w", o.Name, err)
+		}
+	}
+	link, err := netlink.LinkByName(o.Name)
+	if err != nil {
+		return nil, fmt.Errorf("open TAP %q: find link: %w", o.Name, err)
+	}
+	if o.MTU > 0 && link.Attrs().MTU != o.MTU {
+		if err := netlink.LinkSetMTU(link, o.MTU); err != nil {
+			return nil, fmt.Errorf("open TAP %q: set MTU %d: %w", o.Name, o.MTU, err)
+		}
+	}
+	if err := netlink.LinkSetUp(link); err != nil {
+		return nil, fmt.Errorf("open TAP %q: set up: %w", o.Name, err)
+	}
+	mtu := o.MTU
+	if mtu <= 0 {
+		mtu = link.Attrs().MTU
+	}
+	file := os.NewFile(uintptr(fd), "/dev/net/tun:"+o.Name)
+	raw, err := file.SyscallConn()
+	if err != nil {
+		file.Close()
+		ok = true
+		return nil, fmt.Errorf("open TAP %q: %w", o.Name, err)
+	}
+	ok = true
+	t := &TAP{
+		name: o.Name, file: file, raw: raw, vnet: o.Offload, log: log,
+		info: frame.Info{Name: "tap:" + o.Name, MTU: mtu, MaxFrame: frame.MaxFrameFor(mtu, o.Offload), Caps: caps},
+		rhdr: make([]byte, vnetHdrLen), riov: make([][]byte, 2),
+		whdr: make([]byte, vnetHdrLen), wiov: make([][]byte, 2),
+	}
+	log.Info("TAP open", "name", o.Name, "create", o.Create, "mtu", mtu, "offload", o.Offload, "caps", caps)
+	return t, nil
+}
+
+// Name returns the TAP's interface name.
+func (t *TAP) Name() string { return t.name }
+
+// Info implements frame.Port.
+func (t *TAP) Info() frame.Info { return t.info }
+
+// fault turns a device error into ErrDown, logging once and counting.
+func (t *TAP) fault(op string, err error) error {
+	if t.closed.Load() {
+		return net.ErrClosed
+	}
+	t.Faults.Add(1)
+	t.downLog.Do(func() {
+		t.log.Warn("TAP device gone or broken; port down", "name", t.name, "op", op, "err", err)
+	})
+	return fmt.Errorf("%s TAP %q: %w: %w", op, t.name, ErrDown, err)
+}
+
+// ReadFrames implements frame.Port: it blocks for the first frame, then takes whatever
+// else is ready, up to len(frames), without blocking.
+func (t *TAP) ReadFrames(frames []frame.Frame) (int, error) {
+	if len(frames) == 0 {
+		return 0, nil
+	}
+	if t.closed.Load() {
+		return 0, net.ErrClosed
+	}
+	n := 0
+	var rerr error
+	err := t.raw.Read(func(fd uintptr) bool {
+		for n < len(frames) {
+			f := &frames[n]
+			var m int
+			var err error
+			if t.vnet {
+				t.riov[0], t.riov[1] = t.rhdr, f.Buf
+				m, err = readv(int(fd), t.riov)
+			} else {
+				m, err = unix.Read(int(fd), f.Buf)
+			}
+			if err == unix.EINTR {
+				continue
+			}
+			if err == unix.EAGAIN {
+				return n > 0
+			}
+			if err != nil {
+				rerr = err
+				return true
+			}
+			if m == 0 {
+				rerr = io.EOF
+				return true
+			}
+			if t.vnet {
+				m -= vnetHdrLen
+				if m < 0 || !decodeHdr(t.rhdr, &f.Meta) {
+					t.Counters.RxDropped.Add(1)
+					continue
+				}
+			} else {
+				f.Meta = frame.Meta{}
+			}
+			if m > len(f.Buf) {
+				t.Counters.RxDropped.Add(1)
+				continue
+			}
+			f.N = m
+			t.Counters.RxFrames.Add(1)
+			t.Counters.RxBytes.Add(uint64(m))
+			n++
+		}
+		return true
+	})
+	if n > 0 {
+		return n, nil
+	}
+	if err != nil {
+		if t.closed.Load() || errors.Is(err, os.ErrClosed) {
+			return 0, net.ErrClosed
+		}
+		return 0, t.fault("read", err)
+	}
+	if rerr != nil {
+		return 0, t.fault("read", rerr)
+	}
+	return 0, nil
+}
+
+func readv(fd int, iov [][]byte) (int, error) { return unix.Readv(fd, iov) }
+
+// WriteFrames implements frame.Port. A frame the kernel cannot take right now is dropped
+// and counted.
+func (t *TAP) WriteFrames(frames []frame.Frame) (int, error) {
+	if t.closed.Load() {
+		return 0, net.ErrClosed
+	}
+	t.wlock.Lock()
+	defer t.wlock.Unlock()
+	n := 0
+	var werr error
+	err := t.raw.Write(func(fd uintptr) bool {
+		for n < len(frames) {
+			f := &frames[n]
+			var err error
+			if t.vnet {
+				encodeHdr(t.whdr, &f.Meta)
+				t.wiov[0], t.wiov[1] = t.whdr, f.Bytes()
+				_, err = unix.Writev(int(fd), t.wiov)
+			} else {
+				_, err = unix.Write(int(fd), f.Bytes())
+			}
+			switch {
+			case err == unix.EINTR:
+				continue
+			case err == unix.EAGAIN || err == unix.ENOBUFS:
+				t.Counters.TxDropped.Add(1)
+			case errors.Is(err, unix.EBADFD) || errors.Is(err, unix.ENXIO) || errors.Is(err, unix.EIO):
+				werr = err
+				return true
+			case err != nil:
+				t.Counters.TxDropped.Add(1)
+			default:
+				t.Counters.TxFrames.Add(1)
+				t.Counters.TxBytes.Add(uint64(f.N))
+			}
+			n++
+		}
+		return true
+	})
+	if err != nil {
+		if t.closed.Load() || errors.Is(err, os.ErrClosed) {
+			return n, net.ErrClosed
+		}
+		return n, t.fault("write", err)
+	}
+	if werr != nil {
+		return n, t.fault("write", werr)
+	}
+	return n, nil
+}
+
+// Close closes the device file; a TAP created by Open disappears with it. Idempotent.
+func (t *TAP) Close() error {
+	var err error
+	t.closeMu.Do(func() {
+		t.closed.Store(true)
+		err = t.file.Close()
+		t.log.Info("TAP closed", "name", t.name)
+	})
+	if err != nil {
+		return fmt.Errorf("close TAP %q: %w", t.name, err)
+	}
+	return nil
+}
+
+// decodeHdr translates a virtio-net header into m, reporting false for an unknown GSO type.
+func decodeHdr(h []byte, m *frame.Meta) bool {
+	*m = frame.Meta{
+		NeedsCsum:  h[0]&vnetFlagNeedsCsum != 0,
+		CsumValid:  h[0]&vnetFlagDataValid != 0,
+		HdrLen:     binary.LittleEndian.Uint16(h[2:4]),
+		GSOSize:    binary.LittleEndian.Uint16(h[4:6]),
+		CsumStart:  binary.LittleEndian.Uint16(h[6:8]),
+		CsumOffset: binary.LittleEndian.Uint16(h[8:10]),
+	}
+	switch h[1] &^ vnetGSOECN {
+	case vnetGSONone:
+		m.GSO = frame.GSONone
+	case vnetGSOTCPv4:
+		m.GSO = frame.GSOTCPv4
+	case vnetGSOTCPv6:
+		m.GSO = frame.GSOTCPv6
+	case vnetGSOUDPL4:
+		m.GSO = frame.GSOUDPL4
+	default:
+		return false
+	}
+	if m.GSO == frame.GSONone {
+		m.GSOSize, m.HdrLen = 0, 0
+	}
+	return true
+}
+
+// encodeHdr writes m as a virtio-net header into h.
+func encodeHdr(h []byte, m *frame.Meta) {
+	var flags, gso byte
+	if m.NeedsCsum {
+		flags |= vnetFlagNeedsCsum
+	}
+	if m.CsumValid {
+		flags |= vnetFlagDataValid
+	}
+	switch m.GSO {
+	case frame.GSOTCPv4:
+		gso = vnetGSOTCPv4
+	case frame.GSOTCPv6:
+		gso = vnetGSOTCPv6
+	case frame.GSOUDPL4:
+		gso = vnetGSOUDPL4
+	}
+	h[0], h[1] = flags, gso
+	binary.LittleEndian.PutUint16(h[2:4], m.HdrLen)
+	binary.LittleEndian.PutUint16(h[4:6], m.GSOSize)
+	binary.LittleEndian.PutUint16(h[6:8], m.CsumStart)
+	binary.LittleEndian.PutUint16(h[8:10], m.CsumOffset)
+}
