@@ -85,3 +85,10 @@ func doInNetns(t *testing.T, ns string, fn func() error) error {
 	}()
 	return fn()
 }
+
+// nsCommandExec runs a command in the test's own network namespace (used only for
+// moving a device into a test netns).
+func nsCommandExec(args ...string) (string, error) {
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	return string(out), err
+}

@@ -1,0 +1,183 @@
+package integration
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vnetd/vnetd/frame"
+	l2switch "github.com/vnetd/vnetd/switch"
+	"github.com/vnetd/vnetd/tap"
+)
+
+func tapName(t *testing.T, p string) string {
+	t.Helper()
+	var r [3]byte
+	_, _ = rand.Read(r[:])
+	return p + hex.EncodeToString(r[:])
+}
+
+// openTAPIn creates a TAP. With move, it is created in vnetd's (root) netns and its host
+// side moved into ns afterwards (the fd keeps working); otherwise it is created inside ns.
+func openTAPIn(t *testing.T, ns string, move, offload bool) *tap.TAP {
+	t.Helper()
+	name := tapName(t, "vt")
+	opts := tap.Options{Name: name, Create: true, MTU: 1500, Offload: offload, Logger: slog.New(slog.DiscardHandler)}
+	var tp *tap.TAP
+	var err error
+	if move {
+		tp, err = tap.Open(opts)
+		if err == nil {
+			if out, e := nsCommandRoot("ip", "link", "set", name, "netns", ns); e != nil {
+				tp.Close()
+				t.Fatalf("ip link set %s netns %s: %v: %s", name, ns, e, out)
+			}
+		}
+	} else {
+		err = doInNetns(t, ns, func() error {
+			tp, err = tap.Open(opts)
+			return err
+		})
+	}
+	if err != nil {
+		t.Fatalf("tap.Open(%+v) = %v", opts, err)
+	}
+	t.Cleanup(func() { tp.Close() })
+	inNetns(t, ns, "ip", "link", "set", name, "up")
+	return tp
+}
+
+// transferTCP sends n random bytes from netns a to addr (listening in netns b) and checks
+// they arrive intact.
+func transferTCP(t *testing.T, a, b, listen, dial string, n int) {
+	t.Helper()
+	var ln net.Listener
+	if err := doInNetns(t, b, func() (err error) { ln, err = net.Listen("tcp", listen); return err }); err != nil {
+		t.Fatalf("listen %s in %s: %v", listen, b, err)
+	}
+	defer ln.Close()
+	got := make(chan [32]byte, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- [32]byte{}
+			return
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+		h := sha256.New()
+		_, _ = io.Copy(h, c)
+		var s [32]byte
+		copy(s[:], h.Sum(nil))
+		got <- s
+	}()
+	data := make([]byte, n)
+	_, _ = rand.Read(data)
+	var c net.Conn
+	if err := doInNetns(t, a, func() (err error) { c, err = net.DialTimeout("tcp", dial, 5*time.Second); return err }); err != nil {
+		t.Fatalf("dial %s from %s: %v", dial, a, err)
+	}
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := c.Write(data); err != nil {
+		t.Fatalf("write %d bytes: %v", n, err)
+	}
+	c.Close()
+	select {
+	case s := <-got:
+		if s != sha256.Sum256(data) {
+			t.Fatalf("TCP transfer of %d bytes %s -> %s: digest mismatch", n, a, dial)
+		}
+	case <-time.After(25 * time.Second):
+		t.Fatalf("TCP transfer of %d bytes %s -> %s timed out", n, a, dial)
+	}
+}
+
+func nsCommandRoot(args ...string) (string, error) {
+	return nsCommandExec(args...)
+}
+
+func ping(ns string, args ...string) error {
+	out, err := nsCommand(ns, append([]string{"ping", "-c", "2", "-i", "0.2", "-W", "2"}, args...)...)
+	if err != nil {
+		return fmt.Errorf("%v: %s", err, strings.TrimSpace(out))
+	}
+	return nil
+}
+
+func TestTAPSwitchTwoNetns(t *testing.T) {
+	needRoot(t)
+	for _, offload := range []bool{false, true} {
+		t.Run(fmt.Sprintf("offload=%v", offload), func(t *testing.T) {
+			nsA, nsB := newNetns(t, "a"), newNetns(t, "b")
+			ta := openTAPIn(t, nsA, true, offload) // moved after creation
+			tb := openTAPIn(t, nsB, false, offload)
+			sw := l2switch.New(l2switch.Config{Name: "tapsw", Logger: slog.New(slog.DiscardHandler)})
+			t.Cleanup(func() { sw.Close() })
+			for _, p := range []frame.Port{ta, tb} {
+				if err := sw.AddPort(p, l2switch.PortConfig{VLAN: 10}); err != nil {
+					t.Fatalf("AddPort(%s) = %v", p.Info().Name, err)
+				}
+			}
+			inNetns(t, nsA, "ip", "addr", "add", "10.99.0.1/24", "dev", ta.Name())
+			inNetns(t, nsB, "ip", "addr", "add", "10.99.0.2/24", "dev", tb.Name())
+			inNetns(t, nsA, "ip", "-6", "addr", "add", "fd99::1/64", "dev", ta.Name(), "nodad")
+			inNetns(t, nsB, "ip", "-6", "addr", "add", "fd99::2/64", "dev", tb.Name(), "nodad")
+			if err := ping(nsA, "10.99.0.2"); err != nil {
+				t.Fatalf("ping 10.99.0.2 from %s: %v", nsA, err)
+			}
+			if err := ping(nsA, "fd99::2"); err != nil {
+				t.Fatalf("ping fd99::2 from %s: %v", nsA, err)
+			}
+			transferTCP(t, nsA, nsB, "10.99.0.2:5001", "10.99.0.2:5001", 8<<20)
+			transferTCP(t, nsB, nsA, "[fd99::1]:5002", "[fd99::1]:5002", 8<<20)
+			if offload && ta.Counters.RxBytes.Load()/max(ta.Counters.RxFrames.Load(), 1) < 1600 {
+				t.Logf("offload on, but average read frame from %s is %d bytes (no superframes?)", ta.Name(), ta.Counters.RxBytes.Load()/max(ta.Counters.RxFrames.Load(), 1))
+			}
+		})
+	}
+}
+
+func TestTAPVLANIsolation(t *testing.T) {
+	needRoot(t)
+	nsA, nsB, nsT := newNetns(t, "a"), newNetns(t, "b"), newNetns(t, "t")
+	ta, tb, tt := openTAPIn(t, nsA, false, true), openTAPIn(t, nsB, false, true), openTAPIn(t, nsT, false, true)
+	sw := l2switch.New(l2switch.Config{Name: "vlansw", Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(func() { sw.Close() })
+	for _, c := range []struct {
+		p  frame.Port
+		pc l2switch.PortConfig
+	}{{ta, l2switch.PortConfig{VLAN: 10}}, {tb, l2switch.PortConfig{VLAN: 20}}, {tt, l2switch.PortConfig{Trunk: []uint16{10, 20}}}} {
+		if err := sw.AddPort(c.p, c.pc); err != nil {
+			t.Fatalf("AddPort(%s, %+v) = %v", c.p.Info().Name, c.pc, err)
+		}
+	}
+	inNetns(t, nsA, "ip", "addr", "add", "10.98.0.1/24", "dev", ta.Name())
+	inNetns(t, nsB, "ip", "addr", "add", "10.98.0.2/24", "dev", tb.Name())
+	for _, v := range []string{"10", "20"} {
+		inNetns(t, nsT, "ip", "link", "add", "link", tt.Name(), "name", "v"+v, "type", "vlan", "id", v)
+		inNetns(t, nsT, "ip", "link", "set", "v"+v, "up")
+	}
+	inNetns(t, nsT, "ip", "addr", "add", "10.98.0.11/24", "dev", "v10")
+	inNetns(t, nsT, "ip", "addr", "add", "10.98.1.12/24", "dev", "v20")
+	inNetns(t, nsB, "ip", "addr", "add", "10.98.1.2/24", "dev", tb.Name())
+
+	if err := ping(nsA, "10.98.0.2"); err == nil {
+		t.Errorf("ping 10.98.0.2 (VLAN 20) from VLAN 10 succeeded, want isolation")
+	}
+	if err := ping(nsA, "10.98.0.11"); err != nil {
+		t.Errorf("ping trunk VLAN 10 address from VLAN 10: %v", err)
+	}
+	if err := ping(nsT, "-I", "v20", "10.98.1.2"); err != nil {
+		t.Errorf("ping VLAN 20 access port over the trunk: %v", err)
+	}
+	transferTCP(t, nsT, nsA, "10.98.0.1:5003", "10.98.0.1:5003", 2<<20)
+	var _ = bytes.Equal
+}
