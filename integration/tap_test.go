@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -161,17 +160,19 @@ func TestTAPVLANIsolation(t *testing.T) {
 	}
 	inNetns(t, nsA, "ip", "addr", "add", "10.98.0.1/24", "dev", ta.Name())
 	inNetns(t, nsB, "ip", "addr", "add", "10.98.0.2/24", "dev", tb.Name())
-	for _, v := range []string{"10", "20"} {
-		inNetns(t, nsT, "ip", "link", "add", "link", tt.Name(), "name", "v"+v, "type", "vlan", "id", v)
-		inNetns(t, nsT, "ip", "link", "set", "v"+v, "up")
-	}
-	inNetns(t, nsT, "ip", "addr", "add", "10.98.0.11/24", "dev", "v10")
-	inNetns(t, nsT, "ip", "addr", "add", "10.98.1.12/24", "dev", "v20")
 	inNetns(t, nsB, "ip", "addr", "add", "10.98.1.2/24", "dev", tb.Name())
-
 	if err := ping(nsA, "10.98.0.2"); err == nil {
 		t.Errorf("ping 10.98.0.2 (VLAN 20) from VLAN 10 succeeded, want isolation")
 	}
+	if out, err := nsCommand(nsT, "ip", "link", "add", "link", tt.Name(), "name", "v10", "type", "vlan", "id", "10"); err != nil {
+		t.Skipf("access isolation checked; trunk half skipped: this kernel has no 802.1Q VLAN devices (8021q): %s", strings.TrimSpace(out))
+	}
+	inNetns(t, nsT, "ip", "link", "add", "link", tt.Name(), "name", "v20", "type", "vlan", "id", "20")
+	for _, v := range []string{"v10", "v20"} {
+		inNetns(t, nsT, "ip", "link", "set", v, "up")
+	}
+	inNetns(t, nsT, "ip", "addr", "add", "10.98.0.11/24", "dev", "v10")
+	inNetns(t, nsT, "ip", "addr", "add", "10.98.1.12/24", "dev", "v20")
 	if err := ping(nsA, "10.98.0.11"); err != nil {
 		t.Errorf("ping trunk VLAN 10 address from VLAN 10: %v", err)
 	}
@@ -179,5 +180,4 @@ func TestTAPVLANIsolation(t *testing.T) {
 		t.Errorf("ping VLAN 20 access port over the trunk: %v", err)
 	}
 	transferTCP(t, nsT, nsA, "10.98.0.1:5003", "10.98.0.1:5003", 2<<20)
-	var _ = bytes.Equal
 }
