@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# bench/tap.sh: kernel netns A - TAP - vnetd switch - TAP - netns B versus the same two
+# netns over veth + a Linux bridge (the bridge in a third netns). Everything lives in
+# netns this script creates and deletes; nothing is configured in the root netns.
+# Prints each figure and the ratios; the last line is ratio=<TAP 1-stream / bridge>.
+# Usage: sudo bench/tap.sh [seconds per run, default 5]
+set -euo pipefail
+T=${1:-5}
+cd "$(dirname "$0")/.."
+command -v iperf3 >/dev/null || { apt-get update -qq && apt-get install -y -qq iperf3 >/dev/null; }
+S=$$
+NA=tb-a-$S NB=tb-b-$S NS=tb-s-$S NR=tb-r-$S
+BIN=$(mktemp -d)/tapswitch
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  for n in $NA $NB $NS $NR; do ip netns del "$n" 2>/dev/null || true; done
+  rm -rf "$(dirname "$BIN")"
+}
+trap cleanup EXIT
+go build -o "$BIN" ./bench/tapswitch
+for n in $NA $NB $NS $NR; do ip netns add "$n"; ip -n "$n" link set lo up; done
+
+# vnetd path: TAPs created in NS by tapswitch, host sides moved into A and B.
+ip netns exec $NS "$BIN" -a tpa -b tpb ${OFFLOAD:+-offload=$OFFLOAD} > "$BIN.out" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 50); do grep -q ready "$BIN.out" 2>/dev/null && break; sleep 0.1; done
+grep -q ready "$BIN.out" || { cat "$BIN.out"; exit 1; }
+ip -n $NS link set tpa netns $NA; ip -n $NS link set tpb netns $NB
+ip -n $NA addr add 10.77.0.1/24 dev tpa; ip -n $NA link set tpa up
+ip -n $NB addr add 10.77.0.2/24 dev tpb; ip -n $NB link set tpb up
+
+# kernel path: veths into a bridge inside NR.
+ip -n $NR link add br0 type bridge; ip -n $NR link set br0 up
+for x in a b; do
+  ip -n $NR link add vb$x type veth peer name ve$x
+  ip -n $NR link set vb$x master br0 up
+done
+ip -n $NR link set vea netns $NA; ip -n $NR link set veb netns $NB
+ip -n $NA addr add 10.78.0.1/24 dev vea; ip -n $NA link set vea up
+ip -n $NB addr add 10.78.0.2/24 dev veb; ip -n $NB link set veb up
+
+ip netns exec $NB iperf3 -s -p 5201 >/dev/null 2>&1 & PIDS+=($!)
+sleep 0.5
+ip netns exec $NA ping -c 1 -W 2 10.77.0.2 >/dev/null && ip netns exec $NA ping -c 1 -W 2 10.78.0.2 >/dev/null
+
+tcp() { # dst streams -> Gbit/s
+  ip netns exec $NA timeout $((T + 10)) iperf3 -c "$1" -p 5201 -t "$T" -P "$2" -J |
+    python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))'
+}
+pps() { # dst -> received packets per second, 64-byte frames (18 bytes of UDP payload)
+  ip netns exec $NA timeout $((T + 10)) iperf3 -c "$1" -p 5201 -t "$T" -u -l 18 -b 0 -J |
+    python3 -c 'import json,sys; s=json.load(sys.stdin)["end"]["sum"]; print("%.0f" % ((s["packets"]-s["lost_packets"])/s["seconds"]))'
+}
+ratio() { python3 -c "print('%.2f' % ($1/$2))"; }
+
+TAP1=$(tcp 10.77.0.2 1); BR1=$(tcp 10.78.0.2 1)
+TAP4=$(tcp 10.77.0.2 4); BR4=$(tcp 10.78.0.2 4)
+TAPP=$(pps 10.77.0.2);   BRP=$(pps 10.78.0.2)
+echo "tcp 1 stream:  tap=${TAP1} Gbit/s bridge=${BR1} Gbit/s ratio=$(ratio "$TAP1" "$BR1")"
+echo "tcp 4 streams: tap=${TAP4} Gbit/s bridge=${BR4} Gbit/s ratio=$(ratio "$TAP4" "$BR4")"
+echo "udp 64B pps:   tap=${TAPP} bridge=${BRP} ratio=$(ratio "$TAPP" "$BRP")"
+echo "ratio=$(ratio "$TAP1" "$BR1")"
