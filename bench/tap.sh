@@ -4,7 +4,7 @@
 # netns this script creates and deletes; nothing is configured in the root netns.
 # Prints each figure and the ratios; the last line is ratio=<TAP 1-stream / bridge>.
 # Usage: sudo bench/tap.sh [seconds per run, default 5]
-set -euo pipefail
+set -eo pipefail
 T=${1:-5}
 cd "$(dirname "$0")/.."
 command -v iperf3 >/dev/null || { apt-get update -qq && apt-get install -y -qq iperf3 >/dev/null; }
@@ -43,9 +43,11 @@ ip -n $NB addr add 10.78.0.2/24 dev veb; ip -n $NB link set veb up
 
 ip netns exec $NB iperf3 -s -p 5201 >/dev/null 2>&1 & PIDS+=($!)
 sleep 0.5
-ip netns exec $NA ping -c 1 -W 2 10.77.0.2 >/dev/null && ip netns exec $NA ping -c 1 -W 2 10.78.0.2 >/dev/null
+ip netns exec $NA ping -c 1 -W 2 10.77.0.2 >/dev/null || { echo "no ping over TAP path"; cat "$BIN.out"; ip -n $NA link; exit 1; }
+ip netns exec $NA ping -c 1 -W 2 10.78.0.2 >/dev/null || { echo "no ping over bridge"; exit 1; }
 
 tcp() { # dst streams -> Gbit/s
+  [ -n "$DEBUG" ] && ip netns exec $NA iperf3 -c "$1" -p 5201 -t 2 >&2
   ip netns exec $NA timeout $((T + 10)) iperf3 -c "$1" -p 5201 -t "$T" -P "$2" -J |
     python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))'
 }

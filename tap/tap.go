@@ -311,7 +311,9 @@ func (t *TAP) WriteFrames(frames []frame.Frame) (int, error) {
 				continue
 			case err == unix.EAGAIN || err == unix.ENOBUFS:
 				t.Counters.TxDropped.Add(1)
-			case errors.Is(err, unix.EBADFD) || errors.Is(err, unix.ENXIO) || errors.Is(err, unix.EIO):
+			case err == unix.EBADFD || err == unix.ENXIO:
+				// The device was deleted. (EIO only means the link is down, e.g.
+				// while its host side moves to another netns: dropped below.)
 				werr = err
 				return true
 			case err != nil:
