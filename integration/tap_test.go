@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -180,4 +181,85 @@ func TestTAPVLANIsolation(t *testing.T) {
 		t.Errorf("ping VLAN 20 access port over the trunk: %v", err)
 	}
 	transferTCP(t, nsT, nsA, "10.98.0.1:5003", "10.98.0.1:5003", 2<<20)
+}
+
+func TestTAPFaults(t *testing.T) {
+	needRoot(t)
+	ns := newNetns(t, "f")
+	t.Run("deleted under vnetd", func(t *testing.T) {
+		tp := openTAPIn(t, ns, false, true)
+		done := make(chan error, 1)
+		go func() {
+			buf := make([]frame.Frame, 4)
+			for i := range buf {
+				buf[i].Buf = make([]byte, tp.Info().MaxFrame)
+			}
+			for {
+				if _, err := tp.ReadFrames(buf); err != nil {
+					done <- err
+					return
+				}
+			}
+		}()
+		inNetns(t, ns, "ip", "link", "del", tp.Name())
+		select {
+		case err := <-done:
+			if !errors.Is(err, tap.ErrDown) {
+				t.Errorf("ReadFrames() after ip link del = %v, want tap.ErrDown", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("ReadFrames() still blocked 5s after ip link del")
+		}
+		if tp.Faults.Load() == 0 {
+			t.Errorf("Faults = 0 after the device was deleted, want > 0")
+		}
+	})
+	t.Run("close unblocks reader", func(t *testing.T) {
+		tp := openTAPIn(t, ns, false, false)
+		done := make(chan error, 1)
+		go func() {
+			buf := []frame.Frame{{Buf: make([]byte, tp.Info().MaxFrame)}}
+			for { // the kernel may send IPv6 solicitations first
+				if _, err := tp.ReadFrames(buf); err != nil {
+					done <- err
+					return
+				}
+			}
+		}()
+		time.Sleep(100 * time.Millisecond)
+		if err := tp.Close(); err != nil {
+			t.Fatalf("Close() = %v", err)
+		}
+		if err := tp.Close(); err != nil {
+			t.Errorf("second Close() = %v, want nil", err)
+		}
+		select {
+		case err := <-done:
+			if !errors.Is(err, net.ErrClosed) {
+				t.Errorf("ReadFrames() after Close = %v, want net.ErrClosed", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("ReadFrames() still blocked 5s after Close")
+		}
+		if out, _ := nsCommand(ns, "ip", "link", "show", tp.Name()); !strings.Contains(out, "does not exist") {
+			t.Errorf("created TAP %s still present after Close: %s", tp.Name(), out)
+		}
+	})
+	t.Run("attach to persistent TAP and busy", func(t *testing.T) {
+		name := tapName(t, "vp")
+		inNetns(t, ns, "ip", "tuntap", "add", "dev", name, "mode", "tap")
+		opts := tap.Options{Name: name, Logger: slog.New(slog.DiscardHandler)}
+		var tp *tap.TAP
+		if err := doInNetns(t, ns, func() (err error) { tp, err = tap.Open(opts); return err }); err != nil {
+			t.Fatalf("tap.Open(%+v) = %v", opts, err)
+		}
+		tp.Close()
+		if out := inNetns(t, ns, "ip", "link", "show", name); !strings.Contains(out, name) {
+			t.Errorf("persistent TAP %s gone after Close of an attached port", name)
+		}
+		missing := tap.Options{Name: "vnomissing0", Logger: opts.Logger}
+		if err := doInNetns(t, ns, func() (err error) { _, err = tap.Open(missing); return err }); err == nil {
+			t.Errorf("tap.Open(%+v) of a missing TAP = nil error", missing)
+		}
+	})
 }

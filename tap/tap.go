@@ -215,6 +215,15 @@ func (t *TAP) fault(op string, err error) error {
 // ReadFrames implements frame.Port: it blocks for the first frame, then takes whatever
 // else is ready, up to len(frames), without blocking.
 func (t *TAP) ReadFrames(frames []frame.Frame) (int, error) {
+	for {
+		// readOnce returns 0, nil when only dropped frames were ready: block again.
+		if n, err := t.readOnce(frames); n > 0 || err != nil || len(frames) == 0 {
+			return n, err
+		}
+	}
+}
+
+func (t *TAP) readOnce(frames []frame.Frame) (int, error) {
 	if len(frames) == 0 {
 		return 0, nil
 	}
@@ -279,6 +288,9 @@ func (t *TAP) ReadFrames(frames []frame.Frame) (int, error) {
 	}
 	if rerr != nil {
 		return 0, t.fault("read", rerr)
+	}
+	if t.closed.Load() {
+		return 0, net.ErrClosed
 	}
 	return 0, nil
 }
