@@ -4,6 +4,7 @@
 # netns this script creates and deletes; nothing is configured in the root netns.
 # Prints each figure and the ratios; the last line is ratio=<TAP 1-stream / bridge>.
 # Usage: sudo bench/tap.sh [seconds per run, default 5]
+# Env: OFFLOAD=false opens the TAPs without offloads; BATCH=n sets frames per read.
 set -eo pipefail
 T=${1:-5}
 cd "$(dirname "$0")/.."
@@ -23,7 +24,7 @@ go build -o "$BIN" ./bench/tapswitch
 for n in $NA $NB $NS $NR; do ip netns add "$n"; ip -n "$n" link set lo up; done
 
 # vnetd path: TAPs created in NS by tapswitch, host sides moved into A and B.
-ip netns exec $NS "$BIN" -a tpa -b tpb ${OFFLOAD:+-offload=$OFFLOAD} > "$BIN.out" 2>&1 &
+ip netns exec $NS "$BIN" -a tpa -b tpb ${OFFLOAD:+-offload=$OFFLOAD} ${BATCH:+-batch=$BATCH} > "$BIN.out" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 50); do grep -q ready "$BIN.out" 2>/dev/null && break; sleep 0.1; done
 grep -q ready "$BIN.out" || { cat "$BIN.out"; exit 1; }

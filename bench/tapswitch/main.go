@@ -20,9 +20,10 @@ func main() {
 	b := flag.String("b", "tapB", "second TAP name")
 	mtu := flag.Int("mtu", 1500, "TAP MTU")
 	offload := flag.Bool("offload", true, "open the TAPs with virtio-net header offloads")
+	batch := flag.Int("batch", 0, "frames per ReadFrames call (0: switch default)")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	sw := l2switch.New(l2switch.Config{Name: "bench", Logger: log})
+	sw := l2switch.New(l2switch.Config{Name: "bench", Batch: *batch, Logger: log})
 	defer sw.Close()
 	for _, name := range []string{*a, *b} {
 		t, err := tap.Open(tap.Options{Name: name, Create: true, MTU: *mtu, Offload: *offload, Logger: log})
