@@ -22,8 +22,8 @@ import (
 type Options struct {
 	// Logger receives lifecycle events; default slog.Default().
 	Logger *slog.Logger
-	// OpenTAP opens a host TAP device as a port (cmd/vnetd wires package tap here);
-	// nil means TAP support is not in this build and [[tap]] sections fail to start.
+	// OpenTAP opens a host TAP device as a port; nil means OpenTAP (package tap).
+	// Tests pass stand-ins.
 	OpenTAP func(config.TAP, *slog.Logger) (frame.Port, error)
 	// NewRouter builds a router with one port per interface; nil means NewRouter
 	// (package router). Tests pass stand-ins.
@@ -75,6 +75,9 @@ func New(o Options) *Daemon {
 	}
 	if o.NewRouter == nil {
 		o.NewRouter = NewRouter
+	}
+	if o.OpenTAP == nil {
+		o.OpenTAP = OpenTAP
 	}
 	return &Daemon{log: o.Logger, openTAP: o.OpenTAP, newRouter: o.NewRouter, switches: map[string]*swEntry{}, namespaces: map[string]*nsEntry{},
 		forwards: map[string]*fwEntry{}, attachments: map[string]*attachment{}}

@@ -149,12 +149,12 @@ func TestStartRollsBackOnError(t *testing.T) {
 }
 
 func TestUnavailablePartsAreReported(t *testing.T) {
-	src := "[[switch]]\nname = \"lan0\"\n[[tap]]\nname = \"vnet0\"\nswitch = \"lan0\"\n"
+	src := "[[switch]]\nname = \"lan0\"\n[[socket]]\npath = \"/nonexistent/vm.sock\"\nswitch = \"lan0\"\n"
 	d := New(Options{Logger: quiet()})
 	defer d.Close()
 	err := d.Apply(parse(t, src))
-	if err == nil || !strings.Contains(err.Error(), "tap support not available in this build") {
-		t.Errorf("Apply(tap) = %v, want \"tap support not available in this build\"", err)
+	if err == nil || !strings.Contains(err.Error(), "VM socket support not available in this build") {
+		t.Errorf("Apply(socket) = %v, want \"VM socket support not available in this build\"", err)
 	}
 }
 
