@@ -1,0 +1,273 @@
+package vmsock
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vnetd/vnetd/frame"
+)
+
+// Options configure a socket listener.
+type Options struct {
+	// Path is the unix socket path to listen on.
+	Path string
+	// Protocol is "stream" (QEMU -netdev stream); "" means stream.
+	Protocol string
+	// MTU is the ports' MTU; 0 means 1500.
+	MTU int
+	// Logger receives connection events; nil means slog.Default().
+	Logger *slog.Logger
+	// OnPort is called for every new connection with its port and name.
+	OnPort func(p frame.Port, name string)
+	// OnPortGone is called when a connection's port goes away.
+	OnPortGone func(name string)
+	// QueueLen bounds each port's transmit queue; 0 means 256.
+	QueueLen int
+}
+
+// ErrMalformed is returned by ReadFrames when the peer sent an impossible length.
+var ErrMalformed = errors.New("malformed frame length")
+
+// Listener accepts VM connections on a unix socket.
+type Listener struct {
+	opts      Options
+	ln        net.Listener
+	log       *slog.Logger
+	seq       atomic.Uint64
+	malformed atomic.Uint64
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+	mu        sync.Mutex
+	ports     map[*Port]struct{} // guarded by mu
+}
+
+// Listen starts listening on opts.Path. A stale socket file nobody listens on is
+// removed; a socket somebody still listens on is refused.
+func Listen(opts Options) (*Listener, error) {
+	if opts.Protocol != "" && opts.Protocol != "stream" {
+		return nil, fmt.Errorf("listen %q: protocol %q not supported", opts.Path, opts.Protocol)
+	}
+	if opts.MTU == 0 {
+		opts.MTU = 1500
+	}
+	if opts.QueueLen == 0 {
+		opts.QueueLen = 256
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if _, err := os.Stat(opts.Path); err == nil {
+		c, derr := net.DialTimeout("unix", opts.Path, time.Second)
+		if derr == nil {
+			c.Close()
+			return nil, fmt.Errorf("listen %q: another process is listening", opts.Path)
+		}
+		if err := os.Remove(opts.Path); err != nil {
+			return nil, fmt.Errorf("remove stale socket %q: %w", opts.Path, err)
+		}
+	}
+	ln, err := net.Listen("unix", opts.Path)
+	if err != nil {
+		return nil, fmt.Errorf("listen %q: %w", opts.Path, err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(true)
+	l := &Listener{opts: opts, ln: ln, log: opts.Logger, ports: map[*Port]struct{}{}}
+	l.wg.Add(1)
+	go l.accept()
+	return l, nil
+}
+
+// Malformed returns how many connections were closed for a malformed length.
+func (l *Listener) Malformed() uint64 { return l.malformed.Load() }
+
+func (l *Listener) accept() {
+	defer l.wg.Done()
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			return
+		}
+		n := l.seq.Add(1)
+		name := fmt.Sprintf("sock:%s#%d", l.opts.Path, n)
+		p := newPort(l, c, name)
+		l.mu.Lock()
+		l.ports[p] = struct{}{}
+		l.mu.Unlock()
+		l.log.Info("vm connected", "port", name)
+		if l.opts.OnPort != nil {
+			l.opts.OnPort(p, name)
+		}
+	}
+}
+
+func (l *Listener) gone(p *Port) {
+	l.mu.Lock()
+	_, ok := l.ports[p]
+	delete(l.ports, p)
+	l.mu.Unlock()
+	if ok {
+		l.log.Info("vm disconnected", "port", p.name)
+		if l.opts.OnPortGone != nil {
+			l.opts.OnPortGone(p.name)
+		}
+	}
+}
+
+// Close stops listening, closes every port and removes the socket file. Idempotent.
+func (l *Listener) Close() error {
+	l.closeOnce.Do(func() {
+		l.ln.Close()
+		l.wg.Wait()
+		l.mu.Lock()
+		ps := make([]*Port, 0, len(l.ports))
+		for p := range l.ports {
+			ps = append(ps, p)
+		}
+		l.mu.Unlock()
+		for _, p := range ps {
+			p.Close()
+		}
+	})
+	return nil
+}
+
+// Port is one VM connection.
+type Port struct {
+	l         *Listener
+	c         net.Conn
+	r         *bufio.Reader
+	name      string
+	q         *frame.Queue
+	counters  frame.Counters
+	closed    atomic.Bool
+	closeOnce sync.Once
+	done      chan struct{}
+	hdr       [4]byte
+}
+
+var _ frame.Port = (*Port)(nil)
+
+func newPort(l *Listener, c net.Conn, name string) *Port {
+	p := &Port{l: l, c: c, r: bufio.NewReaderSize(c, 64<<10), name: name, q: frame.NewQueue(l.opts.QueueLen), done: make(chan struct{})}
+	go p.writer()
+	return p
+}
+
+// Counters returns the port's traffic counters.
+func (p *Port) Counters() *frame.Counters { return &p.counters }
+
+// Info describes the port.
+func (p *Port) Info() frame.Info {
+	return frame.Info{Name: p.name, MTU: p.l.opts.MTU, MaxFrame: frame.MaxFrameFor(p.l.opts.MTU, false)}
+}
+
+// ReadFrames reads at least one frame, then whatever is already buffered.
+func (p *Port) ReadFrames(frames []frame.Frame) (int, error) {
+	n := 0
+	for n < len(frames) {
+		if n > 0 && p.r.Buffered() < 4 {
+			break
+		}
+		if _, err := io.ReadFull(p.r, p.hdr[:]); err != nil {
+			return p.readErr(n, err)
+		}
+		ln := int(binary.BigEndian.Uint32(p.hdr[:]))
+		max := p.Info().MaxFrame
+		if ln < frame.EthHeaderLen || ln > max {
+			p.l.malformed.Add(1)
+			p.l.log.Warn("malformed frame length, closing connection", "port", p.name, "len", ln)
+			p.Close()
+			if n > 0 {
+				return n, nil
+			}
+			return 0, fmt.Errorf("read %s: length %d: %w", p.name, ln, ErrMalformed)
+		}
+		f := &frames[n]
+		if len(f.Buf) < ln {
+			if _, err := p.r.Discard(ln); err != nil {
+				return p.readErr(n, err)
+			}
+			p.counters.RxDropped.Add(1)
+			continue
+		}
+		if _, err := io.ReadFull(p.r, f.Buf[:ln]); err != nil {
+			return p.readErr(n, err)
+		}
+		f.N = ln
+		f.Meta = frame.Meta{}
+		p.counters.RxFrames.Add(1)
+		p.counters.RxBytes.Add(uint64(ln))
+		n++
+	}
+	return n, nil
+}
+
+func (p *Port) readErr(n int, err error) (int, error) {
+	if n > 0 {
+		return n, nil
+	}
+	p.Close()
+	return 0, net.ErrClosed
+}
+
+// WriteFrames queues frames for the writer goroutine, dropping (and counting) when the
+// queue is full.
+func (p *Port) WriteFrames(frames []frame.Frame) (int, error) {
+	if p.closed.Load() {
+		return 0, net.ErrClosed
+	}
+	for i := range frames {
+		b := frame.GetBuf(frames[i].N)
+		b.CopyFrom(&frames[i])
+		if !p.q.Push(b) {
+			b.Release()
+			p.counters.TxDropped.Add(1)
+		}
+	}
+	return len(frames), nil
+}
+
+func (p *Port) writer() {
+	defer close(p.done)
+	bufs := make([]*frame.Buf, 64)
+	w := bufio.NewWriterSize(p.c, 64<<10)
+	var hdr [4]byte
+	for {
+		n, err := p.q.Pop(bufs)
+		if err != nil {
+			return
+		}
+		for _, b := range bufs[:n] {
+			binary.BigEndian.PutUint32(hdr[:], uint32(b.N))
+			w.Write(hdr[:])
+			w.Write(b.Bytes())
+			p.counters.TxFrames.Add(1)
+			p.counters.TxBytes.Add(uint64(b.N))
+		}
+		frame.ReleaseBufs(bufs[:n])
+		if err := w.Flush(); err != nil {
+			p.Close()
+			return
+		}
+	}
+}
+
+// Close closes the connection. Idempotent.
+func (p *Port) Close() error {
+	p.closeOnce.Do(func() {
+		p.closed.Store(true)
+		p.q.Close()
+		p.c.Close()
+		p.l.gone(p)
+	})
+	return nil
+}
