@@ -1,0 +1,20 @@
+// Package nsstack provides vnetd's namespaces: isolated network stacks inside one
+// process, each a gVisor tcpip/stack with its own loopback, NICs, addresses, routes,
+// neighbour table and sockets, as a Linux network namespace gives a container.
+//
+// A namespace starts with only its loopback (127.0.0.1/8 and ::1). Its NICs are
+// frame.Ports: attach one to a switch with l2switch's AddPort, or join two NICs
+// directly with Connect (a pass-through pair with nothing in between).
+//
+// Data path: frames the stack sends go into the NIC's bounded outbound queue, which
+// whoever drives the port drains with ReadFrames. Frames written to the NIC
+// (WriteFrames) go into a bounded inbound queue that the NIC's own goroutine delivers
+// into the stack; WriteFrames never enters the stack itself, so a stack that answers
+// inline (an ICMP error, a RST) can never deadlock against a caller holding its locks.
+// Superframes cross with their GSO metadata: a NIC advertises host GSO to gVisor, so
+// TCP hands it up to 64 KiB segments, and accepts such segments inbound with the
+// checksum marked as validated.
+//
+// gVisor types never leave this package: callers see frame.Port, net.Conn,
+// net.Listener, net.PacketConn and plain listing structs.
+package nsstack

@@ -1,0 +1,171 @@
+package nsstack
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"runtime"
+	"sync"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/link/loopback"
+	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+)
+
+// Options configure a namespace.
+type Options struct {
+	// Name names the namespace in logs, port names and listings.
+	Name string
+	// Logger receives lifecycle events; default slog.Default().
+	Logger *slog.Logger
+	// TCPProcessors is how many TCP processor goroutines the stack runs. gVisor's
+	// default is one per GOMAXPROCS, which makes a namespace cost 64 goroutines on a
+	// 64-core host; vnetd's namespaces are many and mostly idle, so the default here is
+	// 1, the same on every host. Raise it for a namespace that carries many busy flows.
+	TCPProcessors int
+}
+
+const loopbackNIC tcpip.NICID = 1
+
+// Namespace is one isolated network stack. Its methods are safe for concurrent use.
+type Namespace struct {
+	name string
+	log  *slog.Logger
+	st   *stack.Stack
+
+	mu     sync.Mutex
+	nics   map[string]*NIC // guarded by mu
+	nextID tcpip.NICID     // guarded by mu
+	routes []Route         // guarded by mu: the configured routes, in order
+	closed bool            // guarded by mu
+}
+
+// gomaxprocsMu serialises stack creation while GOMAXPROCS is lowered (see newStack).
+var gomaxprocsMu sync.Mutex
+
+// newStack builds a gVisor stack whose TCP protocol runs procs processor goroutines.
+// gVisor sizes its TCP dispatcher from runtime.GOMAXPROCS(0) at protocol creation and
+// offers no option for it, so GOMAXPROCS is lowered for the duration of stack.New when
+// the host has more cores than procs; the running program only loses parallelism for
+// those microseconds. (An upstream option would be better: see README, known issues.)
+func newStack(procs int) *stack.Stack {
+	opts := stack.Options{
+		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol, arp.NewProtocol},
+		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
+		HandleLocal:        true,
+	}
+	gomaxprocsMu.Lock()
+	defer gomaxprocsMu.Unlock()
+	if prev := runtime.GOMAXPROCS(0); prev > procs {
+		runtime.GOMAXPROCS(procs)
+		defer runtime.GOMAXPROCS(prev)
+	}
+	return stack.New(opts)
+}
+
+// New creates a namespace holding only its loopback interface.
+func New(o Options) (*Namespace, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.TCPProcessors <= 0 {
+		o.TCPProcessors = 1
+	}
+	st := newStack(o.TCPProcessors)
+	ns := &Namespace{name: o.Name, log: o.Logger.With("namespace", o.Name), st: st,
+		nics: make(map[string]*NIC), nextID: loopbackNIC + 1}
+	if err := ns.init(); err != nil {
+		st.Close()
+		st.Wait()
+		return nil, fmt.Errorf("namespace %q: %w", o.Name, err)
+	}
+	return ns, nil
+}
+
+func (ns *Namespace) init() error {
+	if err := tuneTCP(ns.st); err != nil {
+		return err
+	}
+	if e := ns.st.CreateNICWithOptions(loopbackNIC, loopback.New(), stack.NICOptions{Name: "lo"}); e != nil {
+		return fmt.Errorf("create loopback: %s", e)
+	}
+	for _, p := range []netip.Prefix{netip.MustParsePrefix("127.0.0.1/8"), netip.MustParsePrefix("::1/128")} {
+		if err := ns.addAddress(loopbackNIC, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tuneTCP sets the namespace's TCP options.
+func tuneTCP(st *stack.Stack) error {
+	opts := []tcpip.SettableTransportProtocolOption{
+		// SACK recovers from several losses per window without a timeout; the
+		// kernel has it on by default and peers expect it.
+		new(tcpip.TCPSACKEnabled),
+		// Buffers: start small (most namespaces are idle, and gVisor allocates lazily
+		// anyway), let auto-tuning (moderate receive buffer) grow a busy flow to 8 MiB,
+		// enough for 10+ Gbit/s at in-process RTTs. The same ranges Tailscale uses.
+		&tcpip.TCPReceiveBufferSizeRangeOption{Min: tcp.MinBufferSize, Default: tcp.DefaultReceiveBufferSize, Max: 8 << 20},
+		&tcpip.TCPSendBufferSizeRangeOption{Min: tcp.MinBufferSize, Default: tcp.DefaultSendBufferSize, Max: 6 << 20},
+		new(tcpip.TCPModerateReceiveBufferOption),
+	}
+	*opts[0].(*tcpip.TCPSACKEnabled) = true
+	*opts[3].(*tcpip.TCPModerateReceiveBufferOption) = true
+	for _, o := range opts {
+		if e := st.SetTransportProtocolOption(tcp.ProtocolNumber, o); e != nil {
+			return fmt.Errorf("set TCP option %T: %s", o, e)
+		}
+	}
+	return nil
+}
+
+// Name returns the namespace's name.
+func (ns *Namespace) Name() string { return ns.name }
+
+// ErrClosed is returned by a closed namespace's methods.
+var ErrClosed = errors.New("namespace closed")
+
+// Close removes every NIC, closes every socket and frees the stack. It is idempotent.
+func (ns *Namespace) Close() error {
+	ns.mu.Lock()
+	if ns.closed {
+		ns.mu.Unlock()
+		return nil
+	}
+	ns.closed = true
+	nics := ns.nics
+	ns.nics = nil
+	ns.mu.Unlock()
+	for _, n := range nics {
+		n.Close()
+	}
+	ns.st.Close()
+	ns.st.Wait()
+	ns.st.Destroy()
+	for _, n := range nics {
+		n.wait()
+	}
+	return nil
+}
+
+func toTCPIP(a netip.Addr) tcpip.Address { return tcpip.AddrFromSlice(a.AsSlice()) }
+
+func fromTCPIP(a tcpip.Address) netip.Addr {
+	ip, _ := netip.AddrFromSlice(a.AsSlice())
+	return ip
+}
+
+func protoOf(a netip.Addr) tcpip.NetworkProtocolNumber {
+	if a.Is4() {
+		return ipv4.ProtocolNumber
+	}
+	return ipv6.ProtocolNumber
+}

@@ -1,0 +1,376 @@
+package nsstack
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/vnetd/vnetd/frame"
+	l2switch "github.com/vnetd/vnetd/switch"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func newNS(t testing.TB, name string) *Namespace {
+	t.Helper()
+	ns, err := New(Options{Name: name})
+	if err != nil {
+		t.Fatalf("New(%q): %v", name, err)
+	}
+	t.Cleanup(func() { ns.Close() })
+	return ns
+}
+
+func newSwitch(t testing.TB, name string) *l2switch.Switch {
+	t.Helper()
+	sw := l2switch.New(l2switch.Config{Name: name})
+	t.Cleanup(func() { sw.Close() })
+	return sw
+}
+
+// plug adds NIC eth0 with addrs to ns and attaches it to sw.
+func plug(t testing.TB, ns *Namespace, sw *l2switch.Switch, mtu int, addrs ...string) *NIC {
+	t.Helper()
+	nic, err := ns.AddNIC(NICConfig{Name: "eth0", MTU: mtu})
+	if err != nil {
+		t.Fatalf("%s.AddNIC(eth0): %v", ns.Name(), err)
+	}
+	for _, a := range addrs {
+		if err := ns.AddAddress("eth0", netip.MustParsePrefix(a)); err != nil {
+			t.Fatalf("%s.AddAddress(eth0, %s): %v", ns.Name(), a, err)
+		}
+	}
+	if err := sw.AddPort(nic, l2switch.PortConfig{}); err != nil {
+		t.Fatalf("sw.AddPort(%s): %v", nic.Info().Name, err)
+	}
+	return nic
+}
+
+func ctx(t testing.TB) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// transfer sends n random bytes from client to server over TCP and verifies them.
+func transfer(t *testing.T, server, client *Namespace, listen, dial string, n int) {
+	t.Helper()
+	l, err := server.Listen("tcp", listen)
+	if err != nil {
+		t.Fatalf("%s.Listen(%s): %v", server.Name(), listen, err)
+	}
+	defer l.Close()
+	want := make([]byte, n)
+	rand.Read(want)
+	got := make(chan []byte, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer c.Close()
+		b, _ := io.ReadAll(c)
+		got <- b
+	}()
+	c, err := client.Dial(ctx(t), "tcp", dial)
+	if err != nil {
+		t.Fatalf("%s.Dial(%s): %v", client.Name(), dial, err)
+	}
+	if _, err := c.Write(want); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	c.Close()
+	select {
+	case b := <-got:
+		if !bytes.Equal(b, want) {
+			t.Fatalf("server received %d bytes, want the %d sent (equal=%v)", len(b), len(want), bytes.Equal(b, want))
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("transfer did not finish")
+	}
+}
+
+func TestLoopbackOnly(t *testing.T) {
+	ns := newNS(t, "a")
+	its := ns.Interfaces()
+	if len(its) != 1 || its[0].Name != "lo" || fmt.Sprint(its[0].Addresses) != "[127.0.0.1/8 ::1/128]" {
+		t.Fatalf("Interfaces() = %+v, want only lo with 127.0.0.1/8 and ::1/128", its)
+	}
+	transfer(t, ns, ns, "127.0.0.1:7", "127.0.0.1:7", 1<<16)
+	transfer(t, ns, ns, "[::1]:7", "[::1]:7", 1<<16)
+}
+
+func TestSwitchedPingAndTCP(t *testing.T) {
+	for _, mtu := range []int{1500, 9000, 65520} {
+		t.Run(fmt.Sprint("mtu", mtu), func(t *testing.T) {
+			sw := newSwitch(t, "lan0")
+			a, b := newNS(t, "a"), newNS(t, "b")
+			plug(t, a, sw, mtu, "10.0.0.1/24", "fd00::1/64")
+			plug(t, b, sw, mtu, "10.0.0.2/24", "fd00::2/64")
+			for _, dst := range []string{"10.0.0.2", "fd00::2"} {
+				if _, err := a.Ping(ctx(t), netip.MustParseAddr(dst), 1, []byte("hi")); err != nil {
+					t.Fatalf("a.Ping(%s): %v", dst, err)
+				}
+			}
+			transfer(t, b, a, ":80", "10.0.0.2:80", 4<<20)
+			transfer(t, a, b, ":81", "[fd00::1]:81", 1<<20)
+			if len(a.Neighbors()) == 0 {
+				t.Fatal("a.Neighbors() is empty after talking to b")
+			}
+		})
+	}
+}
+
+func TestSuperframesCrossUnsegmented(t *testing.T) {
+	sw := newSwitch(t, "lan0")
+	a, b := newNS(t, "a"), newNS(t, "b")
+	na := plug(t, a, sw, 1500, "10.0.0.1/24")
+	plug(t, b, sw, 1500, "10.0.0.2/24")
+	transfer(t, b, a, ":80", "10.0.0.2:80", 8<<20)
+	c := na.Counters().Snapshot()
+	// 8 MiB at MTU 1500 is over 5,700 segments; superframes make it far fewer frames.
+	if c.TxFrames == 0 || c.TxBytes/c.TxFrames < 3000 {
+		t.Fatalf("a sent %d frames, %d bytes: average %d bytes, want superframes (> 3000)", c.TxFrames, c.TxBytes, c.TxBytes/max(c.TxFrames, 1))
+	}
+}
+
+func TestPassThroughPair(t *testing.T) {
+	a, b := newNS(t, "a"), newNS(t, "b")
+	na, err := a.AddNIC(NICConfig{Name: "p0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nb, err := b.AddNIC(NICConfig{Name: "p0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.AddAddress("p0", netip.MustParsePrefix("192.168.0.1/30"))
+	b.AddAddress("p0", netip.MustParsePrefix("192.168.0.2/30"))
+	stop := Connect(na, nb)
+	defer stop()
+	transfer(t, b, a, ":5000", "192.168.0.2:5000", 1<<20)
+}
+
+// Isolation: the same address and port in many namespaces, each on its own switch,
+// each receiving only its own traffic.
+func TestSameAddrPortIsolated(t *testing.T) {
+	const n = 5
+	servers := make([]*Namespace, n)
+	clients := make([]*Namespace, n)
+	for i := range servers {
+		sw := newSwitch(t, fmt.Sprint("lan", i))
+		servers[i] = newNS(t, fmt.Sprint("srv", i))
+		clients[i] = newNS(t, fmt.Sprint("cli", i))
+		plug(t, servers[i], sw, 1500, "10.0.0.1/24")
+		plug(t, clients[i], sw, 1500, "10.0.0.2/24")
+	}
+	for i, srv := range servers {
+		l, err := srv.Listen("tcp", "10.0.0.1:80")
+		if err != nil {
+			t.Fatalf("srv%d.Listen: %v", i, err)
+		}
+		defer l.Close()
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				fmt.Fprintf(c, "srv%d", i)
+				c.Close()
+			}
+		}()
+	}
+	for i, cli := range clients {
+		c, err := cli.Dial(ctx(t), "tcp", "10.0.0.1:80")
+		if err != nil {
+			t.Fatalf("cli%d.Dial: %v", i, err)
+		}
+		b, _ := io.ReadAll(c)
+		c.Close()
+		if got, want := string(b), fmt.Sprint("srv", i); got != want {
+			t.Fatalf("cli%d reached %q, want %q", i, got, want)
+		}
+	}
+}
+
+func TestIsolation(t *testing.T) {
+	sw := newSwitch(t, "lan0")
+	a, b := newNS(t, "a"), newNS(t, "b")
+	plug(t, a, sw, 1500, "10.0.0.1/24")
+	plug(t, b, sw, 1500, "10.0.0.2/24")
+
+	t.Run("loopback listener unreachable from another namespace", func(t *testing.T) {
+		l, err := a.Listen("tcp", "127.0.0.1:9000")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		c, err := b.Dial(ctx(t), "tcp", "127.0.0.1:9000")
+		if err == nil {
+			c.Close()
+			t.Fatal("b reached a's 127.0.0.1:9000")
+		}
+	})
+	t.Run("binding another namespace's address fails", func(t *testing.T) {
+		l, err := b.Listen("tcp", "10.0.0.1:9001")
+		if err == nil {
+			l.Close()
+			t.Fatal("b bound a's address 10.0.0.1")
+		}
+	})
+	t.Run("unbound socket's source is its own address", func(t *testing.T) {
+		l, err := a.Listen("tcp", ":9002")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		go func() {
+			c, err := l.Accept()
+			if err == nil {
+				fmt.Fprint(c, c.RemoteAddr().String())
+				c.Close()
+			}
+		}()
+		c, err := b.Dial(ctx(t), "tcp", "10.0.0.1:9002")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(c)
+		c.Close()
+		ap, err := netip.ParseAddrPort(string(got))
+		if err != nil || ap.Addr() != netip.MustParseAddr("10.0.0.2") {
+			t.Fatalf("a saw b's connection from %q, want 10.0.0.2", got)
+		}
+	})
+	t.Run("routes and neighbours do not leak", func(t *testing.T) {
+		if err := a.AddRoute(Route{To: netip.MustParsePrefix("0.0.0.0/0"), Via: netip.MustParseAddr("10.0.0.254")}); err != nil {
+			t.Fatalf("a.AddRoute: %v", err)
+		}
+		a.Ping(ctx(t), netip.MustParseAddr("10.0.0.2"), 1, nil)
+		for _, r := range b.Routes() {
+			if r.Via.IsValid() {
+				t.Fatalf("b has a's route %+v", r)
+			}
+		}
+		for _, n := range b.Neighbors() {
+			if n.Addr == netip.MustParseAddr("10.0.0.254") {
+				t.Fatalf("b has a's neighbour %+v", n)
+			}
+		}
+		found := false
+		for _, r := range a.Routes() {
+			found = found || (r.Via == netip.MustParseAddr("10.0.0.254") && r.NIC == "eth0")
+		}
+		if !found {
+			t.Fatalf("a.Routes() = %+v lacks the default route", a.Routes())
+		}
+	})
+}
+
+// Timers of a namespace's sockets only emit from its own NICs: a connection whose
+// peer vanished retransmits from a, and b's NIC sends nothing.
+func TestTimersStayInTheirNamespace(t *testing.T) {
+	sw := newSwitch(t, "lan0")
+	a, b, c := newNS(t, "a"), newNS(t, "b"), newNS(t, "c")
+	na := plug(t, a, sw, 1500, "10.0.0.1/24")
+	nb := plug(t, b, sw, 1500, "10.0.0.2/24")
+	nc := plug(t, c, sw, 1500, "10.0.0.3/24")
+	l, err := c.Listen("tcp", ":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	conn, err := a.Dial(ctx(t), "tcp", "10.0.0.3:80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	time.Sleep(100 * time.Millisecond)
+	sw.RemovePort(nc.Info().Name) // c vanishes: a's data will be retransmitted
+	aBefore, bBefore := na.Counters().TxFrames.Load(), nb.Counters().TxFrames.Load()
+	conn.Write([]byte("hello?"))
+	time.Sleep(1500 * time.Millisecond) // a few RTOs (min RTO 200ms)
+	aSent, bSent := na.Counters().TxFrames.Load()-aBefore, nb.Counters().TxFrames.Load()-bBefore
+	if aSent < 2 {
+		t.Fatalf("a sent %d frames while retransmitting, want >= 2", aSent)
+	}
+	if bSent != 0 {
+		t.Fatalf("b sent %d frames during a's retransmissions, want 0", bSent)
+	}
+}
+
+func TestCreateDeleteNoLeak(t *testing.T) {
+	runtime.GC()
+	base := runtime.NumGoroutine()
+	sw := newSwitch(t, "lan0")
+	for i := 0; i < 1000; i++ {
+		ns, err := New(Options{Name: fmt.Sprint("n", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nic, err := ns.AddNIC(NICConfig{Name: "eth0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns.AddAddress("eth0", netip.MustParsePrefix("10.1.0.1/16"))
+		if err := sw.AddPort(nic, l2switch.PortConfig{Name: "p"}); err != nil {
+			t.Fatal(err)
+		}
+		l, _ := ns.Listen("tcp", ":80")
+		l.Close()
+		sw.RemovePort("p")
+		ns.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > base+1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if g := runtime.NumGoroutine(); g > base+1 { // +1: the switch's ager
+		t.Fatalf("%d goroutines after 1,000 create/delete cycles, want %d", g, base+1)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	ns := newNS(t, "a")
+	if _, err := ns.AddNIC(NICConfig{Name: ""}); err == nil {
+		t.Fatal("AddNIC with no name succeeded")
+	}
+	if _, err := ns.AddNIC(NICConfig{Name: "eth0", MTU: 10}); err == nil {
+		t.Fatal("AddNIC with MTU 10 succeeded")
+	}
+	if _, err := ns.AddNIC(NICConfig{Name: "eth0"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ns.AddNIC(NICConfig{Name: "eth0"}); err == nil {
+		t.Fatal("duplicate AddNIC succeeded")
+	}
+	if err := ns.AddAddress("nope", netip.MustParsePrefix("10.0.0.1/24")); err == nil {
+		t.Fatal("AddAddress on a missing NIC succeeded")
+	}
+	if err := ns.AddRoute(Route{To: netip.MustParsePrefix("0.0.0.0/0"), Via: netip.MustParseAddr("192.0.2.1")}); err == nil {
+		t.Fatal("AddRoute via an unconnected address succeeded")
+	}
+	nic, _ := ns.NIC("eth0")
+	// Garbage frames are taken (or dropped) without harm.
+	for _, b := range [][]byte{{1, 2, 3}, make([]byte, 14), bytes.Repeat([]byte{0xff}, 100)} {
+		nic.WriteFrames([]frame.Frame{{Buf: b, N: len(b)}})
+	}
+	ns.Close()
+	if _, err := ns.AddNIC(NICConfig{Name: "eth1"}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("AddNIC after Close: %v, want ErrClosed", err)
+	}
+	if _, err := nic.WriteFrames([]frame.Frame{{Buf: make([]byte, 60), N: 60}}); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("WriteFrames after Close: %v, want net.ErrClosed", err)
+	}
+}

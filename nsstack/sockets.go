@@ -1,0 +1,219 @@
+package nsstack
+
+import (
+	"context"
+	"encoding/binary"
+	"io"
+	"fmt"
+	"net"
+	"net/netip"
+	"sort"
+	"strconv"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+	"gvisor.dev/gvisor/pkg/waiter"
+)
+
+// resolve parses "host:port" for network ("tcp", "tcp4", "tcp6", "udp"...). An empty
+// host means any address; the network's digit, or the host's family, picks IPv4 or
+// IPv6 (plain "tcp" with no host listens on IPv6 and IPv4 both).
+func resolve(network, addr string) (tcpip.FullAddress, tcpip.NetworkProtocolNumber, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return tcpip.FullAddress{}, 0, err
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil {
+		return tcpip.FullAddress{}, 0, fmt.Errorf("bad port %q", portStr)
+	}
+	fa := tcpip.FullAddress{Port: uint16(port)}
+	proto := tcpip.NetworkProtocolNumber(ipv6.ProtocolNumber)
+	if network[len(network)-1] == '4' {
+		proto = ipv4.ProtocolNumber
+	}
+	if host != "" {
+		ip, err := netip.ParseAddr(host)
+		if err != nil {
+			return tcpip.FullAddress{}, 0, fmt.Errorf("bad address %q (names are not resolved)", host)
+		}
+		ip = ip.Unmap()
+		fa.Addr = toTCPIP(ip)
+		proto = protoOf(ip)
+	}
+	return fa, proto, nil
+}
+
+// Listen listens for TCP connections on addr ("10.0.0.10:80", ":80", "[::]:80").
+func (ns *Namespace) Listen(network, addr string) (net.Listener, error) {
+	fa, proto, err := resolve(network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("namespace %q: listen %s %s: %w", ns.name, network, addr, err)
+	}
+	l, err := gonet.ListenTCP(ns.st, fa, proto)
+	if err != nil {
+		return nil, fmt.Errorf("namespace %q: listen %s %s: %w", ns.name, network, addr, err)
+	}
+	return l, nil
+}
+
+// Dial opens a TCP connection from the namespace.
+func (ns *Namespace) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	fa, proto, err := resolve(network, addr)
+	if err != nil || fa.Addr.Len() == 0 {
+		return nil, fmt.Errorf("namespace %q: dial %s %s: needs an address: %v", ns.name, network, addr, err)
+	}
+	c, err := gonet.DialContextTCP(ctx, ns.st, fa, proto)
+	if err != nil {
+		return nil, fmt.Errorf("namespace %q: dial %s %s: %w", ns.name, network, addr, err)
+	}
+	return c, nil
+}
+
+// ListenPacket opens a UDP socket bound to addr.
+func (ns *Namespace) ListenPacket(network, addr string) (net.PacketConn, error) {
+	fa, proto, err := resolve(network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("namespace %q: listen %s %s: %w", ns.name, network, addr, err)
+	}
+	c, err := gonet.DialUDP(ns.st, &fa, nil, proto)
+	if err != nil {
+		return nil, fmt.Errorf("namespace %q: listen %s %s: %w", ns.name, network, addr, err)
+	}
+	return c, nil
+}
+
+// Ping sends one ICMP or ICMPv6 echo request to dst and waits for its reply.
+func (ns *Namespace) Ping(ctx context.Context, dst netip.Addr, seq int, payload []byte) (time.Duration, error) {
+	transport, proto := icmp.ProtocolNumber4, tcpip.NetworkProtocolNumber(ipv4.ProtocolNumber)
+	if dst.Is6() && !dst.Is4In6() {
+		transport, proto = icmp.ProtocolNumber6, ipv6.ProtocolNumber
+	}
+	dst = dst.Unmap()
+	var wq waiter.Queue
+	ep, e := ns.st.NewEndpoint(transport, proto, &wq)
+	if e != nil {
+		return 0, fmt.Errorf("namespace %q: ping %v: %s", ns.name, dst, e)
+	}
+	defer ep.Close()
+	we, ch := waiter.NewChannelEntry(waiter.ReadableEvents)
+	wq.EventRegister(&we)
+	defer wq.EventUnregister(&we)
+	if e := ep.Connect(tcpip.FullAddress{Addr: toTCPIP(dst)}); e != nil {
+		return 0, fmt.Errorf("namespace %q: ping %v: %s", ns.name, dst, e)
+	}
+	msg := make([]byte, header.ICMPv4MinimumSize+len(payload))
+	if transport == icmp.ProtocolNumber4 {
+		msg[0] = byte(header.ICMPv4Echo)
+	} else {
+		msg[0] = byte(header.ICMPv6EchoRequest)
+	}
+	binary.BigEndian.PutUint16(msg[6:8], uint16(seq))
+	copy(msg[8:], payload)
+	start := time.Now()
+	if _, e := ep.Write(bytesReader(msg), tcpip.WriteOptions{}); e != nil {
+		return 0, fmt.Errorf("namespace %q: ping %v: %s", ns.name, dst, e)
+	}
+	for {
+		var out writerBuf
+		_, e := ep.Read(&out, tcpip.ReadOptions{})
+		if _, wouldBlock := e.(*tcpip.ErrWouldBlock); wouldBlock {
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				return 0, fmt.Errorf("namespace %q: ping %v seq %d: %w", ns.name, dst, seq, ctx.Err())
+			}
+		}
+		if e != nil {
+			return 0, fmt.Errorf("namespace %q: ping %v: %s", ns.name, dst, e)
+		}
+		// gVisor's ping sockets return the ICMP message; match our sequence number.
+		if len(out) >= 8 && binary.BigEndian.Uint16(out[6:8]) == uint16(seq) {
+			return time.Since(start), nil
+		}
+	}
+}
+
+type writerBuf []byte
+
+func (w *writerBuf) Write(p []byte) (int, error) { *w = append(*w, p...); return len(p), nil }
+
+type byteReader struct {
+	b []byte
+}
+
+func bytesReader(b []byte) *byteReader { return &byteReader{b} }
+
+func (r *byteReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b)
+	r.b = r.b[n:]
+	return n, nil
+}
+
+func (r *byteReader) Len() int { return len(r.b) }
+
+// Socket is one open transport endpoint, like a line of `ss`.
+type Socket struct {
+	Proto  string `json:"proto"`
+	State  string `json:"state"`
+	Local  string `json:"local"`
+	Remote string `json:"remote,omitempty"`
+}
+
+// Sockets lists the namespace's TCP and UDP endpoints.
+func (ns *Namespace) Sockets() []Socket {
+	var out []Socket
+	for _, ep := range ns.st.RegisteredEndpoints() {
+		info, ok := ep.(interface{ Info() tcpip.EndpointInfo })
+		if !ok {
+			continue
+		}
+		ti, ok := info.Info().(*stack.TransportEndpointInfo)
+		if !ok {
+			continue
+		}
+		s := Socket{Local: addrPort(ti.ID.LocalAddress, ti.ID.LocalPort)}
+		if ti.ID.RemotePort != 0 {
+			s.Remote = addrPort(ti.ID.RemoteAddress, ti.ID.RemotePort)
+		}
+		switch ti.TransProto {
+		case tcp.ProtocolNumber:
+			s.Proto = "tcp"
+			if st, ok := ep.(interface{ State() uint32 }); ok {
+				s.State = tcp.EndpointState(st.State()).String()
+			}
+		case udp.ProtocolNumber:
+			s.Proto = "udp"
+			s.State = "UNCONN"
+		default:
+			continue
+		}
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Proto != out[j].Proto {
+			return out[i].Proto < out[j].Proto
+		}
+		return out[i].Local < out[j].Local
+	})
+	return out
+}
+
+func addrPort(a tcpip.Address, port uint16) string {
+	if a.Len() == 0 {
+		return "*:" + strconv.Itoa(int(port))
+	}
+	return netip.AddrPortFrom(fromTCPIP(a), port).String()
+}
