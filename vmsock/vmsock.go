@@ -20,7 +20,8 @@ import (
 type Options struct {
 	// Path is the unix socket path to listen on.
 	Path string
-	// Protocol is "stream" (QEMU -netdev stream); "" means stream.
+	// Protocol is "stream" (QEMU -netdev stream, 4-byte big-endian length then the
+	// frame) or "dgram" (QEMU -netdev dgram, one datagram per frame); "" means stream.
 	Protocol string
 	// MTU is the ports' MTU; 0 means 1500.
 	MTU int
@@ -48,12 +49,16 @@ type Listener struct {
 	wg        sync.WaitGroup
 	mu        sync.Mutex
 	ports     map[*Port]struct{} // guarded by mu
+	dgram     *dgramListener     // set for Protocol "dgram"
 }
 
 // Listen starts listening on opts.Path. A stale socket file nobody listens on is
 // removed; a socket somebody still listens on is refused.
 func Listen(opts Options) (*Listener, error) {
-	if opts.Protocol != "" && opts.Protocol != "stream" {
+	if opts.Protocol == "" {
+		opts.Protocol = "stream"
+	}
+	if opts.Protocol != "stream" && opts.Protocol != "dgram" {
 		return nil, fmt.Errorf("listen %q: protocol %q not supported", opts.Path, opts.Protocol)
 	}
 	if opts.MTU == 0 {
@@ -66,7 +71,11 @@ func Listen(opts Options) (*Listener, error) {
 		opts.Logger = slog.Default()
 	}
 	if _, err := os.Stat(opts.Path); err == nil {
-		c, derr := net.DialTimeout("unix", opts.Path, time.Second)
+		network := "unix"
+		if opts.Protocol == "dgram" {
+			network = "unixgram"
+		}
+		c, derr := net.DialTimeout(network, opts.Path, time.Second)
 		if derr == nil {
 			c.Close()
 			return nil, fmt.Errorf("listen %q: another process is listening", opts.Path)
@@ -74,6 +83,13 @@ func Listen(opts Options) (*Listener, error) {
 		if err := os.Remove(opts.Path); err != nil {
 			return nil, fmt.Errorf("remove stale socket %q: %w", opts.Path, err)
 		}
+	}
+	if opts.Protocol == "dgram" {
+		l := &Listener{opts: opts, log: opts.Logger, ports: map[*Port]struct{}{}}
+		if err := listenDgram(l); err != nil {
+			return nil, err
+		}
+		return l, nil
 	}
 	ln, err := net.Listen("unix", opts.Path)
 	if err != nil {
@@ -125,6 +141,12 @@ func (l *Listener) gone(p *Port) {
 // Close stops listening, closes every port and removes the socket file. Idempotent.
 func (l *Listener) Close() error {
 	l.closeOnce.Do(func() {
+		if l.dgram != nil {
+			l.dgram.close()
+			l.wg.Wait()
+			os.Remove(l.opts.Path)
+			return
+		}
 		l.ln.Close()
 		l.wg.Wait()
 		l.mu.Lock()

@@ -230,3 +230,57 @@ func BenchmarkStreamRx(b *testing.B) {
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "frames/s")
 	b.SetBytes(1514)
 }
+
+func TestDgramPerPeer(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "d.sock")
+	ev := &events{ports: make(chan frame.Port, 8), gone: make(chan string, 8)}
+	l, err := Listen(Options{Path: path, Protocol: "dgram",
+		OnPort:     func(p frame.Port, name string) { ev.ports <- p },
+		OnPortGone: func(name string) { ev.gone <- name }})
+	if err != nil {
+		t.Fatalf("Listen(dgram %q) = %v", path, err)
+	}
+	defer l.Close()
+	var peers []*net.UnixConn
+	for i := 0; i < 2; i++ {
+		local := &net.UnixAddr{Name: filepath.Join(dir, "peer"+string(rune('a'+i))), Net: "unixgram"}
+		c, err := net.DialUnix("unixgram", local, &net.UnixAddr{Name: path, Net: "unixgram"})
+		if err != nil {
+			t.Fatalf("DialUnix(%q) = %v", path, err)
+		}
+		defer c.Close()
+		peers = append(peers, c)
+		c.Write(ethFrame(60+i, byte(i)))
+	}
+	frames := []frame.Frame{{Buf: make([]byte, 2048)}}
+	seen := map[int]bool{}
+	for i := 0; i < 2; i++ {
+		p := waitPort(t, ev)
+		n, err := p.ReadFrames(frames)
+		if n != 1 || err != nil {
+			t.Fatalf("ReadFrames() = %d, %v", n, err)
+		}
+		seen[frames[0].N] = true
+		// Reply goes back to that peer only.
+		out := []frame.Frame{{Buf: ethFrame(frames[0].N+100, 9), N: frames[0].N + 100}}
+		if n, err := p.WriteFrames(out); n != 1 || err != nil {
+			t.Fatalf("WriteFrames() = %d, %v", n, err)
+		}
+	}
+	if !seen[60] || !seen[61] {
+		t.Errorf("frames seen by length %v, want 60 and 61 on separate ports", seen)
+	}
+	for i, c := range peers {
+		buf := make([]byte, 2048)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := c.Read(buf)
+		if err != nil || n != 160+i {
+			t.Errorf("peer %d Read() = %d, %v, want %d", i, n, err, 160+i)
+		}
+	}
+	l.Close()
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("after Close, Stat(%q) = %v, want not exist", path, err)
+	}
+}
