@@ -229,7 +229,11 @@ func (ns *Namespace) Interfaces() []Interface {
 			continue
 		}
 		for _, pa := range all[id] {
-			it.Addresses = append(it.Addresses, netip.PrefixFrom(fromTCPIP(pa.AddressWithPrefix.Address), pa.AddressWithPrefix.PrefixLen))
+			a := fromTCPIP(pa.AddressWithPrefix.Address)
+			if a == limitedBroadcast {
+				continue // gVisor's own IPv4 broadcast endpoint, not a configured address
+			}
+			it.Addresses = append(it.Addresses, netip.PrefixFrom(a, pa.AddressWithPrefix.PrefixLen))
 		}
 		out = append(out, it)
 	}
@@ -302,3 +306,6 @@ func (ns *Namespace) Neighbors() []Neighbor {
 	sort.Slice(out, func(i, j int) bool { return out[i].Addr.Less(out[j].Addr) })
 	return out
 }
+
+// limitedBroadcast is 255.255.255.255, which gVisor adds to every IPv4 NIC.
+var limitedBroadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})

@@ -218,6 +218,10 @@ func (n *NIC) deliver() {
 				n.stats.RxDropped.Add(1)
 				continue
 			}
+			if !b.Meta.NeedsCsum && !b.Meta.CsumValid && !l4ChecksumOK(b.Bytes()) {
+				n.stats.RxDropped.Add(1)
+				continue
+			}
 			n.stats.RxFrames.Add(1)
 			n.stats.RxBytes.Add(uint64(b.N))
 			pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(b.Bytes())})
@@ -296,8 +300,9 @@ func (e *linkEP) LinkAddress() tcpip.LinkAddress {
 }
 func (e *linkEP) SetLinkAddress(tcpip.LinkAddress) {}
 func (e *linkEP) Capabilities() stack.LinkEndpointCapabilities {
-	// RX checksum offload is per packet (PacketBuffer.RXChecksumValidated), not here.
-	return 0
+	// gVisor takes RX checksum offload per NIC (stack/nic.go overrides the packet's
+	// flag), so it is always on and deliver checks frames that lack offload metadata.
+	return stack.CapabilityRXChecksumOffload
 }
 func (e *linkEP) Attach(d stack.NetworkDispatcher) {
 	if d == nil {

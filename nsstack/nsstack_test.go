@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"testing"
 	"time"
@@ -17,6 +18,8 @@ import (
 	l2switch "github.com/vnetd/vnetd/switch"
 	"go.uber.org/goleak"
 )
+
+var noGSO = os.Getenv("NOGSO") != ""
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
@@ -40,7 +43,7 @@ func newSwitch(t testing.TB, name string) *l2switch.Switch {
 // plug adds NIC eth0 with addrs to ns and attaches it to sw.
 func plug(t testing.TB, ns *Namespace, sw *l2switch.Switch, mtu int, addrs ...string) *NIC {
 	t.Helper()
-	nic, err := ns.AddNIC(NICConfig{Name: "eth0", MTU: mtu})
+	nic, err := ns.AddNIC(NICConfig{Name: "eth0", MTU: mtu, NoGSO: noGSO})
 	if err != nil {
 		t.Fatalf("%s.AddNIC(eth0): %v", ns.Name(), err)
 	}
