@@ -53,7 +53,7 @@ type NIC struct {
 type dispatcherBox struct{ d stack.NetworkDispatcher }
 
 var (
-	_ frame.Port        = (*NIC)(nil)
+	_ frame.Port         = (*NIC)(nil)
 	_ stack.LinkEndpoint = (*linkEP)(nil)
 	_ stack.GSOEndpoint  = (*linkEP)(nil)
 )
@@ -292,9 +292,9 @@ type linkEP struct {
 	onClose func()
 }
 
-func (e *linkEP) MTU() uint32                { return e.nic.mtu.Load() }
-func (e *linkEP) SetMTU(mtu uint32)          { e.nic.mtu.Store(mtu) }
-func (e *linkEP) MaxHeaderLength() uint16    { return 0 }
+func (e *linkEP) MTU() uint32             { return e.nic.mtu.Load() }
+func (e *linkEP) SetMTU(mtu uint32)       { e.nic.mtu.Store(mtu) }
+func (e *linkEP) MaxHeaderLength() uint16 { return 0 }
 func (e *linkEP) LinkAddress() tcpip.LinkAddress {
 	return tcpip.LinkAddress(e.nic.mac[:])
 }
@@ -311,11 +311,11 @@ func (e *linkEP) Attach(d stack.NetworkDispatcher) {
 	}
 	e.nic.dispatcher.Store(&dispatcherBox{d})
 }
-func (e *linkEP) IsAttached() bool                       { return e.nic.dispatcher.Load() != nil }
-func (e *linkEP) Wait()                                  {}
+func (e *linkEP) IsAttached() bool                        { return e.nic.dispatcher.Load() != nil }
+func (e *linkEP) Wait()                                   {}
 func (e *linkEP) ARPHardwareType() header.ARPHardwareType { return header.ARPHardwareEther }
-func (e *linkEP) AddHeader(*stack.PacketBuffer)          {}
-func (e *linkEP) ParseHeader(*stack.PacketBuffer) bool   { return true }
+func (e *linkEP) AddHeader(*stack.PacketBuffer)           {}
+func (e *linkEP) ParseHeader(*stack.PacketBuffer) bool    { return true }
 func (e *linkEP) Close() {
 	if e.onClose != nil {
 		e.onClose()

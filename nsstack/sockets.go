@@ -3,8 +3,8 @@ package nsstack
 import (
 	"context"
 	"encoding/binary"
-	"io"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"sort"
