@@ -235,6 +235,8 @@ func (ns *Namespace) Interfaces() []Interface {
 			}
 			it.Addresses = append(it.Addresses, netip.PrefixFrom(a, pa.AddressWithPrefix.PrefixLen))
 		}
+		// Stable order for listings: IPv4 before IPv6, then by address.
+		slices.SortFunc(it.Addresses, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
 		out = append(out, it)
 	}
 	return out
