@@ -62,7 +62,8 @@ var (
 const gsoMaxSize = 65535 - header.IPv6FixedHeaderSize - header.TCPHeaderMaximumSize
 
 // AddNIC creates a NIC in the namespace. It starts unattached: frames it sends wait
-// in its outbound queue (bounded; the oldest are not kept) until someone reads them.
+// in its outbound queue (bounded; when it is full, new frames are dropped and counted)
+// until someone reads them.
 func (ns *Namespace) AddNIC(c NICConfig) (*NIC, error) {
 	if c.Name == "" || c.Name == "lo" {
 		return nil, fmt.Errorf("namespace %q: add NIC: invalid name %q", ns.name, c.Name)
