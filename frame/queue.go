@@ -147,3 +147,34 @@ func (q *Queue) PushBatch(bufs []*Buf) int {
 	}
 	return k
 }
+
+// PushCopies queues a pooled copy of every frame in frames whose length is between
+// MinFrameLen and maxLen, in order, taking the queue's lock once per 64 frames. It
+// returns how many frames it took and their bytes; the others (bad length, no room)
+// are the caller's to count as dropped.
+func (q *Queue) PushCopies(frames []Frame, maxLen int) (took, bytes int) {
+	var batch [64]*Buf
+	var lens [64]int
+	for len(frames) > 0 {
+		k := 0
+		for k < len(batch) && len(frames) > 0 {
+			f := &frames[0]
+			frames = frames[1:]
+			if f.N < MinFrameLen || f.N > maxLen {
+				continue
+			}
+			b := GetBuf(f.N)
+			b.CopyFrom(f)
+			batch[k], lens[k] = b, f.N // lens: once queued, a buffer is the reader's
+			k++
+		}
+		n := q.PushBatch(batch[:k])
+		ReleaseBufs(batch[n:k])
+		for _, l := range lens[:n] {
+			bytes += l
+		}
+		took += n
+		clear(batch[:k])
+	}
+	return took, bytes
+}

@@ -95,22 +95,9 @@ func (e *End) WriteFrames(frames []frame.Frame) (int, error) {
 		e.stats.TxDropped.Add(uint64(len(frames)))
 		return 0, nil
 	}
-	sent, bytes := 0, 0
-	for i := range frames {
-		f := &frames[i]
-		if f.N > e.peer.info.MaxFrame || f.N < frame.MinFrameLen {
-			e.stats.TxDropped.Add(1)
-			continue
-		}
-		b := frame.GetBuf(f.N)
-		b.CopyFrom(f)
-		if !e.peer.in.Push(b) {
-			b.Release()
-			e.stats.TxDropped.Add(1)
-			continue
-		}
-		sent++
-		bytes += f.N
+	sent, bytes := e.peer.in.PushCopies(frames, e.peer.info.MaxFrame)
+	if dropped := len(frames) - sent; dropped > 0 {
+		e.stats.TxDropped.Add(uint64(dropped))
 	}
 	e.stats.TxFrames.Add(uint64(sent))
 	e.stats.TxBytes.Add(uint64(bytes))
