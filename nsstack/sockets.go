@@ -3,6 +3,7 @@ package nsstack
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -89,6 +90,51 @@ func (ns *Namespace) ListenPacket(network, addr string) (net.PacketConn, error) 
 		return nil, fmt.Errorf("namespace %q: listen %s %s: %w", ns.name, network, addr, err)
 	}
 	return c, nil
+}
+
+// PacketOptions refine a UDP socket opened with ListenPacketWith.
+type PacketOptions struct {
+	// NIC binds the socket to one NIC (SO_BINDTODEVICE): it receives only what
+	// arrives there and sends only through it; "" means any NIC.
+	NIC string
+	// Broadcast allows sends to broadcast addresses (SO_BROADCAST), which a
+	// DHCP server needs for clients that have no address yet.
+	Broadcast bool
+}
+
+// ListenPacketWith opens a UDP socket bound to addr with the given options.
+func (ns *Namespace) ListenPacketWith(network, addr string, o PacketOptions) (net.PacketConn, error) {
+	fail := func(err error) (net.PacketConn, error) {
+		return nil, fmt.Errorf("namespace %q: listen %s %s: %w", ns.name, network, addr, err)
+	}
+	fa, proto, err := resolve(network, addr)
+	if err != nil {
+		return fail(err)
+	}
+	if o.NIC != "" {
+		n, ok := ns.NIC(o.NIC)
+		if !ok {
+			return fail(fmt.Errorf("no NIC %q", o.NIC))
+		}
+		fa.NIC = n.id
+	}
+	var wq waiter.Queue
+	ep, terr := ns.st.NewEndpoint(udp.ProtocolNumber, proto, &wq)
+	if terr != nil {
+		return fail(errors.New(terr.String()))
+	}
+	ep.SocketOptions().SetBroadcast(o.Broadcast)
+	if fa.NIC != 0 {
+		if terr := ep.SocketOptions().SetBindToDevice(int32(fa.NIC)); terr != nil {
+			ep.Close()
+			return fail(errors.New(terr.String()))
+		}
+	}
+	if terr := ep.Bind(fa); terr != nil {
+		ep.Close()
+		return fail(errors.New(terr.String()))
+	}
+	return gonet.NewUDPConn(&wq, ep), nil
 }
 
 // Ping sends one ICMP or ICMPv6 echo request to dst and waits for its reply.
