@@ -39,7 +39,8 @@ func TestBroadcastBoundToNIC(t *testing.T) {
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
-	server := listen(srv, ":67", PacketOptions{NIC: "eth0", Broadcast: true})
+	// "0.0.0.0" is the wildcard, as in the kernel (it once bound the literal zero address).
+	server := listen(srv, "0.0.0.0:67", PacketOptions{NIC: "eth0", Broadcast: true})
 	nearC := listen(near, ":68", PacketOptions{NIC: "eth0", Broadcast: true})
 	farC := listen(far, ":68", PacketOptions{NIC: "eth0", Broadcast: true})
 	bcast := func(port int) *net.UDPAddr { return &net.UDPAddr{IP: net.IPv4bcast, Port: port} }

@@ -47,8 +47,12 @@ func resolve(network, addr string) (tcpip.FullAddress, tcpip.NetworkProtocolNumb
 			return tcpip.FullAddress{}, 0, fmt.Errorf("bad address %q (names are not resolved)", host)
 		}
 		ip = ip.Unmap()
-		fa.Addr = toTCPIP(ip)
 		proto = protoOf(ip)
+		// 0.0.0.0 and :: mean any address, as in the kernel: gVisor wants them
+		// empty, or it would bind to the literal zero address and match nothing.
+		if !ip.IsUnspecified() {
+			fa.Addr = toTCPIP(ip)
+		}
 	}
 	return fa, proto, nil
 }
