@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mrand "math/rand"
 	"net/netip"
 	"runtime"
 	"sync"
@@ -57,9 +58,11 @@ var gomaxprocsMu sync.Mutex
 // those microseconds. (An upstream option would be better: see README, known issues.)
 func newStack(procs int) *stack.Stack {
 	opts := stack.Options{
-		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol, arp.NewProtocol},
+		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4Protocol(), ipv6.NewProtocol, arp.NewProtocol},
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
 		HandleLocal:        true,
+		RandSource:         newPCGSource(),
+		DefaultIPTables:    noIPTables,
 	}
 	gomaxprocsMu.Lock()
 	defer gomaxprocsMu.Unlock()
@@ -69,6 +72,15 @@ func newStack(procs int) *stack.Stack {
 	}
 	return stack.New(opts)
 }
+
+// noIPTables gives a stack an empty, never-configured IPTables. gVisor's default
+// (stack.DefaultTables) builds the four built-in tables with their accept rules for
+// both families, 8.5 KB per stack, although an IPTables that was never replaced is
+// skipped on every hook (IPTables.modified is false) and its connection tracking is
+// only set up by ReplaceTable. vnetd never configures netfilter in a namespace (no
+// gVisor type leaves this package); a feature that does must switch back to
+// stack.DefaultTables, since ReplaceTable on this one would lack conntrack's clock.
+func noIPTables(tcpip.Clock, *mrand.Rand) *stack.IPTables { return new(stack.IPTables) }
 
 // New creates a namespace holding only its loopback interface.
 func New(o Options) (*Namespace, error) {
