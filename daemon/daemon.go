@@ -3,6 +3,7 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"reflect"
@@ -11,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/vnetd/vnetd/config"
+	"github.com/vnetd/vnetd/dhcpserver"
 	"github.com/vnetd/vnetd/forward"
 	"github.com/vnetd/vnetd/frame"
 	"github.com/vnetd/vnetd/nsstack"
@@ -28,13 +30,17 @@ type Options struct {
 	// NewRouter builds a router with one port per interface; nil means NewRouter
 	// (package router). Tests pass stand-ins.
 	NewRouter func(config.Router, *slog.Logger) (RouterPorts, error)
+	// OpenHostInterface attaches an existing host interface as a port; nil means
+	// OpenHostInterface (package hostif). Tests pass stand-ins.
+	OpenHostInterface func(config.HostInterface, *slog.Logger) (frame.Port, error)
 }
 
 // Daemon is the running lab. Its methods are safe for concurrent use.
 type Daemon struct {
-	log       *slog.Logger
-	openTAP   func(config.TAP, *slog.Logger) (frame.Port, error)
-	newRouter func(config.Router, *slog.Logger) (RouterPorts, error)
+	log        *slog.Logger
+	openTAP    func(config.TAP, *slog.Logger) (frame.Port, error)
+	newRouter  func(config.Router, *slog.Logger) (RouterPorts, error)
+	openHostIf func(config.HostInterface, *slog.Logger) (frame.Port, error)
 
 	mu          sync.Mutex
 	cfg         *config.Config
@@ -56,7 +62,9 @@ type nsEntry struct {
 	cfg      config.Namespace
 	ns       *nsstack.Namespace
 	ports    []portRef // switch ports this namespace's NICs occupy
-	services []*service.Service
+	services []io.Closer
+	dhcp     map[string]*dhcpserver.Server // by NIC, for `vnetd ns NAME leases`
+	dns      []*dnsService
 	peers    []func() // pass-through pumps this namespace started
 }
 
@@ -79,7 +87,7 @@ func New(o Options) *Daemon {
 	if o.OpenTAP == nil {
 		o.OpenTAP = OpenTAP
 	}
-	return &Daemon{log: o.Logger, openTAP: o.OpenTAP, newRouter: o.NewRouter, switches: map[string]*swEntry{}, namespaces: map[string]*nsEntry{},
+	return &Daemon{log: o.Logger, openTAP: o.OpenTAP, newRouter: o.NewRouter, openHostIf: o.OpenHostInterface, switches: map[string]*swEntry{}, namespaces: map[string]*nsEntry{},
 		forwards: map[string]*fwEntry{}, attachments: map[string]*attachment{}}
 }
 
@@ -94,18 +102,8 @@ func (d *Daemon) unsupported(c *config.Config) error {
 	if len(c.TAPs) > 0 && d.openTAP == nil {
 		errs = append(errs, fmt.Errorf("tap %q: tap support %w", c.TAPs[0].Name, ErrUnavailable))
 	}
-	if len(c.HostInterfaces) > 0 {
+	if len(c.HostInterfaces) > 0 && d.openHostIf == nil {
 		errs = append(errs, fmt.Errorf("host_interface %q: host interface support %w", c.HostInterfaces[0].Name, ErrUnavailable))
-	}
-	if len(c.Sockets) > 0 {
-		errs = append(errs, fmt.Errorf("socket %q: VM socket support %w", c.Sockets[0].Path, ErrUnavailable))
-	}
-	for _, ns := range c.Namespaces {
-		for _, s := range ns.Services {
-			if s.Kind == config.KindDHCP || s.Kind == config.KindDNS {
-				errs = append(errs, fmt.Errorf("namespace %q: %s service %w", ns.Name, s.Kind, ErrUnavailable))
-			}
-		}
 	}
 	return errors.Join(errs...)
 }
@@ -131,10 +129,13 @@ func (d *Daemon) Apply(c *config.Config) error {
 			d.closed = false
 		} else if rerr := d.applyLocked(old); rerr != nil {
 			d.log.Error("restoring the previous config failed", "err", rerr)
+		} else {
+			d.refreshDNSLocked(old)
 		}
 		return err
 	}
 	d.cfg = c
+	d.refreshDNSLocked(c)
 	return nil
 }
 
@@ -256,7 +257,7 @@ func (d *Daemon) applyLocked(c *config.Config) error {
 			for _, s := range e.services {
 				s.Close()
 			}
-			e.services = nil
+			e.services, e.dhcp, e.dns = nil, nil, nil
 			if err := d.startServices(e, w); err != nil {
 				return err
 			}
@@ -369,6 +370,18 @@ func (d *Daemon) startServices(e *nsEntry, c config.Namespace) error {
 		return out
 	}
 	for _, s := range c.Services {
+		switch s.Kind {
+		case config.KindDHCP:
+			if err := d.startDHCP(e, c, s); err != nil {
+				return err
+			}
+			continue
+		case config.KindDNS:
+			if err := d.startDNS(e, c, s); err != nil {
+				return err
+			}
+			continue
+		}
 		listen := listenString(s.Listen)
 		svc, err := service.Start(ns, service.Options{Kind: s.Kind, Listen: listen, Namespace: c.Name, Addresses: addrs, Logger: d.log})
 		if err != nil {

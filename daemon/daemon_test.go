@@ -148,13 +148,27 @@ func TestStartRollsBackOnError(t *testing.T) {
 	d.Close()
 }
 
-func TestUnavailablePartsAreReported(t *testing.T) {
+func TestBadSocketPathRollsBack(t *testing.T) {
 	src := "[[switch]]\nname = \"lan0\"\n[[socket]]\npath = \"/nonexistent/vm.sock\"\nswitch = \"lan0\"\n"
 	d := New(Options{Logger: quiet()})
 	defer d.Close()
 	err := d.Apply(parse(t, src))
-	if err == nil || !strings.Contains(err.Error(), "VM socket support not available in this build") {
-		t.Errorf("Apply(socket) = %v, want \"VM socket support not available in this build\"", err)
+	if err == nil || !strings.Contains(err.Error(), `socket "/nonexistent/vm.sock"`) || !strings.Contains(err.Error(), "no such file or directory") {
+		t.Errorf("Apply(socket in a missing directory) = %v, want the path and \"no such file or directory\"", err)
+	}
+	if n := len(d.switches) + len(d.attachments); n != 0 {
+		t.Errorf("after a failed start %d switches and attachments are left, want 0", n)
+	}
+}
+
+func TestUnavailablePartsAreReported(t *testing.T) {
+	src := "[[switch]]\nname = \"lan0\"\n[[host_interface]]\nname = \"vnet9\"\nswitch = \"lan0\"\n"
+	d := New(Options{Logger: quiet()})
+	d.openHostIf = nil
+	defer d.Close()
+	err := d.Apply(parse(t, src))
+	if err == nil || !strings.Contains(err.Error(), "host interface support not available in this build") {
+		t.Errorf("Apply(host_interface) = %v, want \"host interface support not available in this build\"", err)
 	}
 }
 

@@ -18,7 +18,8 @@ type RouterPorts interface {
 	io.Closer
 }
 
-// attachment is something outside namespaces that occupies switch ports: a TAP or a
+// attachment is something outside namespaces that occupies switch ports: a TAP, a
+// host interface, a VM socket listener (its ports come and go with connections) or a
 // router. It is rebuilt whole when its config or one of its switches changes.
 type attachment struct {
 	cfg    any
@@ -34,12 +35,22 @@ func attKeys(c *config.Config) map[string]any {
 	for _, r := range c.Routers {
 		m["router:"+r.Name] = r
 	}
+	for _, h := range c.HostInterfaces {
+		m["hostif:"+h.Name] = h
+	}
+	for _, s := range c.Sockets {
+		m["socket:"+s.Path] = s
+	}
 	return m
 }
 
 func attSwitches(cfg any) []string {
 	switch c := cfg.(type) {
 	case config.TAP:
+		return []string{c.Switch}
+	case config.HostInterface:
+		return []string{c.Switch}
+	case config.Socket:
 		return []string{c.Switch}
 	case config.Router:
 		var out []string
@@ -100,6 +111,35 @@ func (d *Daemon) addAttachmentsLocked(c *config.Config) error {
 			return fmt.Errorf("tap %q: %w", t.Name, err)
 		}
 		d.log.Info("tap up", "tap", t.Name, "switch", t.Switch)
+	}
+	for _, h := range c.HostInterfaces {
+		key := "hostif:" + h.Name
+		if _, ok := d.attachments[key]; ok {
+			continue
+		}
+		if d.openHostIf == nil {
+			return fmt.Errorf("host_interface %q: host interface support %w", h.Name, ErrUnavailable)
+		}
+		p, err := d.openHostIf(h, d.log.With("host_interface", h.Name))
+		if err != nil {
+			return fmt.Errorf("host_interface %q: %w", h.Name, err)
+		}
+		a := &attachment{cfg: h, closer: p}
+		d.attachments[key] = a
+		if err := d.attach(a, h.Switch, key, p, l2switch.PortConfig{Name: key, VLAN: h.VLAN}); err != nil {
+			d.removeAttachmentLocked(key)
+			return fmt.Errorf("host_interface %q: %w", h.Name, err)
+		}
+		d.log.Info("host interface up", "host_interface", h.Name, "switch", h.Switch)
+	}
+	for _, s := range c.Sockets {
+		key := "socket:" + s.Path
+		if _, ok := d.attachments[key]; ok {
+			continue
+		}
+		if err := d.listenSocket(key, s); err != nil {
+			return fmt.Errorf("socket %q: %w", s.Path, err)
+		}
 	}
 	for _, r := range c.Routers {
 		key := "router:" + r.Name

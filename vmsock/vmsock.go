@@ -29,7 +29,8 @@ type Options struct {
 	Logger *slog.Logger
 	// OnPort is called for every new connection with its port and name.
 	OnPort func(p frame.Port, name string)
-	// OnPortGone is called when a connection's port goes away.
+	// OnPortGone is called when a connection's port goes away. It runs on the
+	// port's reader or writer goroutine, so it must not wait for the port to stop.
 	OnPortGone func(name string)
 	// QueueLen bounds each port's transmit queue; 0 means 256.
 	QueueLen int
