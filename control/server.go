@@ -187,6 +187,13 @@ func handler(o ServerOptions) http.Handler {
 			return
 		}
 		switch r.PathValue("view") {
+		case "leases":
+			leases, err := d.Leases(r.PathValue("name"))
+			if err != nil {
+				writeErr(w, 404, err)
+				return
+			}
+			writeJSON(w, 200, leases)
 		case "addr":
 			writeJSON(w, 200, ns.Interfaces())
 		case "route":
@@ -196,7 +203,7 @@ func handler(o ServerOptions) http.Handler {
 		case "sockets":
 			writeJSON(w, 200, ns.Sockets())
 		default:
-			writeErr(w, 404, fmt.Errorf("unknown view %q (want addr, route, neigh or sockets)", r.PathValue("view")))
+			writeErr(w, 404, fmt.Errorf("unknown view %q (want addr, route, neigh, sockets or leases)", r.PathValue("view")))
 		}
 	})
 	mux.HandleFunc("GET /v1/ping/{ns}/{addr}", func(w http.ResponseWriter, r *http.Request) {

@@ -101,7 +101,7 @@ const usage = `usage:
   vnetd validate FILE                 check a config; errors as FILE:LINE:COL: message
   vnetd status [--json]               switches, ports, namespaces, forwards
   vnetd fdb SWITCH [--json]           learned MACs
-  vnetd ns NAME addr|route|neigh|sockets [--json]
+  vnetd ns NAME addr|route|neigh|sockets|leases [--json]
   vnetd ping NS ADDR [-c N]           ping from inside a namespace
   vnetd version [--json]
   -s PATH picks the control socket for every command.
@@ -357,12 +357,12 @@ func cmdClient(ctx context.Context, cmd string, args []string, stdout io.Writer)
 		p = control.FDBPath(pos[0])
 	case "ns":
 		if len(pos) != 2 {
-			return usageError{"ns needs NAME and one of addr, route, neigh, sockets"}
+			return usageError{"ns needs NAME and one of addr, route, neigh, sockets, leases"}
 		}
 		switch pos[1] {
-		case "addr", "route", "neigh", "sockets":
+		case "addr", "route", "neigh", "sockets", "leases":
 		default:
-			return usageError{fmt.Sprintf("ns: unknown view %q (want addr, route, neigh or sockets)", pos[1])}
+			return usageError{fmt.Sprintf("ns: unknown view %q (want addr, route, neigh, sockets or leases)", pos[1])}
 		}
 		p = control.NSPath(pos[0], pos[1])
 	case "ping":
@@ -501,6 +501,7 @@ var viewColumns = map[string][]string{
 	"route":   {"to", "via", "nic", "connected"},
 	"neigh":   {"nic", "addr", "mac", "state"},
 	"sockets": {"proto", "state", "local", "remote"},
+	"leases":  {"nic", "mac", "address", "expires", "static"},
 }
 
 func printRows(w io.Writer, view string, rows []map[string]any) {

@@ -31,6 +31,9 @@ name = "alpha"
   addresses = ["10.0.0.10/24"]
   [[namespace.service]]
   kind = "http"
+  [[namespace.service]]
+  kind = "dhcp"
+  range = "10.0.0.100-10.0.0.110"
 [[namespace]]
 name = "beta"
   [[namespace.nic]]
@@ -110,6 +113,9 @@ func TestCLIAgainstRunningDaemon(t *testing.T) {
 		{[]string{"ns", "alpha", "neigh", "-s", sock}, 0, []string{"10.0.0.20"}},
 		{[]string{"ns", "beta", "sockets", "-s", sock}, 0, []string{"LISTEN", ":7"}},
 		{[]string{"ns", "beta", "sockets", "--json", "-s", sock}, 0, []string{`"proto":"tcp"`}},
+		{[]string{"ns", "alpha", "leases", "-s", sock}, 0, []string{"NIC", "MAC", "ADDRESS", "EXPIRES"}},
+		{[]string{"ns", "alpha", "leases", "--json", "-s", sock}, 0, []string{"[]"}},
+		{[]string{"ns", "nope", "leases", "-s", sock}, 1, nil},
 		{[]string{"fdb", "nope", "-s", sock}, 1, nil},
 		{[]string{"ns", "alpha", "bogus", "-s", sock}, 2, nil},
 		{[]string{"ping", "alpha", "10.0.0.99", "-c", "1", "-s", sock}, 1, []string{"100% packet loss"}},
