@@ -163,6 +163,9 @@ type RouterInterface struct {
 	MTU int
 	// VLAN is the access VLAN; 0 = untagged.
 	VLAN uint16
+	// RA sends IPv6 router advertisements (SLAAC for the /64 prefixes, this router
+	// as default gateway); default true when the interface has an IPv6 /64.
+	RA bool
 }
 
 // TAP is one [[tap]].

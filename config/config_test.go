@@ -92,3 +92,37 @@ target = "10.0.0.2:7"
 		})
 	}
 }
+
+func TestRouterRADefault(t *testing.T) {
+	src := `
+[[switch]]
+name = "a"
+[[switch]]
+name = "b"
+[[switch]]
+name = "c"
+[[router]]
+name = "r"
+  [[router.interface]]
+  switch = "a"
+  addresses = ["10.0.0.1/24", "fd00::1/64"]
+  [[router.interface]]
+  switch = "b"
+  addresses = ["10.0.1.1/24"]
+  [[router.interface]]
+  switch = "c"
+  addresses = ["fd01::1/64"]
+  ra = false
+`
+	c, err := Parse("ra.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []bool
+	for _, i := range c.Routers[0].Interfaces {
+		got = append(got, i.RA)
+	}
+	if len(got) != 3 || !got[0] || got[1] || got[2] {
+		t.Errorf("RA per interface = %v, want [true false false] (IPv6 /64 on, IPv4 only off, explicit off)", got)
+	}
+}

@@ -131,6 +131,7 @@ type rawRouterIf struct {
 	Addresses []string `toml:"addresses"`
 	MTU       *int     `toml:"mtu"`
 	VLAN      int      `toml:"vlan"`
+	RA        *bool    `toml:"ra"`
 }
 
 type rawTAP struct {

@@ -189,6 +189,12 @@ func (v *validator) build(raw *rawConfig) *Config {
 			ifc := RouterInterface{Name: name, Switch: ri.Switch, MTU: v.mtu(ip+".mtu", ri.MTU), VLAN: v.vlan(ip+".vlan", ri.VLAN)}
 			ifc.MAC = v.mac(ip+".mac", ri.MAC, r.Name+"."+name)
 			ifc.Addresses = v.prefixes(ip+".addresses", ri.Addresses)
+			for _, a := range ifc.Addresses {
+				ifc.RA = ifc.RA || a.Addr().Is6() && a.Bits() == 64
+			}
+			if ri.RA != nil {
+				ifc.RA = *ri.RA
+			}
 			if len(ri.Addresses) == 0 {
 				v.errf(ip, "router interface %s.%s needs addresses", r.Name, name)
 			}

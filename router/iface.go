@@ -56,13 +56,23 @@ type iface struct {
 	scBufs   []*frame.Buf
 	scFrames []frame.Frame
 	pending  []*frame.Buf // flushed neighbour queue scratch, same
+
+	ll     netip.Addr   // IPv6 link-local address (EUI-64), when the interface has IPv6
+	lastRA atomic.Int64 // unix nanoseconds of the last unsolicited advertisement
 }
 
 var _ frame.Port = (*iface)(nil)
 
 func newIface(r *Router, c IfaceConfig) *iface {
-	return &iface{r: r, cfg: c, mac: c.MAC, q: frame.NewQueue(r.opts.QueueLen), rbufs: make([]*frame.Buf, 64),
+	i := &iface{r: r, cfg: c, mac: c.MAC, q: frame.NewQueue(r.opts.QueueLen), rbufs: make([]*frame.Buf, 64),
 		scBufs: make([]*frame.Buf, 0, scBatch), scFrames: make([]frame.Frame, scBatch)}
+	for _, p := range c.Addresses {
+		if p.Addr().Is6() {
+			i.ll = linkLocal(c.MAC)
+			break
+		}
+	}
+	return i
 }
 
 func (i *iface) drop(reason int) { i.drops[reason].Add(1) }
@@ -196,6 +206,9 @@ func (i *iface) addrFor(peer netip.Addr, v4 bool) (netip.Addr, bool) {
 }
 
 func (i *iface) owns(a netip.Addr) bool {
+	if a == i.ll {
+		return true
+	}
 	for _, p := range i.cfg.Addresses {
 		if p.Addr() == a {
 			return true

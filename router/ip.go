@@ -21,6 +21,8 @@ const (
 	icmp6TimeExceeded = 3
 	icmp6EchoRequest  = 128
 	icmp6EchoReply    = 129
+	icmp6RS           = 133
+	icmp6RA           = 134
 	icmp6NS           = 135
 	icmp6NA           = 136
 	code6NoRoute      = 0
@@ -208,6 +210,9 @@ func (i *iface) inputIPv6(f *frame.Frame, unicast bool) {
 			return
 		case icmp6NA:
 			i.inputNA(b, ip)
+			return
+		case icmp6RS:
+			i.inputRS(b, ip, src)
 			return
 		}
 	}

@@ -39,6 +39,9 @@ type Options struct {
 	ICMPBurst int
 	// QueueLen bounds each interface's egress queue; 0 means 1024.
 	QueueLen int
+	// RAInterval is the time between unsolicited router advertisements on
+	// interfaces with Advertise; 0 means 60 seconds.
+	RAInterval time.Duration
 	// Shortcut, if set, resolves a next hop MAC on an interface's switch (and VLAN) to
 	// an in-process port; forwarded frames for it are written straight to that port.
 	Shortcut func(iface string, vlan uint16, dst frame.MAC) (frame.Port, bool)
@@ -58,6 +61,10 @@ type IfaceConfig struct {
 	Addresses []netip.Prefix
 	// ProxyARP answers ARP requests for addresses routed out of another interface.
 	ProxyARP bool
+	// Advertise sends IPv6 router advertisements (RFC 4861) on the interface: the
+	// router as a default router, the MTU, and every /64 of Addresses as a SLAAC
+	// prefix, every RAInterval and in answer to router solicitations.
+	Advertise bool
 }
 
 // Route is a static route.
@@ -157,6 +164,9 @@ func New(o Options) *Router {
 	if o.QueueLen <= 0 {
 		o.QueueLen = 1024
 	}
+	if o.RAInterval <= 0 {
+		o.RAInterval = time.Minute
+	}
 	r := &Router{
 		opts:   o,
 		log:    o.Logger.With("router", o.Name),
@@ -191,7 +201,14 @@ func (r *Router) janitor() {
 // and drops those past ResolveTimeout. A janitor goroutine calls it twice a second;
 // tests with a fake clock call it directly.
 func (r *Router) Tick() {
-	r.neigh.expire(r, r.now())
+	now := r.now()
+	r.neigh.expire(r, now)
+	r.mu.Lock()
+	ifaces := r.ifaces
+	r.mu.Unlock()
+	for _, i := range ifaces {
+		i.periodicRA(now)
+	}
 }
 
 var errClosed = errors.New("router closed")
