@@ -87,6 +87,9 @@ func New(o Options) *Daemon {
 	if o.OpenTAP == nil {
 		o.OpenTAP = OpenTAP
 	}
+	if o.OpenHostInterface == nil {
+		o.OpenHostInterface = OpenHostInterface
+	}
 	return &Daemon{log: o.Logger, openTAP: o.OpenTAP, newRouter: o.NewRouter, openHostIf: o.OpenHostInterface, switches: map[string]*swEntry{}, namespaces: map[string]*nsEntry{},
 		forwards: map[string]*fwEntry{}, attachments: map[string]*attachment{}}
 }

@@ -148,3 +148,37 @@ func TestFailedStartClosesTAP(t *testing.T) {
 		t.Errorf("after a failed start: %d TAPs opened, %d closed; want 1, 1", opened.Load(), closed.Load())
 	}
 }
+
+func TestHostInterfacesAttachAndFailCleanly(t *testing.T) {
+	var opened, closed atomic.Int32
+	open := func(c config.HostInterface, _ *slog.Logger) (frame.Port, error) {
+		if c.Name == "missing0" {
+			return nil, fmt.Errorf("open %s: no such interface", c.Name)
+		}
+		opened.Add(1)
+		a, _ := veth.NewPair(veth.Options{NameA: "hostif:" + c.Name})
+		return &fakeTAP{End: a, closed: &closed}, nil
+	}
+	d := New(Options{Logger: quiet(), OpenHostInterface: open})
+	defer d.Close()
+	src := "[[switch]]\nname = \"lan0\"\n[[host_interface]]\nname = \"vnet7\"\nswitch = \"lan0\"\nvlan = 5\n"
+	if err := d.Apply(parse(t, src)); err != nil {
+		t.Fatalf("Apply() = %v", err)
+	}
+	ps := d.Status().Switches[0].Ports
+	if len(ps) != 1 || ps[0].Name != "hostif:vnet7" || ps[0].VLAN != 5 {
+		t.Errorf("lan0 ports = %+v, want hostif:vnet7 on VLAN 5", ps)
+	}
+	// A reload naming a missing interface fails, names it, and keeps vnet7 running.
+	err := d.Apply(parse(t, src+"[[host_interface]]\nname = \"missing0\"\nswitch = \"lan0\"\n"))
+	if err == nil || !strings.Contains(err.Error(), `host_interface "missing0"`) || !strings.Contains(err.Error(), "no such interface") {
+		t.Errorf("Apply(missing interface) = %v", err)
+	}
+	if ps := d.Status().Switches[0].Ports; len(ps) != 1 || ps[0].Name != "hostif:vnet7" {
+		t.Errorf("after the failed reload lan0 ports = %+v, want hostif:vnet7 only", ps)
+	}
+	d.Close()
+	if opened.Load() != closed.Load() {
+		t.Errorf("%d host interfaces opened, %d closed", opened.Load(), closed.Load())
+	}
+}
