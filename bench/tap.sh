@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # bench/tap.sh: kernel netns A - TAP - vnetd switch - TAP - netns B versus the same two
-# netns over veth + a Linux bridge (the bridge in a third netns). Everything lives in
+# netns over veth + a Linux bridge (the bridge in a third netns), with iperf3; then a
+# kernel netns K - TAP - vnetd switch - vnetd namespace (in-process gVisor stack), TCP
+# both ways at MTU 1500, measured at the receiving end by tapswitch's TCP sink/source
+# meter, against the same meter between A and B over the bridge. Everything lives in
 # netns this script creates and deletes; nothing is configured in the root netns.
 # Prints each figure and the ratios; the last line is ratio=<TAP 1-stream / bridge>.
 # Usage: sudo bench/tap.sh [seconds per run, default 5]
@@ -10,18 +13,18 @@ T=${1:-5}
 cd "$(dirname "$0")/.."
 command -v iperf3 >/dev/null || { apt-get update -qq && apt-get install -y -qq iperf3 >/dev/null; }
 S=$$
-NA=tb-a-$S NB=tb-b-$S NS=tb-s-$S NR=tb-r-$S
+NA=tb-a-$S NB=tb-b-$S NS=tb-s-$S NR=tb-r-$S NK=tb-k-$S NV=tb-v-$S
 BIN=$(mktemp -d)/tapswitch
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  for n in $NA $NB $NS $NR; do ip netns del "$n" 2>/dev/null || true; done
+  for n in $NA $NB $NS $NR $NK $NV; do ip netns del "$n" 2>/dev/null || true; done
   rm -rf "$(dirname "$BIN")"
 }
 trap cleanup EXIT
 go build -o "$BIN" ./bench/tapswitch
-for n in $NA $NB $NS $NR; do ip netns add "$n"; ip -n "$n" link set lo up; done
+for n in $NA $NB $NS $NR $NK $NV; do ip netns add "$n"; ip -n "$n" link set lo up; done
 
 # vnetd path: TAPs created in NS by tapswitch, host sides moved into A and B.
 ip netns exec $NS "$BIN" -a tpa -b tpb ${OFFLOAD:+-offload=$OFFLOAD} ${BATCH:+-batch=$BATCH} > "$BIN.out" 2>&1 &
@@ -42,10 +45,22 @@ ip -n $NR link set vea netns $NA; ip -n $NR link set veb netns $NB
 ip -n $NA addr add 10.78.0.1/24 dev vea; ip -n $NA link set vea up
 ip -n $NB addr add 10.78.0.2/24 dev veb; ip -n $NB link set veb up
 
+# kernel <-> vnetd namespace: TAP created in NV by tapswitch -ns, host side moved into K;
+# the meter's kernel-socket server in B for the bridge baseline.
+ip netns exec $NV "$BIN" -ns -a tpk -nsaddr 10.79.0.2/24 ${OFFLOAD:+-offload=$OFFLOAD} > "$BIN.ns" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 50); do grep -q ready "$BIN.ns" 2>/dev/null && break; sleep 0.1; done
+grep -q ready "$BIN.ns" || { cat "$BIN.ns"; exit 1; }
+ip -n $NV link set tpk netns $NK
+ip -n $NK addr add 10.79.0.1/24 dev tpk; ip -n $NK link set tpk up
+ip netns exec $NB "$BIN" -serve > "$BIN.serve" 2>&1 & PIDS+=($!)
+
 ip netns exec $NB iperf3 -s -p 5201 >/dev/null 2>&1 & PIDS+=($!)
 sleep 0.5
 ip netns exec $NA ping -c 1 -W 2 10.77.0.2 >/dev/null || { echo "no ping over TAP path"; cat "$BIN.out"; ip -n $NA link; exit 1; }
 ip netns exec $NA ping -c 1 -W 2 10.78.0.2 >/dev/null || { echo "no ping over bridge"; exit 1; }
+ip netns exec $NK ping -c 1 -W 2 10.79.0.2 >/dev/null || { echo "no ping to the vnetd namespace"; cat "$BIN.ns"; exit 1; }
+grep -q ready "$BIN.serve" || { echo "meter server in $NB not ready"; cat "$BIN.serve"; exit 1; }
 
 tcp() { # dst streams -> Gbit/s
   [ -n "$DEBUG" ] && ip netns exec $NA iperf3 -c "$1" -p 5201 -t 2 >&2
@@ -56,12 +71,19 @@ pps() { # dst -> received packets per second, 64-byte frames (18 bytes of UDP pa
   ip netns exec $NA timeout $((T + 10)) iperf3 -c "$1" -p 5201 -t "$T" -u -l 18 -b 0 -J |
     python3 -c 'import json,sys; s=json.load(sys.stdin)["end"]["sum"]; print("%.0f" % ((s["packets"]-s["lost_packets"])/s["seconds"]))'
 }
+meter() { # netns mode host -> Gbit/s, measured at the receiving end
+  ip netns exec "$1" timeout $((T + 30)) "$BIN" -client "$2" -host "$3" -t "$T"
+}
 ratio() { python3 -c "print('%.2f' % ($1/$2))"; }
 
 TAP1=$(tcp 10.77.0.2 1); BR1=$(tcp 10.78.0.2 1)
 TAP4=$(tcp 10.77.0.2 4); BR4=$(tcp 10.78.0.2 4)
 TAPP=$(pps 10.77.0.2);   BRP=$(pps 10.78.0.2)
+NSS=$(meter $NK send 10.79.0.2); BRS=$(meter $NA send 10.78.0.2)
+NSR=$(meter $NK recv 10.79.0.2); BRR=$(meter $NA recv 10.78.0.2)
 echo "tcp 1 stream:  tap=${TAP1} Gbit/s bridge=${BR1} Gbit/s ratio=$(ratio "$TAP1" "$BR1")"
 echo "tcp 4 streams: tap=${TAP4} Gbit/s bridge=${BR4} Gbit/s ratio=$(ratio "$TAP4" "$BR4")"
 echo "udp 64B pps:   tap=${TAPP} bridge=${BRP} ratio=$(ratio "$TAPP" "$BRP")"
+echo "kernel->vnetd ns (TAP, 1 conn):  ${NSS} Gbit/s, kernel->kernel bridge same meter ${BRS} Gbit/s, ratio=$(ratio "$NSS" "$BRS")"
+echo "vnetd ns->kernel (TAP, 1 conn):  ${NSR} Gbit/s, kernel->kernel bridge same meter ${BRR} Gbit/s, ratio=$(ratio "$NSR" "$BRR")"
 echo "ratio=$(ratio "$TAP1" "$BR1")"

@@ -80,11 +80,22 @@ type TAP struct {
 	// Faults counts read/write errors other than EAGAIN (device deleted, I/O errors).
 	Faults atomic.Uint64
 
-	rhdr  []byte   // read-side virtio-net header scratch (one reader at a time)
-	riov  [][]byte // read-side iovec scratch
-	whdr  []byte
-	wiov  [][]byte
-	wlock sync.Mutex
+	// Read side: one reader at a time (the frame.Port contract).
+	rhdr    []byte   // virtio-net header scratch
+	riov    [][]byte // iovec scratch
+	readFn  func(fd uintptr) bool
+	rframes []frame.Frame // the callback's state for one ReadFrames call
+	rn      int
+	rerr    error
+
+	// Write side: everything below is guarded by wlock.
+	wlock   sync.Mutex
+	whdr    []byte
+	wiov    [][]byte
+	writeFn func(fd uintptr) bool
+	wframes []frame.Frame
+	wn      int
+	werr    error
 }
 
 var _ frame.Port = (*TAP)(nil)
@@ -190,6 +201,7 @@ func Open(o Options) (*TAP, error) {
 		rhdr: make([]byte, vnetHdrLen), riov: make([][]byte, 2),
 		whdr: make([]byte, vnetHdrLen), wiov: make([][]byte, 2),
 	}
+	t.readFn, t.writeFn = t.readReady, t.writeAll
 	log.Info("TAP open", "name", o.Name, "create", o.Create, "mtu", mtu, "offload", o.Offload, "caps", caps)
 	return t, nil
 }
@@ -230,53 +242,11 @@ func (t *TAP) readOnce(frames []frame.Frame) (int, error) {
 	if t.closed.Load() {
 		return 0, net.ErrClosed
 	}
-	n := 0
-	var rerr error
-	err := t.raw.Read(func(fd uintptr) bool {
-		for n < len(frames) {
-			f := &frames[n]
-			var m int
-			var err error
-			if t.vnet {
-				t.riov[0], t.riov[1] = t.rhdr, f.Buf
-				m, err = readv(int(fd), t.riov)
-			} else {
-				m, err = unix.Read(int(fd), f.Buf)
-			}
-			if err == unix.EINTR {
-				continue
-			}
-			if err == unix.EAGAIN {
-				return n > 0
-			}
-			if err != nil {
-				rerr = err
-				return true
-			}
-			if m == 0 {
-				rerr = io.EOF
-				return true
-			}
-			if t.vnet {
-				m -= vnetHdrLen
-				if m < 0 || !decodeHdr(t.rhdr, &f.Meta) {
-					t.Counters.RxDropped.Add(1)
-					continue
-				}
-			} else {
-				f.Meta = frame.Meta{}
-			}
-			if m > len(f.Buf) {
-				t.Counters.RxDropped.Add(1)
-				continue
-			}
-			f.N = m
-			t.Counters.RxFrames.Add(1)
-			t.Counters.RxBytes.Add(uint64(m))
-			n++
-		}
-		return true
-	})
+	// The callback's state lives in t (one reader at a time), so a read allocates nothing.
+	t.rframes, t.rn, t.rerr = frames, 0, nil
+	err := t.raw.Read(t.readFn)
+	n, rerr := t.rn, t.rerr
+	t.rframes, t.rerr = nil, nil
 	if n > 0 {
 		return n, nil
 	}
@@ -295,6 +265,55 @@ func (t *TAP) readOnce(frames []frame.Frame) (int, error) {
 	return 0, nil
 }
 
+// readReady reads frames into t.rframes until none is ready; it is the raw.Read
+// callback and reports whether the poller should stop waiting.
+func (t *TAP) readReady(fd uintptr) bool {
+	frames := t.rframes
+	for t.rn < len(frames) {
+		f := &frames[t.rn]
+		var m int
+		var err error
+		if t.vnet {
+			t.riov[0], t.riov[1] = t.rhdr, f.Buf
+			m, err = readv(int(fd), t.riov)
+		} else {
+			m, err = unix.Read(int(fd), f.Buf)
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			return t.rn > 0
+		}
+		if err != nil {
+			t.rerr = err
+			return true
+		}
+		if m == 0 {
+			t.rerr = io.EOF
+			return true
+		}
+		if t.vnet {
+			m -= vnetHdrLen
+			if m < 0 || !decodeHdr(t.rhdr, &f.Meta) {
+				t.Counters.RxDropped.Add(1)
+				continue
+			}
+		} else {
+			f.Meta = frame.Meta{}
+		}
+		if m > len(f.Buf) {
+			t.Counters.RxDropped.Add(1)
+			continue
+		}
+		f.N = m
+		t.Counters.RxFrames.Add(1)
+		t.Counters.RxBytes.Add(uint64(m))
+		t.rn++
+	}
+	return true
+}
+
 func readv(fd int, iov [][]byte) (int, error) { return unix.Readv(fd, iov) }
 
 // WriteFrames implements frame.Port. A frame the kernel cannot take right now is dropped
@@ -305,39 +324,10 @@ func (t *TAP) WriteFrames(frames []frame.Frame) (int, error) {
 	}
 	t.wlock.Lock()
 	defer t.wlock.Unlock()
-	n := 0
-	var werr error
-	err := t.raw.Write(func(fd uintptr) bool {
-		for n < len(frames) {
-			f := &frames[n]
-			var err error
-			if t.vnet {
-				encodeHdr(t.whdr, &f.Meta)
-				t.wiov[0], t.wiov[1] = t.whdr, f.Bytes()
-				_, err = unix.Writev(int(fd), t.wiov)
-			} else {
-				_, err = unix.Write(int(fd), f.Bytes())
-			}
-			switch {
-			case err == unix.EINTR:
-				continue
-			case err == unix.EAGAIN || err == unix.ENOBUFS:
-				t.Counters.TxDropped.Add(1)
-			case err == unix.EBADFD || err == unix.ENXIO:
-				// The device was deleted. (EIO only means the link is down, e.g.
-				// while its host side moves to another netns: dropped below.)
-				werr = err
-				return true
-			case err != nil:
-				t.Counters.TxDropped.Add(1)
-			default:
-				t.Counters.TxFrames.Add(1)
-				t.Counters.TxBytes.Add(uint64(f.N))
-			}
-			n++
-		}
-		return true
-	})
+	t.wframes, t.wn, t.werr = frames, 0, nil
+	err := t.raw.Write(t.writeFn)
+	n, werr := t.wn, t.werr
+	t.wframes, t.werr = nil, nil
 	if err != nil {
 		if t.closed.Load() || errors.Is(err, os.ErrClosed) {
 			return n, net.ErrClosed
@@ -348,6 +338,40 @@ func (t *TAP) WriteFrames(frames []frame.Frame) (int, error) {
 		return n, t.fault("write", werr)
 	}
 	return n, nil
+}
+
+// writeAll writes t.wframes, one syscall per frame; it is the raw.Write callback.
+func (t *TAP) writeAll(fd uintptr) bool {
+	frames := t.wframes
+	for t.wn < len(frames) {
+		f := &frames[t.wn]
+		var err error
+		if t.vnet {
+			encodeHdr(t.whdr, &f.Meta)
+			t.wiov[0], t.wiov[1] = t.whdr, f.Bytes()
+			_, err = unix.Writev(int(fd), t.wiov)
+		} else {
+			_, err = unix.Write(int(fd), f.Bytes())
+		}
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN || err == unix.ENOBUFS:
+			t.Counters.TxDropped.Add(1)
+		case err == unix.EBADFD || err == unix.ENXIO:
+			// The device was deleted. (EIO only means the link is down, e.g.
+			// while its host side moves to another netns: dropped below.)
+			t.werr = err
+			return true
+		case err != nil:
+			t.Counters.TxDropped.Add(1)
+		default:
+			t.Counters.TxFrames.Add(1)
+			t.Counters.TxBytes.Add(uint64(f.N))
+		}
+		t.wn++
+	}
+	return true
 }
 
 // Close closes the device file; a TAP created by Open disappears with it. Idempotent.

@@ -1,16 +1,31 @@
-// Command tapswitch runs one vnetd switch with two host TAPs, for bench/tap.sh. It
-// creates the TAPs in its own network namespace (run it with `ip netns exec`), prints
-// "ready" once both are attached, and exits (removing them) on SIGINT/SIGTERM.
+// Command tapswitch is bench/tap.sh's helper. Modes:
+//
+//   - default: one vnetd switch with two host TAPs (-a, -b). It creates the TAPs in its
+//     own network namespace (run it with `ip netns exec`), prints "ready" once both are
+//     attached, and exits (removing them) on SIGINT/SIGTERM.
+//   - -ns: one host TAP (-a) and an in-process vnetd namespace (nsstack) on the same
+//     switch, address -nsaddr, running a TCP sink (port 5001) and a TCP source (port
+//     5002) for the client below. Prints "ready" and runs until SIGINT/SIGTERM.
+//   - -serve: the same sink and source on kernel sockets of the current network
+//     namespace, for the veth + bridge baseline.
+//   - -client send|recv: connects to -host's sink or source from the current network
+//     namespace, measures for -t at the receiving end with -P connections, and prints
+//     the total in Gbit/s.
 package main
 
 import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
+	"time"
 
+	"github.com/vnetd/vnetd/nsstack"
 	l2switch "github.com/vnetd/vnetd/switch"
 	"github.com/vnetd/vnetd/tap"
 )
@@ -18,27 +33,118 @@ import (
 func main() {
 	a := flag.String("a", "tapA", "first TAP name")
 	b := flag.String("b", "tapB", "second TAP name")
-	mtu := flag.Int("mtu", 1500, "TAP MTU")
+	mtu := flag.Int("mtu", 1500, "TAP (and namespace NIC) MTU")
 	offload := flag.Bool("offload", true, "open the TAPs with virtio-net header offloads")
 	batch := flag.Int("batch", 0, "frames per ReadFrames call (0: switch default)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	ns := flag.Bool("ns", false, "one TAP (-a) and a vnetd namespace running the TCP sink and source")
+	nsAddr := flag.String("nsaddr", "10.77.0.2/24", "the namespace's address (-ns)")
+	serveKernel := flag.Bool("serve", false, "run the TCP sink and source on kernel sockets")
+	client := flag.String("client", "", "send or recv: measure against -host's sink or source")
+	host := flag.String("host", "10.77.0.2", "server address (-client)")
+	secs := flag.Float64("t", 5, "seconds to measure (-client)")
+	streams := flag.Int("P", 1, "parallel connections (-client)")
 	flag.Parse()
+	if *client != "" {
+		bps, err := runClient(*client, *host, time.Duration(*secs*float64(time.Second)), *streams)
+		if err != nil {
+			fail(err)
+		}
+		fmt.Printf("%.2f\n", bps/1e9)
+		return
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fail(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fail(err)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if *serveKernel {
+		sink, err := net.Listen("tcp", fmt.Sprintf(":%d", sinkPort))
+		if err != nil {
+			fail(err)
+		}
+		source, err := net.Listen("tcp", fmt.Sprintf(":%d", sourcePort))
+		if err != nil {
+			fail(err)
+		}
+		go serve(sink, source)
+		fmt.Println("ready")
+		waitSignal()
+		return
+	}
 	sw := l2switch.New(l2switch.Config{Name: "bench", Batch: *batch, Logger: log})
 	defer sw.Close()
-	for _, name := range []string{*a, *b} {
+	taps := []string{*a, *b}
+	if *ns {
+		taps = taps[:1]
+	}
+	for _, name := range taps {
 		t, err := tap.Open(tap.Options{Name: name, Create: true, MTU: *mtu, Offload: *offload, Logger: log})
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "tapswitch:", err)
-			os.Exit(1)
+			fail(err)
 		}
 		defer t.Close()
 		if err := sw.AddPort(t, l2switch.PortConfig{}); err != nil {
-			fmt.Fprintln(os.Stderr, "tapswitch:", err)
-			os.Exit(1)
+			fail(err)
 		}
 	}
+	if *ns {
+		n, err := startNamespace(sw, *nsAddr, *mtu, log)
+		if err != nil {
+			fail(err)
+		}
+		defer n.Close()
+	}
 	fmt.Println("ready")
+	waitSignal()
+}
+
+// startNamespace puts a vnetd namespace with address addr on sw and runs the sink and
+// source in it.
+func startNamespace(sw *l2switch.Switch, addr string, mtu int, log *slog.Logger) (*nsstack.Namespace, error) {
+	p, err := netip.ParsePrefix(addr)
+	if err != nil {
+		return nil, err
+	}
+	n, err := nsstack.New(nsstack.Options{Name: "bench", Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	nic, err := n.AddNIC(nsstack.NICConfig{Name: "eth0", MTU: mtu})
+	if err == nil {
+		err = n.AddAddress("eth0", p)
+	}
+	if err == nil {
+		err = sw.AddPort(nic, l2switch.PortConfig{})
+	}
+	var sink, source net.Listener
+	if err == nil {
+		sink, err = n.Listen("tcp", fmt.Sprintf("%s:%d", p.Addr(), sinkPort))
+	}
+	if err == nil {
+		source, err = n.Listen("tcp", fmt.Sprintf("%s:%d", p.Addr(), sourcePort))
+	}
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	go serve(sink, source)
+	return n, nil
+}
+
+func waitSignal() {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	<-sig
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "tapswitch:", err)
+	os.Exit(1)
 }
