@@ -89,3 +89,23 @@ func TestBroadcastBoundToNIC(t *testing.T) {
 		t.Errorf("unknown NIC: err = %v", err)
 	}
 }
+
+// TestSocketsListsDualStackOnce: a ":80" listener serves IPv4 and IPv6 through one
+// endpoint, which gVisor registers per protocol; `vnetd ns NAME sockets` shows it once.
+func TestSocketsListsDualStackOnce(t *testing.T) {
+	ns := newNS(t, "s")
+	l, err := ns.Listen("tcp", ":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	u, err := ns.ListenPacket("udp", ":53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	got := ns.Sockets()
+	if len(got) != 2 || got[0] != (Socket{Proto: "tcp", State: "LISTEN", Local: "*:80"}) || got[1] != (Socket{Proto: "udp", State: "UNCONN", Local: "*:53"}) {
+		t.Errorf("Sockets() = %+v, want one tcp LISTEN *:80 and one udp *:53", got)
+	}
+}

@@ -225,7 +225,13 @@ type Socket struct {
 // Sockets lists the namespace's TCP and UDP endpoints.
 func (ns *Namespace) Sockets() []Socket {
 	var out []Socket
+	// A dual-stack endpoint is registered once per network protocol; list it once.
+	seen := map[stack.TransportEndpoint]bool{}
 	for _, ep := range ns.st.RegisteredEndpoints() {
+		if seen[ep] {
+			continue
+		}
+		seen[ep] = true
 		info, ok := ep.(interface{ Info() tcpip.EndpointInfo })
 		if !ok {
 			continue
