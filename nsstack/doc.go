@@ -9,7 +9,8 @@
 // Data path: frames the stack sends go into the NIC's bounded outbound queue, which
 // whoever drives the port drains with ReadFrames. Frames written to the NIC
 // (WriteFrames) go into a bounded inbound queue that the NIC's own goroutine delivers
-// into the stack; WriteFrames never enters the stack itself, so a stack that answers
+// into the stack (it runs only while the queue holds frames, so an idle NIC costs no
+// goroutine); WriteFrames never enters the stack itself, so a stack that answers
 // inline (an ICMP error, a RST) can never deadlock against a caller holding its locks.
 // Superframes cross with their GSO metadata: a NIC advertises host GSO to gVisor, so
 // TCP hands it up to 64 KiB segments, and accepts such segments inbound with the

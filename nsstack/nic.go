@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/vnetd/vnetd/frame"
 	"gvisor.dev/gvisor/pkg/buffer"
@@ -42,12 +43,20 @@ type NIC struct {
 	out *frame.Queue // stack → ReadFrames
 	in  *frame.Queue // WriteFrames → delivery goroutine → stack
 
+	// The delivery goroutine runs only while frames come in (see kick, deliver): an
+	// idle NIC costs no goroutine, and 10,000 idle namespaces no 10,000 parked stacks.
+	delivering atomic.Bool   // a delivery goroutine runs
+	wake       chan struct{} // capacity 1: "in may have frames", for a parked deliverer
+	deliverBuf []*frame.Buf  // its Pop scratch; one delivery goroutine at a time
+	runMu      sync.Mutex    // orders kick's wg.Add before wait's wg.Wait
+	stopped    bool          // guarded by runMu: wait was called, start no more
+	deliverWG  sync.WaitGroup
+
 	dispatcher atomic.Pointer[dispatcherBox]
 	stats      frame.Counters
 	popBuf     []*frame.Buf // ReadFrames scratch; one reader at a time
 
 	closeOnce sync.Once
-	done      chan struct{} // closed when the delivery goroutine exits
 }
 
 type dispatcherBox struct{ d stack.NetworkDispatcher }
@@ -92,7 +101,7 @@ func (ns *Namespace) AddNIC(c NICConfig) (*NIC, error) {
 		return nil, fmt.Errorf("namespace %q: add NIC %q: name in use", ns.name, c.Name)
 	}
 	n := &NIC{ns: ns, id: ns.nextID, name: c.Name, mac: c.MAC, gso: !c.NoGSO,
-		out: frame.NewQueue(c.QueueLen), in: frame.NewQueue(c.QueueLen), done: make(chan struct{})}
+		out: frame.NewQueue(c.QueueLen), in: frame.NewQueue(c.QueueLen), wake: make(chan struct{}, 1)}
 	n.mtu.Store(uint32(c.MTU))
 	ep := ethernet.New(&linkEP{nic: n})
 	if e := ns.st.CreateNICWithOptions(n.id, ep, stack.NICOptions{Name: c.Name}); e != nil {
@@ -100,7 +109,6 @@ func (ns *Namespace) AddNIC(c NICConfig) (*NIC, error) {
 	}
 	ns.nextID++
 	ns.nics[c.Name] = n
-	go n.deliver()
 	return n, nil
 }
 
@@ -189,17 +197,77 @@ func (n *NIC) WriteFrames(frames []frame.Frame) (int, error) {
 	if dropped := len(frames) - took; dropped > 0 {
 		n.stats.RxDropped.Add(uint64(dropped))
 	}
+	if took > 0 {
+		n.kick()
+	}
 	return took, nil
 }
 
-// deliver feeds queued inbound frames to the stack, on the NIC's own goroutine.
-func (n *NIC) deliver() {
-	defer close(n.done)
-	bufs := make([]*frame.Buf, 64)
-	for {
-		k, err := n.in.Pop(bufs)
-		if err != nil {
+// deliverLinger is how long an idle delivery goroutine waits for more frames before it
+// exits. A fresh goroutine starts on a small stack that gVisor's deep receive path
+// grows (copies) several times, which tripled request/response latency when the
+// goroutine exited as soon as the queue was empty; lingering keeps it for busy NICs
+// while idle ones still drop theirs.
+const deliverLinger = time.Second
+
+// kick makes sure a delivery goroutine sees the frames just queued: it starts one, or
+// wakes the one that runs (which re-checks the queue before it exits, so a frame
+// queued while it was leaving is not stranded).
+func (n *NIC) kick() {
+	if !n.delivering.Load() {
+		n.runMu.Lock()
+		started := !n.stopped && n.delivering.CompareAndSwap(false, true)
+		if started {
+			n.deliverWG.Add(1)
+			go n.deliver()
+		}
+		n.runMu.Unlock()
+		if started {
 			return
+		}
+	}
+	select {
+	case n.wake <- struct{}{}:
+	default: // a wake-up is pending already
+	}
+}
+
+// deliver feeds queued inbound frames to the stack, on the NIC's own goroutine, until
+// the queue has been empty for deliverLinger or is closed.
+func (n *NIC) deliver() {
+	defer n.deliverWG.Done()
+	if n.deliverBuf == nil {
+		n.deliverBuf = make([]*frame.Buf, 64)
+	}
+	bufs := n.deliverBuf
+	var idle *time.Timer
+	defer func() {
+		if idle != nil {
+			idle.Stop()
+		}
+	}()
+	for {
+		k := n.in.TryPop(bufs)
+		if k == 0 {
+			if idle == nil {
+				idle = time.NewTimer(deliverLinger)
+			} else {
+				idle.Reset(deliverLinger)
+			}
+			select {
+			case <-n.wake:
+				continue
+			case <-n.in.Done():
+				return
+			case <-idle.C:
+			}
+			// Idle: exit, unless a frame came in after TryPop and its WriteFrames saw
+			// delivering still set (then it started nobody).
+			n.delivering.Store(false)
+			if n.in.Len() == 0 || !n.delivering.CompareAndSwap(false, true) {
+				return
+			}
+			continue
 		}
 		box := n.dispatcher.Load()
 		delivered, bytes := 0, 0
@@ -235,7 +303,14 @@ func (n *NIC) Close() error {
 	return nil
 }
 
-func (n *NIC) wait() { <-n.done }
+// wait waits for the delivery goroutine, if one runs, and keeps new ones from
+// starting. Call it after Close.
+func (n *NIC) wait() {
+	n.runMu.Lock()
+	n.stopped = true
+	n.runMu.Unlock()
+	n.deliverWG.Wait()
+}
 
 // send queues one outbound packet (Ethernet header included) as a frame.
 func (n *NIC) send(pkt *stack.PacketBuffer) bool {
