@@ -94,6 +94,7 @@ type Port struct {
 	closed    atomic.Bool
 	goneLog   sync.Once
 	down      atomic.Bool // the interface is known to be administratively down
+	gone      atomic.Bool // the interface is gone: every read and write fails
 	kicked    atomic.Bool // a writer woke the reader to look at the link
 
 	// Counters are the port's traffic counters.
@@ -321,6 +322,9 @@ func (p *Port) ReadFrames(frames []frame.Frame) (int, error) {
 	for {
 		if p.closed.Load() {
 			return 0, net.ErrClosed
+		}
+		if p.gone.Load() {
+			return 0, p.goneErr("read")
 		}
 		n := 0
 		var sockErr bool
@@ -578,10 +582,15 @@ func (p *Port) fault(op string, err error) error {
 		return net.ErrClosed
 	}
 	p.Faults.Add(1)
+	p.gone.Store(true)
 	p.goneLog.Do(func() {
 		p.log.Warn("host interface gone; port down", "name", p.name, "op", op, "err", err)
 	})
 	return fmt.Errorf("%s host interface %q: %w: %w", op, p.name, ErrDown, err)
+}
+
+func (p *Port) goneErr(op string) error {
+	return fmt.Errorf("%s host interface %q: %w", op, p.name, ErrDown)
 }
 
 // kick wakes a reader blocked in the poller so it looks at the link.
@@ -597,6 +606,9 @@ func (p *Port) kick() {
 func (p *Port) WriteFrames(frames []frame.Frame) (int, error) {
 	if p.closed.Load() {
 		return 0, net.ErrClosed
+	}
+	if p.gone.Load() {
+		return 0, p.goneErr("write")
 	}
 	p.wmu.Lock()
 	defer p.wmu.Unlock()

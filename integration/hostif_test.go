@@ -1,0 +1,407 @@
+package integration
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vnetd/vnetd/frame"
+	"github.com/vnetd/vnetd/hostif"
+	l2switch "github.com/vnetd/vnetd/switch"
+	"github.com/vnetd/vnetd/tap"
+)
+
+// openHostIf attaches interface name of netns ns through package hostif.
+func openHostIf(t *testing.T, ns, name string, o hostif.Options) *hostif.Port {
+	t.Helper()
+	o.Name = name
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	var p *hostif.Port
+	if err := doInNetns(t, ns, func() (err error) { p, err = hostif.Open(o); return err }); err != nil {
+		t.Fatalf("hostif.Open(%s in %s) = %v", name, ns, err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// vethInto creates a veth pair in netns v, leaves end vEnd there (up) and moves peer
+// kEnd into netns k.
+func vethInto(t *testing.T, v, vEnd, k, kEnd string) {
+	t.Helper()
+	inNetns(t, v, "ip", "link", "add", vEnd, "type", "veth", "peer", "name", kEnd)
+	inNetns(t, v, "ip", "link", "set", vEnd, "up")
+	inNetns(t, v, "ip", "link", "set", kEnd, "netns", k)
+	inNetns(t, k, "ip", "link", "set", kEnd, "up")
+}
+
+// hostifLab is two kernel netns A and B, each on a veth whose other end sits in netns V,
+// where a vnetd switch bridges the two ends through hostif ports.
+type hostifLab struct {
+	a, b, v string
+	pa, pb  *hostif.Port
+	sw      *l2switch.Switch
+}
+
+func newHostIfLab(t *testing.T, offload bool) *hostifLab {
+	t.Helper()
+	l := &hostifLab{a: newNetns(t, "ha"), b: newNetns(t, "hb"), v: newNetns(t, "hv")}
+	vethInto(t, l.v, "hpa", l.a, "eth0")
+	vethInto(t, l.v, "hpb", l.b, "eth0")
+	l.pa = openHostIf(t, l.v, "hpa", hostif.Options{Offload: offload})
+	l.pb = openHostIf(t, l.v, "hpb", hostif.Options{Offload: offload})
+	l.sw = l2switch.New(l2switch.Config{Name: "hostifsw", Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(func() { l.sw.Close() })
+	for _, p := range []frame.Port{l.pa, l.pb} {
+		if err := l.sw.AddPort(p, l2switch.PortConfig{}); err != nil {
+			t.Fatalf("AddPort(%s) = %v", p.Info().Name, err)
+		}
+	}
+	inNetns(t, l.a, "ip", "addr", "add", "10.96.0.1/24", "dev", "eth0")
+	inNetns(t, l.b, "ip", "addr", "add", "10.96.0.2/24", "dev", "eth0")
+	inNetns(t, l.a, "ip", "-6", "addr", "add", "fd96::1/64", "dev", "eth0", "nodad")
+	inNetns(t, l.b, "ip", "-6", "addr", "add", "fd96::2/64", "dev", "eth0", "nodad")
+	return l
+}
+
+func TestHostIfSwitchTwoNetns(t *testing.T) {
+	needRoot(t)
+	for _, offload := range []bool{false, true} {
+		t.Run(fmt.Sprintf("offload=%v", offload), func(t *testing.T) {
+			l := newHostIfLab(t, offload)
+			if err := ping(l.a, "10.96.0.2"); err != nil {
+				t.Fatalf("ping 10.96.0.2 from A: %v", err)
+			}
+			if err := ping(l.a, "fd96::2"); err != nil {
+				t.Fatalf("ping fd96::2 from A: %v", err)
+			}
+			transferTCP(t, l.a, l.b, "10.96.0.2:5011", "10.96.0.2:5011", 8<<20)
+			transferTCP(t, l.b, l.a, "[fd96::1]:5012", "[fd96::1]:5012", 8<<20)
+
+			// The veths segment nothing: TCP leaves A as superframes. With offload
+			// they must cross whole (average frame well above the MTU); without, the
+			// port must have segmented them in software into frames within the MTU.
+			ca := l.pa.Counters.Snapshot()
+			avg := ca.RxBytes / max(ca.RxFrames, 1)
+			if offload {
+				if avg < 3000 {
+					t.Errorf("offload on: average frame read from hpa is %d bytes over %d frames, want superframes", avg, ca.RxFrames)
+				}
+				if n := l.pa.Segmented.Load(); n != 0 {
+					t.Errorf("offload on: %d frames segmented in software by the port, want 0", n)
+				}
+			} else {
+				if avg > 1514 {
+					t.Errorf("offload off: average frame read from hpa is %d bytes, want at most 1514", avg)
+				}
+				if l.pa.Segmented.Load() == 0 {
+					t.Errorf("offload off: no superframe segmented in software (kernel sent none?)")
+				}
+				if caps := l.pa.Info().Caps; caps != 0 {
+					t.Errorf("offload off: Caps = %v, want none", caps)
+				}
+			}
+			for _, p := range []*hostif.Port{l.pa, l.pb} {
+				if c := p.Counters.Snapshot(); c.RxDropped != 0 || c.TxDropped != 0 {
+					t.Errorf("%s dropped frames: %+v", p.Name(), c)
+				}
+			}
+		})
+	}
+}
+
+// Frames the vnetd netns' own kernel sends out of an attached interface are outgoing:
+// the port must not read them back (they would loop into the switch).
+func TestHostIfIgnoresOutgoing(t *testing.T) {
+	needRoot(t)
+	l := newHostIfLab(t, true)
+	if err := ping(l.a, "10.96.0.2"); err != nil {
+		t.Fatalf("ping 10.96.0.2 from A: %v", err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	before := l.pa.Counters.RxFrames.Load()
+	out := l.pa.Outgoing.Load()
+	pbTx := l.pb.Counters.TxFrames.Load()
+	const n = 50
+	err := doInNetns(t, l.v, func() error {
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		ifc, err := net.InterfaceByName("hpa")
+		if err != nil {
+			return err
+		}
+		// A broadcast frame of an unused EtherType: netns A's kernel ignores it, so
+		// nothing answers; only the port could read it back.
+		f := make([]byte, 60)
+		copy(f, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 0x99, 0x88, 0xb5})
+		sa := &unix.SockaddrLinklayer{Ifindex: ifc.Index, Protocol: 0xb588, Halen: 6}
+		for range n {
+			if err := unix.Sendto(fd, f, 0, sa); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("send %d frames out of hpa from the vnetd netns: %v", n, err)
+	}
+	time.Sleep(200 * time.Millisecond) // several block timeouts
+	// Netns A's own multicast (neighbour discovery, MLD) may arrive meanwhile: a few
+	// frames, never the n outgoing ones.
+	if got := l.pa.Counters.RxFrames.Load() - before; got >= n/2 {
+		t.Errorf("port read %d frames after %d outgoing frames were sent on its interface, want them ignored (filtered in user space: %d)",
+			got, n, l.pa.Outgoing.Load()-out)
+	}
+	if tx := l.pb.Counters.TxFrames.Load() - pbTx; tx >= n {
+		t.Errorf("hpb sent %d frames meanwhile, outgoing frames of hpa looped through the switch", tx)
+	}
+}
+
+func TestHostIfFaults(t *testing.T) {
+	needRoot(t)
+	v, k := newNetns(t, "hv"), newNetns(t, "hk")
+
+	t.Run("open errors", func(t *testing.T) {
+		cases := []struct {
+			name string
+			o    hostif.Options
+			want error
+		}{
+			{"missing", hostif.Options{Name: "vnomissing0"}, hostif.ErrNoInterface},
+			{"loopback", hostif.Options{Name: "lo"}, hostif.ErrNotEthernet},
+		}
+		inNetns(t, v, "ip", "link", "add", "hdown", "type", "veth", "peer", "name", "hdownp")
+		cases = append(cases, struct {
+			name string
+			o    hostif.Options
+			want error
+		}{"down", hostif.Options{Name: "hdown"}, hostif.ErrInterfaceDown})
+		for _, c := range cases {
+			c.o.Logger = slog.New(slog.DiscardHandler)
+			err := doInNetns(t, v, func() error {
+				p, err := hostif.Open(c.o)
+				if err == nil {
+					p.Close()
+				}
+				return err
+			})
+			if !errors.Is(err, c.want) {
+				t.Errorf("%s: hostif.Open(%q) = %v, want %v", c.name, c.o.Name, err, c.want)
+			} else if !strings.Contains(err.Error(), c.o.Name) {
+				t.Errorf("%s: error %q does not name the interface", c.name, err)
+			}
+		}
+		// SetUp brings a down interface up.
+		p := openHostIf(t, v, "hdown", hostif.Options{SetUp: true})
+		if out := inNetns(t, v, "ip", "link", "show", "hdown"); !strings.Contains(out, ",UP") {
+			t.Errorf("SetUp: interface not up after Open: %s", out)
+		}
+		if out := inNetns(t, v, "ip", "-d", "link", "show", "hdown"); !strings.Contains(out, "promiscuity 1") {
+			t.Errorf("interface not promiscuous while attached: %s", out)
+		}
+		p.Close()
+		if out := inNetns(t, v, "ip", "-d", "link", "show", "hdown"); !strings.Contains(out, "promiscuity 0") {
+			t.Errorf("interface still promiscuous after Close: %s", out)
+		}
+	})
+
+	t.Run("deleted under vnetd", func(t *testing.T) {
+		vethInto(t, v, "hdel", k, "hdelp")
+		p := openHostIf(t, v, "hdel", hostif.Options{Offload: true})
+		sw := l2switch.New(l2switch.Config{Name: "faultsw", Logger: slog.New(slog.DiscardHandler)})
+		t.Cleanup(func() { sw.Close() })
+		// A second port on the switch to check the switch survives and reports.
+		vethInto(t, v, "hkeep", k, "hkeepp")
+		keep := openHostIf(t, v, "hkeep", hostif.Options{Offload: true})
+		for _, q := range []frame.Port{p, keep} {
+			if err := sw.AddPort(q, l2switch.PortConfig{}); err != nil {
+				t.Fatalf("AddPort(%s) = %v", q.Info().Name, err)
+			}
+		}
+		inNetns(t, v, "ip", "link", "del", "hdel")
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			up := true
+			for _, st := range sw.Ports() {
+				if st.Name == p.Info().Name {
+					up = st.Up
+				}
+			}
+			if !up {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("switch port %s still up 5s after ip link del", p.Info().Name)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if p.Faults.Load() == 0 {
+			t.Errorf("Faults = 0 after the interface was deleted, want > 0")
+		}
+		buf := []frame.Frame{{Buf: make([]byte, p.Info().MaxFrame)}}
+		if _, err := p.ReadFrames(buf); !errors.Is(err, hostif.ErrDown) {
+			t.Errorf("ReadFrames() after ip link del = %v, want hostif.ErrDown", err)
+		}
+		if _, err := p.WriteFrames([]frame.Frame{{Buf: make([]byte, 60), N: 60}}); !errors.Is(err, hostif.ErrDown) {
+			t.Errorf("WriteFrames() after ip link del = %v, want hostif.ErrDown", err)
+		}
+		for _, st := range sw.Ports() {
+			if st.Name == keep.Info().Name && !st.Up {
+				t.Errorf("the other port %s went down too", st.Name)
+			}
+		}
+	})
+
+	t.Run("down then up", func(t *testing.T) {
+		l := newHostIfLab(t, true)
+		if err := ping(l.a, "10.96.0.2"); err != nil {
+			t.Fatalf("ping before: %v", err)
+		}
+		inNetns(t, l.v, "ip", "link", "set", "hpa", "down")
+		if err := ping(l.a, "10.96.0.2"); err == nil {
+			t.Errorf("ping across a down interface succeeded")
+		}
+		inNetns(t, l.v, "ip", "link", "set", "hpa", "up")
+		var err error
+		for range 5 { // the veth's carrier comes back after a moment
+			if err = ping(l.a, "10.96.0.2"); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			t.Fatalf("ping after the interface came back up: %v", err)
+		}
+		if l.pa.Downs.Load() == 0 {
+			t.Errorf("Downs = 0 after ip link set down, want > 0")
+		}
+		for _, st := range l.sw.Ports() {
+			if !st.Up {
+				t.Errorf("switch port %s down after a down/up cycle", st.Name)
+			}
+		}
+		transferTCP(t, l.a, l.b, "10.96.0.2:5013", "10.96.0.2:5013", 2<<20)
+	})
+
+	t.Run("close unblocks reader", func(t *testing.T) {
+		vethInto(t, v, "hcl", k, "hclp")
+		p := openHostIf(t, v, "hcl", hostif.Options{})
+		done := make(chan error, 1)
+		go func() {
+			buf := []frame.Frame{{Buf: make([]byte, p.Info().MaxFrame)}}
+			for {
+				if _, err := p.ReadFrames(buf); err != nil {
+					done <- err
+					return
+				}
+			}
+		}()
+		time.Sleep(100 * time.Millisecond)
+		if err := p.Close(); err != nil {
+			t.Fatalf("Close() = %v", err)
+		}
+		if err := p.Close(); err != nil {
+			t.Errorf("second Close() = %v, want nil", err)
+		}
+		select {
+		case err := <-done:
+			if !errors.Is(err, net.ErrClosed) {
+				t.Errorf("ReadFrames() after Close = %v, want net.ErrClosed", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("ReadFrames() still blocked 5s after Close")
+		}
+		if _, err := p.WriteFrames([]frame.Frame{{Buf: make([]byte, 60), N: 60}}); !errors.Is(err, net.ErrClosed) {
+			t.Errorf("WriteFrames() after Close = %v, want net.ErrClosed", err)
+		}
+		if out := inNetns(t, v, "ip", "link", "show", "hcl"); !strings.Contains(out, "hcl") {
+			t.Errorf("interface gone after Close; the port must leave it in place: %s", out)
+		}
+	})
+}
+
+// A TAP that the test creates and holds open, as QEMU does for a VM: the "guest" is a
+// vnetd namespace (gVisor) wired to the TAP's file descriptor; vnetd attaches the TAP's
+// host interface through hostif to a switch that also reaches kernel netns A over a veth.
+func TestHostIfQEMUStyleTAP(t *testing.T) {
+	needRoot(t)
+	for _, offload := range []bool{false, true} {
+		t.Run(fmt.Sprintf("offload=%v", offload), func(t *testing.T) {
+			v, a := newNetns(t, "hv"), newNetns(t, "ha")
+			// The "QEMU" side: a TAP created in v with a virtio-net header, its fd ours.
+			name := tapName(t, "vq")
+			var vm *tap.TAP
+			if err := doInNetns(t, v, func() (err error) {
+				vm, err = tap.Open(tap.Options{Name: name, Create: true, MTU: 1500, Offload: true, Logger: slog.New(slog.DiscardHandler)})
+				return err
+			}); err != nil {
+				t.Fatalf("create TAP %s: %v", name, err)
+			}
+			t.Cleanup(func() { vm.Close() })
+			guestWire := l2switch.New(l2switch.Config{Name: "guest", Logger: slog.New(slog.DiscardHandler)})
+			t.Cleanup(func() { guestWire.Close() })
+			if err := guestWire.AddPort(vm, l2switch.PortConfig{}); err != nil {
+				t.Fatalf("AddPort(TAP fd) = %v", err)
+			}
+			guest := newNamespaceOn(t, guestWire, "guest", "10.95.0.2/24", "fd95::2/64")
+
+			// vnetd's side: the TAP's host interface and a veth to A, on one switch.
+			vethInto(t, v, "hk", a, "eth0")
+			inNetns(t, a, "ip", "addr", "add", "10.95.0.1/24", "dev", "eth0")
+			inNetns(t, a, "ip", "-6", "addr", "add", "fd95::1/64", "dev", "eth0", "nodad")
+			ptap := openHostIf(t, v, name, hostif.Options{Offload: offload})
+			pk := openHostIf(t, v, "hk", hostif.Options{Offload: offload})
+			sw := l2switch.New(l2switch.Config{Name: "lan0", Logger: slog.New(slog.DiscardHandler)})
+			t.Cleanup(func() { sw.Close() })
+			for _, p := range []frame.Port{ptap, pk} {
+				if err := sw.AddPort(p, l2switch.PortConfig{}); err != nil {
+					t.Fatalf("AddPort(%s) = %v", p.Info().Name, err)
+				}
+			}
+			if out := inNetns(t, v, "ip", "link", "show", name); !strings.Contains(out, ",UP") {
+				t.Fatalf("TAP %s not up: %s", name, out)
+			}
+			for _, dst := range []string{"10.95.0.2", "fd95::2"} {
+				if err := ping(a, dst); err != nil {
+					t.Fatalf("ping guest %s from kernel netns: %v", dst, err)
+				}
+			}
+			kernelNSExchange(t, a, guest, "10.95.0.2:6201", "10.95.0.1:6202", 8<<20)
+			kernelNSExchange(t, a, guest, "[fd95::2]:6203", "[fd95::1]:6204", 4<<20)
+			if c := ptap.Counters.Snapshot(); c.RxFrames == 0 || c.TxFrames == 0 {
+				t.Errorf("TAP port counters %+v: want traffic both ways", c)
+			}
+
+			// QEMU exits: the TAP disappears with its fd; the hostif port goes down.
+			vm.Close()
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				var up bool
+				for _, st := range sw.Ports() {
+					if st.Name == ptap.Info().Name {
+						up = st.Up
+					}
+				}
+				if !up {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("hostif port on %s still up 5s after the TAP's owner closed it", name)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if ptap.Faults.Load() == 0 {
+				t.Errorf("Faults = 0 after the TAP went away")
+			}
+		})
+	}
+}
