@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	l2switch "github.com/vnetd/vnetd/switch"
 )
 
 // BenchmarkNamespaceCreate creates N namespaces and reports what each one costs: heap
@@ -188,4 +190,86 @@ func BenchmarkRequestResponse(b *testing.B) {
 	sort.Slice(rtts, func(i, j int) bool { return rtts[i] < rtts[j] })
 	b.ReportMetric(float64(rtts[len(rtts)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(rtts[len(rtts)*99/100].Microseconds()), "p99-µs")
+}
+
+// busyAmongIdleGbps holds BenchmarkBusyAmongIdle/idle=0's results, for idle=1000's
+// ratio.
+var busyAmongIdleGbps []float64
+
+// BenchmarkBusyAmongIdle measures one busy namespace pair (a TCP transfer through a
+// switch, MTU 1500) alone and among 1,000 idle namespaces (each with a NIC on a switch,
+// addresses, a listener, neighbour entries; see newIdleSet), the busy pair sharing the
+// first idle group's switch. Idle namespaces should not slow it: idle=1000 also reports
+// its throughput as a ratio of idle=0's mean (both run in one invocation, idle=0
+// first). The namespaces are built once per sub-benchmark, not per b.N round.
+func BenchmarkBusyAmongIdle(b *testing.B) {
+	for _, idle := range []int{0, 1000} {
+		var a, z *Namespace
+		b.Run(fmt.Sprint("idle=", idle), func(sb *testing.B) {
+			if a == nil {
+				var sw *l2switch.Switch
+				if idle > 0 {
+					sw = newIdleSet(b, idle).switches[0]
+				} else {
+					sw = newSwitch(b, "busy")
+				}
+				a, z = newNS(b, "busy-a"), newNS(b, "busy-b")
+				plug(b, a, sw, 1500, "10.9.1.1/16")
+				plug(b, z, sw, 1500, "10.9.1.2/16")
+				if idle > 0 {
+					settle(b)
+				}
+			}
+			gbps := tcpStream(sb, a, z, "10.9.1.2:5001")
+			sb.ReportMetric(gbps, "Gbit/s")
+			if idle == 0 {
+				busyAmongIdleGbps = append(busyAmongIdleGbps, gbps)
+			} else if len(busyAmongIdleGbps) > 0 {
+				sum := 0.0
+				for _, g := range busyAmongIdleGbps {
+					sum += g
+				}
+				sb.ReportMetric(gbps/(sum/float64(len(busyAmongIdleGbps))), "ratio-vs-idle0")
+			}
+		})
+	}
+}
+
+// tcpStream writes b.N MiB over a new connection from a to z's dial address and
+// returns the throughput in Gbit/s.
+func tcpStream(b *testing.B, a, z *Namespace, dial string) float64 {
+	l, err := z.Listen("tcp", dial)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	done := make(chan int64, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			done <- 0
+			return
+		}
+		n, _ := io.Copy(io.Discard, c)
+		c.Close()
+		done <- n
+	}()
+	c, err := a.Dial(context.Background(), "tcp", dial)
+	if err != nil {
+		b.Fatal(err)
+	}
+	chunk := make([]byte, 1<<20)
+	b.SetBytes(int64(len(chunk)))
+	b.ResetTimer()
+	for range b.N {
+		if _, err := c.Write(chunk); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c.Close()
+	if got := <-done; got != int64(b.N)*int64(len(chunk)) {
+		b.Fatalf("receiver got %d bytes, want %d", got, int64(b.N)*int64(len(chunk)))
+	}
+	b.StopTimer()
+	return float64(b.N) * float64(len(chunk)) * 8 / b.Elapsed().Seconds() / 1e9
 }
