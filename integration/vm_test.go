@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -46,20 +47,26 @@ func TestVM(t *testing.T) {
 }
 
 // vmLab is the lab every variant runs: namespace alpha on lan0 with http, echo, DHCP
-// (a range, one static lease for vm1MAC, router and DNS options) and DNS; %s is where
-// the variant attaches its VMs.
+// (a range, one static lease for vm1MAC, router and DNS options) and DNS; router r1
+// between lan0 and lan1, sending IPv6 router advertisements for fd00::/64 on lan0;
+// namespace gamma on lan1. %s is where the variant attaches its VMs.
 const vmLab = `
 [daemon]
 control = %q
 log_level = "debug"
 [[switch]]
 name = "lan0"
+[[switch]]
+name = "lan1"
 [[namespace]]
 name = "alpha"
   [[namespace.nic]]
   name = "eth0"
   switch = "lan0"
-  addresses = ["10.0.0.10/24"]
+  addresses = ["10.0.0.10/24", "fd00::10/64"]
+  [[namespace.route]]
+  to = "0.0.0.0/0"
+  via = "10.0.0.1"
   [[namespace.service]]
   kind = "http"
   [[namespace.service]]
@@ -74,6 +81,26 @@ name = "alpha"
   [[namespace.service]]
   kind = "dns"
   zone = "lab."
+[[namespace]]
+name = "gamma"
+  [[namespace.nic]]
+  name = "eth0"
+  switch = "lan1"
+  addresses = ["10.0.1.10/24"]
+  [[namespace.route]]
+  to = "0.0.0.0/0"
+  via = "10.0.1.1"
+  [[namespace.service]]
+  kind = "http"
+[[router]]
+name = "r1"
+  [[router.interface]]
+  switch = "lan0"
+  addresses = ["10.0.0.1/24", "fd00::1/64"]
+  ra = true
+  [[router.interface]]
+  switch = "lan1"
+  addresses = ["10.0.1.1/24"]
 %s`
 
 const (
@@ -81,9 +108,12 @@ const (
 	vm2MAC = "52:54:00:00:00:52"
 	vm3MAC = "52:54:00:00:00:53"
 
-	// vmClientSteps: lease, ping, http (the body must name the VM's leased address as
-	// the client), echo and DNS, all against alpha.
-	vmClientSteps = "dhcp,ping:10.0.0.10,http:10.0.0.10,echo:10.0.0.10,dns:alpha.lab@10.0.0.10"
+	// vmClientSteps: lease, then against alpha ping, http (the body must name the VM's
+	// leased address as the client), echo and DNS (A and AAAA); gamma on lan1 through
+	// r1 (the DHCP router option) by ping and http; a SLAAC address in fd00::/64 from
+	// r1's router advertisements and a ping to alpha over IPv6.
+	vmClientSteps = "dhcp,ping:10.0.0.10,http:10.0.0.10,echo:10.0.0.10,dns:alpha.lab@10.0.0.10," +
+		"dns6:alpha.lab@10.0.0.10,ping:10.0.1.10,http:10.0.1.10,slaac:fd00:,ping6:fd00::10"
 
 	// vmTimeout bounds one VM from QEMU's start to its "end" marker; the guest powers
 	// itself off after vmGuestTimeout whatever happens.
@@ -152,11 +182,11 @@ func testVMTwoOnOneSocket(t *testing.T, bin string, boot vmBoot) {
 	pong := v2.until(t, "pong-ok")
 	r2 := v2.finish(t)
 	r1 := v1.finish(t)
-	served, ok := r1["serve-ok"]
-	if !ok || len(served) != 1 || len(pong) != 2 || served[0] != pong[1] {
+	served := r1["serve-ok"]
+	if len(served) != 1 || len(served[0]) != 1 || len(pong) != 2 || served[0][0] != pong[1] {
 		t.Errorf("vm1 served %q, vm2 sent %q: want the same line", served, pong)
 	}
-	for name, r := range map[string]map[string][]string{"vm1": r1, "vm2": r2} {
+	for name, r := range map[string]map[string][][]string{"vm1": r1, "vm2": r2} {
 		if _, ok := r["done"]; !ok {
 			t.Errorf("%s did not finish its steps: %v", name, r)
 		}
@@ -205,9 +235,10 @@ func testVMHostInterface(t *testing.T, bin string, boot vmBoot) {
 	d.checkLease(t, vm3MAC, lease[0])
 }
 
-// checkClientMarks checks the markers of vmClientSteps: a lease from the range with
-// alpha's options, and every step done against alpha.
-func checkClientMarks(t *testing.T, v *vm, lease []string, res map[string][]string, lo, hi string) {
+// checkClientMarks checks the markers of vmClientSteps: a lease from lo-hi with
+// alpha's options, every step against alpha and gamma done, and the SLAAC address
+// derived from the VM's MAC in r1's prefix.
+func checkClientMarks(t *testing.T, v *vm, lease []string, res map[string][][]string, lo, hi string) {
 	t.Helper()
 	ip, err := netip.ParseAddr(lease[0])
 	if err != nil || !inRange(ip, lo, hi) {
@@ -218,34 +249,75 @@ func checkClientMarks(t *testing.T, v *vm, lease []string, res map[string][]stri
 			t.Errorf("%s lease %v: no %s", v.name, lease, want)
 		}
 	}
-	if m := res["ping-ok"]; len(m) == 0 || m[0] != "10.0.0.10" {
-		t.Errorf("%s ping-ok = %q, want 10.0.0.10", v.name, m)
+	// first returns the fields of the marker name whose first field is arg.
+	first := func(name, arg string) []string {
+		for _, m := range res[name] {
+			if len(m) > 0 && m[0] == arg {
+				return m
+			}
+		}
+		t.Errorf("%s: no %s %s marker; markers %v", v.name, name, arg, res)
+		return nil
 	}
-	if m := res["http-ok"]; len(m) < 2 {
-		t.Errorf("%s http-ok = %q, want the address and the body", v.name, m)
-	} else {
+	first("ping-ok", "10.0.0.10")
+	first("ping-ok", "10.0.1.10") // gamma, through r1
+	for addr, ns := range map[string]string{"10.0.0.10": "alpha", "10.0.1.10": "gamma"} {
+		m := first("http-ok", addr)
+		if m == nil {
+			continue
+		}
 		var info struct {
 			Namespace string `json:"namespace"`
 			Client    string `json:"client"`
 		}
 		body := strings.Join(m[1:], " ")
 		if err := json.Unmarshal([]byte(body), &info); err != nil {
-			t.Errorf("%s http body %q: %v", v.name, body, err)
+			t.Errorf("%s http %s body %q: %v", v.name, addr, body, err)
 		}
 		host, _, _ := net.SplitHostPort(info.Client)
-		if info.Namespace != "alpha" || host != lease[0] {
-			t.Errorf("%s /info.json = %s; want namespace alpha and client %s", v.name, body, lease[0])
+		if info.Namespace != ns || host != lease[0] {
+			t.Errorf("%s http://%s/info.json = %s; want namespace %s and client %s", v.name, addr, body, ns, lease[0])
 		}
 	}
-	if m := res["echo-ok"]; len(m) != 2 || m[0] != "10.0.0.10" || !strings.HasPrefix(m[1], "vnetd-") {
+	if m := first("echo-ok", "10.0.0.10"); m != nil && (len(m) != 2 || !strings.HasPrefix(m[1], "vnetd-")) {
 		t.Errorf("%s echo-ok = %q, want 10.0.0.10 and the line echoed", v.name, m)
 	}
-	if m := res["dns-ok"]; len(m) < 2 || m[0] != "alpha.lab" || !contains(m[1:], "10.0.0.10") {
+	if m := first("dns-ok", "alpha.lab"); m != nil && !slices.Equal(m[1:], []string{"10.0.0.10"}) {
 		t.Errorf("%s dns-ok = %q, want alpha.lab 10.0.0.10", v.name, m)
 	}
+	if m := first("dns6-ok", "alpha.lab"); m != nil && !slices.Equal(m[1:], []string{"fd00::10"}) {
+		t.Errorf("%s dns6-ok = %q, want alpha.lab fd00::10", v.name, m)
+	}
+	// SLAAC: the EUI-64 interface ID from the MAC in r1's /64, r1 (link-local) as the
+	// default router.
+	if sl := res["slaac-ok"]; len(sl) != 1 || len(sl[0]) != 3 {
+		t.Errorf("%s slaac-ok = %q, want ADDR via ROUTER", v.name, sl)
+	} else {
+		want := eui64(t, "fd00::", v.spec.mac)
+		if got, err := netip.ParseAddr(sl[0][0]); err != nil || got != want {
+			t.Errorf("%s SLAAC address %s, want %s (EUI-64 of %s in fd00::/64)", v.name, sl[0][0], want, v.spec.mac)
+		}
+		if r, err := netip.ParseAddr(sl[0][2]); err != nil || !r.IsLinkLocalUnicast() {
+			t.Errorf("%s IPv6 default router %q, want r1's link-local address", v.name, sl[0][2])
+		}
+	}
+	first("ping6-ok", "fd00::10")
 	if _, ok := res["done"]; !ok {
 		t.Errorf("%s did not finish its steps; markers %v", v.name, res)
 	}
+}
+
+// eui64 is the SLAAC address for mac in prefix (a /64): the MAC with ff:fe in the
+// middle and the universal/local bit flipped.
+func eui64(t *testing.T, prefix, mac string) netip.Addr {
+	t.Helper()
+	hw, err := net.ParseMAC(mac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := netip.MustParseAddr(prefix).As16()
+	copy(a[8:], []byte{hw[0] ^ 2, hw[1], hw[2], 0xff, 0xfe, hw[3], hw[4], hw[5]})
+	return netip.AddrFrom16(a)
 }
 
 func inRange(ip netip.Addr, lo, hi string) bool {
@@ -322,7 +394,7 @@ type vm struct {
 
 	mu     sync.Mutex
 	serial []string
-	got    map[string][]string // markers read so far by until/finish
+	got    map[string][][]string // markers read so far by until/finish, by name
 }
 
 // startVM starts QEMU for spec: microvm with PCIe (it boots fastest under TCG;
@@ -354,7 +426,7 @@ func startVM(t *testing.T, boot vmBoot, spec vmSpec) *vm {
 		t.Fatal(err)
 	}
 	cmd.Stderr = cmd.Stdout
-	v := &vm{name: spec.name, spec: spec, marks: make(chan []string, 256), exited: make(chan struct{}), got: map[string][]string{}}
+	v := &vm{name: spec.name, spec: spec, marks: make(chan []string, 256), exited: make(chan struct{}), got: map[string][][]string{}}
 	v.start = time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start qemu for %s: %v", spec.name, err)
@@ -400,7 +472,7 @@ func (v *vm) next(t *testing.T) []string {
 			return nil
 		}
 		v.mu.Lock()
-		v.got[m[0]] = m[1:]
+		v.got[m[0]] = append(v.got[m[0]], m[1:])
 		v.mu.Unlock()
 		t.Logf("%s +%.1fs: VNETD-MARK %s", v.name, time.Since(v.start).Seconds(), strings.Join(m, " "))
 		return m
@@ -428,9 +500,9 @@ func (v *vm) until(t *testing.T, name string) []string {
 	}
 }
 
-// finish reads markers until "end" and returns every marker of the run by name. Any
-// "fail" marker, or no "end" in time, fails the test.
-func (v *vm) finish(t *testing.T) map[string][]string {
+// finish reads markers until "end" and returns every marker of the run by name (each
+// occurrence's fields, in order). Any "fail" marker, or no "end" in time, fails the test.
+func (v *vm) finish(t *testing.T) map[string][][]string {
 	t.Helper()
 	for {
 		m := v.next(t)
@@ -447,7 +519,7 @@ func (v *vm) finish(t *testing.T) map[string][]string {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	res := make(map[string][]string, len(v.got))
+	res := make(map[string][][]string, len(v.got))
 	for k, m := range v.got {
 		res[k] = m
 	}
