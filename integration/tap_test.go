@@ -3,12 +3,15 @@ package integration
 import (
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -262,4 +265,118 @@ func TestTAPFaults(t *testing.T) {
 			t.Errorf("tap.Open(%+v) of a missing TAP = nil error", missing)
 		}
 	})
+}
+
+// rxPackets returns the packets the kernel received on dev in ns (what vnetd wrote).
+func rxPackets(t *testing.T, ns, dev string) uint64 {
+	t.Helper()
+	out := inNetns(t, ns, "ip", "-s", "-j", "link", "show", dev)
+	var links []struct {
+		Stats64 struct {
+			RX struct {
+				Packets uint64 `json:"packets"`
+			} `json:"rx"`
+		} `json:"stats64"`
+	}
+	if err := json.Unmarshal([]byte(out), &links); err != nil || len(links) != 1 {
+		t.Fatalf("ip -s -j link show %s: %v: %s", dev, err, out)
+	}
+	return links[0].Stats64.RX.Packets
+}
+
+// arpRequest is a broadcast ARP request from mac/ip asking for target.
+func arpRequest(mac frame.MAC, ip, target netip.Addr) []byte {
+	b := make([]byte, 42)
+	copy(b[0:6], frame.Broadcast[:])
+	copy(b[6:12], mac[:])
+	binary.BigEndian.PutUint16(b[12:14], 0x0806)
+	copy(b[14:22], []byte{0, 1, 8, 0, 6, 4, 0, 1}) // Ethernet, IPv4, request
+	copy(b[22:28], mac[:])
+	copy(b[28:32], ip.AsSlice())
+	copy(b[38:42], target.AsSlice())
+	return b
+}
+
+// A multi-queue TAP: every queue is a port of its own that writes to the host, the
+// queues together carry TCP through a switch both ways, and the device lives until its
+// last queue is closed.
+func TestTAPMultiQueue(t *testing.T) {
+	needRoot(t)
+	nsA, nsB := newNetns(t, "a"), newNetns(t, "b")
+	name := tapName(t, "vq")
+	opts := tap.Options{Name: name, Create: true, MTU: 1500, Offload: true, Queues: 2, Logger: slog.New(slog.DiscardHandler)}
+	var qs []*tap.TAP
+	if err := doInNetns(t, nsA, func() (err error) { qs, err = tap.OpenQueues(opts); return err }); err != nil {
+		t.Fatalf("tap.OpenQueues(%+v) = %v", opts, err)
+	}
+	closed := make([]bool, len(qs))
+	t.Cleanup(func() {
+		for i, q := range qs {
+			if !closed[i] {
+				q.Close()
+			}
+		}
+	})
+	if len(qs) != 2 {
+		t.Fatalf("tap.OpenQueues(Queues: 2) returned %d TAPs", len(qs))
+	}
+	for i, q := range qs {
+		if want := fmt.Sprintf("tap:%s.q%d", name, i); q.Info().Name != want || q.Name() != name {
+			t.Errorf("queue %d: Info().Name = %q, Name() = %q; want %q, %q", i, q.Info().Name, q.Name(), want, name)
+		}
+	}
+	inNetns(t, nsA, "ip", "addr", "add", "10.96.0.1/24", "dev", name)
+	inNetns(t, nsA, "ip", "link", "set", name, "up")
+
+	// Each queue writes to the host on its own.
+	src := frame.MAC{0x02, 0, 0, 0, 0x96, 0x09}
+	req := arpRequest(src, netip.MustParseAddr("10.96.0.9"), netip.MustParseAddr("10.96.0.1"))
+	for i, q := range qs {
+		before := rxPackets(t, nsA, name)
+		if n, err := q.WriteFrames([]frame.Frame{{Buf: req, N: len(req)}}); n != 1 || err != nil {
+			t.Fatalf("queue %d: WriteFrames(ARP request) = %d, %v", i, n, err)
+		}
+		if after := rxPackets(t, nsA, name); after != before+1 {
+			t.Errorf("queue %d: host received %d packets after one write, want 1", i, after-before)
+		}
+	}
+
+	// Both queues as ports of one switch with a single-queue TAP to netns B.
+	tb := openTAPIn(t, nsB, false, true)
+	sw := l2switch.New(l2switch.Config{Name: "mqsw", Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(func() { sw.Close() })
+	for _, p := range []frame.Port{qs[0], qs[1], tb} {
+		if err := sw.AddPort(p, l2switch.PortConfig{}); err != nil {
+			t.Fatalf("sw.AddPort(%s) = %v", p.Info().Name, err)
+		}
+	}
+	inNetns(t, nsB, "ip", "addr", "add", "10.96.0.2/24", "dev", tb.Name())
+	if err := ping(nsA, "10.96.0.2"); err != nil {
+		t.Fatalf("ping 10.96.0.2 from %s: %v", nsA, err)
+	}
+	transferTCP(t, nsA, nsB, "10.96.0.2:5011", "10.96.0.2:5011", 4<<20)
+	transferTCP(t, nsB, nsA, "10.96.0.1:5012", "10.96.0.1:5012", 4<<20)
+	var rx uint64
+	for _, q := range qs {
+		rx += q.Counters.RxFrames.Load()
+	}
+	if rx == 0 {
+		t.Errorf("the queues read no frames from the host")
+	}
+
+	// The device stays while one queue is open, and goes with the last.
+	if err := sw.RemovePort(qs[0].Info().Name); err != nil { // closes queue 0
+		t.Fatalf("sw.RemovePort(%s) = %v", qs[0].Info().Name, err)
+	}
+	closed[0] = true
+	if out, err := nsCommand(nsA, "ip", "link", "show", name); err != nil {
+		t.Errorf("TAP %s gone with one of its two queues still open: %v: %s", name, err, out)
+	}
+	if err := sw.RemovePort(qs[1].Info().Name); err != nil {
+		t.Fatalf("sw.RemovePort(%s) = %v", qs[1].Info().Name, err)
+	}
+	closed[1] = true
+	if out, _ := nsCommand(nsA, "ip", "link", "show", name); !strings.Contains(out, "does not exist") {
+		t.Errorf("TAP %s still present after its last queue closed: %s", name, out)
+	}
 }

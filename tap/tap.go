@@ -31,6 +31,9 @@ type Options struct {
 	// Offload enables the virtio-net header with checksum, TSO4/6 and (when the kernel
 	// has them) USO4/6 offloads.
 	Offload bool
+	// Queues is the number of queues OpenQueues opens; 0 and 1 open a single-queue
+	// TAP, more open a multi-queue one (IFF_MULTI_QUEUE), one file descriptor each.
+	Queues int
 	// Logger receives lifecycle and fault messages; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -40,6 +43,7 @@ const (
 	tunSetOffload   = 0x400454d0
 	tunSetVnetHdrSz = 0x400454d8
 	iffTap          = 0x0002
+	iffMultiQueue   = 0x0100
 	iffNoPI         = 0x1000
 	iffVnetHdr      = 0x4000
 	tunFCsum        = 0x01
@@ -47,6 +51,8 @@ const (
 	tunFTSO6        = 0x04
 	tunFUSO4        = 0x20
 	tunFUSO6        = 0x40
+
+	maxQueues = 256 // the kernel's MAX_TAP_QUEUES
 
 	vnetHdrLen = 10
 
@@ -100,9 +106,27 @@ type TAP struct {
 
 var _ frame.Port = (*TAP)(nil)
 
-// Open opens (and with Create, creates) the TAP device described by o, sets its MTU and
-// brings it up.
+// Open opens (and with Create, creates) the single-queue TAP device described by o,
+// sets its MTU and brings it up. o.Queues must be 0 or 1: see OpenQueues.
 func Open(o Options) (*TAP, error) {
+	if o.Queues > 1 {
+		return nil, fmt.Errorf("open TAP %q: %d queues: use OpenQueues", o.Name, o.Queues)
+	}
+	ts, err := OpenQueues(o)
+	if err != nil {
+		return nil, err
+	}
+	return ts[0], nil
+}
+
+// OpenQueues opens (and with Create, creates) the TAP device described by o with
+// o.Queues queues (IFF_MULTI_QUEUE when more than 1), sets its MTU and brings it up. It
+// returns one TAP per queue, each a frame.Port over its own file descriptor, named
+// "tap:NAME" for a single queue and "tap:NAME.qI" otherwise. The kernel spreads the
+// host's outgoing flows over the queues, steering each flow to the queue that last
+// wrote one of its frames; frames written to any queue reach the host. A created TAP
+// disappears once every queue is closed.
+func OpenQueues(o Options) ([]*TAP, error) {
 	log := o.Logger
 	if log == nil {
 		log = slog.Default()
@@ -115,6 +139,10 @@ func Open(o Options) (*TAP, error) {
 			return nil, fmt.Errorf("open TAP %q: invalid name: contains %q", o.Name, c)
 		}
 	}
+	queues := max(o.Queues, 1)
+	if queues > maxQueues {
+		return nil, fmt.Errorf("open TAP %q: %d queues: at most %d", o.Name, queues, maxQueues)
+	}
 	if !o.Create {
 		if _, err := netlink.LinkByName(o.Name); err != nil {
 			return nil, fmt.Errorf("open TAP %q: attach to existing TAP: %w", o.Name, err)
@@ -122,54 +150,30 @@ func Open(o Options) (*TAP, error) {
 	} else if _, err := netlink.LinkByName(o.Name); err == nil {
 		return nil, fmt.Errorf("open TAP %q: create: an interface with this name already exists", o.Name)
 	}
-	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if err != nil {
-		switch {
-		case errors.Is(err, unix.ENOENT):
-			return nil, fmt.Errorf("open TAP %q: /dev/net/tun is missing (load the tun module or create the device node): %w", o.Name, err)
-		case errors.Is(err, unix.EACCES), errors.Is(err, unix.EPERM):
-			return nil, fmt.Errorf("open TAP %q: no permission to open /dev/net/tun (needs CAP_NET_ADMIN): %w", o.Name, err)
-		}
-		return nil, fmt.Errorf("open TAP %q: open /dev/net/tun: %w", o.Name, err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			unix.Close(fd)
-		}
-	}()
-	ifr, err := unix.NewIfreq(o.Name)
-	if err != nil {
-		return nil, fmt.Errorf("open TAP %q: %w", o.Name, err)
-	}
 	flags := uint16(iffTap | iffNoPI)
 	if o.Offload {
 		flags |= iffVnetHdr
 	}
-	ifr.SetUint16(flags)
-	if err := unix.IoctlIfreq(fd, tunSetIff, ifr); err != nil {
-		switch {
-		case errors.Is(err, unix.EPERM):
-			return nil, fmt.Errorf("open TAP %q: no permission (needs CAP_NET_ADMIN): %w", o.Name, err)
-		case errors.Is(err, unix.EBUSY):
-			return nil, fmt.Errorf("open TAP %q: TAP busy (another process has it open, or its flags differ): %w", o.Name, err)
-		case errors.Is(err, unix.EINVAL):
-			return nil, fmt.Errorf("open TAP %q: not a TAP, or flags rejected: %w", o.Name, err)
-		}
-		return nil, fmt.Errorf("open TAP %q: TUNSETIFF: %w", o.Name, err)
+	if queues > 1 {
+		flags |= iffMultiQueue
 	}
+	fds := make([]int, 0, queues)
+	ok := false
+	defer func() {
+		if !ok {
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
+		}
+	}()
 	var caps frame.Caps
-	if o.Offload {
-		sz := vnetHdrLen
-		if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), tunSetVnetHdrSz, uintptr(unsafe.Pointer(&sz))); e != 0 {
-			return nil, fmt.Errorf("open TAP %q: TUNSETVNETHDRSZ: %w", o.Name, e)
+	for range queues {
+		fd, c, err := openQueue(o.Name, flags)
+		if err != nil {
+			return nil, err
 		}
-		caps = frame.CapCsum | frame.CapTSO4 | frame.CapTSO6
-		if err := unix.IoctlSetInt(fd, tunSetOffload, tunFCsum|tunFTSO4|tunFTSO6|tunFUSO4|tunFUSO6); err == nil {
-			caps |= frame.CapUSO
-		} else if err := unix.IoctlSetInt(fd, tunSetOffload, tunFCsum|tunFTSO4|tunFTSO6); err != nil {
-			return nil, fmt.Errorf("open TAP %q: TUNSETOFFLOAD: %w", o.Name, err)
-		}
+		fds = append(fds, fd)
+		caps = c
 	}
 	link, err := netlink.LinkByName(o.Name)
 	if err != nil {
@@ -187,23 +191,90 @@ func Open(o Options) (*TAP, error) {
 	if mtu <= 0 {
 		mtu = link.Attrs().MTU
 	}
-	file := os.NewFile(uintptr(fd), "/dev/net/tun:"+o.Name)
-	raw, err := file.SyscallConn()
-	if err != nil {
-		file.Close()
-		ok = true
-		return nil, fmt.Errorf("open TAP %q: %w", o.Name, err)
+	ts := make([]*TAP, 0, queues)
+	for i, fd := range fds {
+		file := os.NewFile(uintptr(fd), "/dev/net/tun:"+o.Name)
+		raw, err := file.SyscallConn()
+		if err != nil {
+			// The files own their descriptors from here on.
+			for _, t := range ts {
+				t.file.Close()
+			}
+			for _, fd := range fds[i:] {
+				unix.Close(fd)
+			}
+			ok = true
+			return nil, fmt.Errorf("open TAP %q: %w", o.Name, err)
+		}
+		portName := "tap:" + o.Name
+		if queues > 1 {
+			portName = fmt.Sprintf("tap:%s.q%d", o.Name, i)
+		}
+		t := &TAP{
+			name: o.Name, file: file, raw: raw, vnet: o.Offload, log: log,
+			info: frame.Info{Name: portName, MTU: mtu, MaxFrame: frame.MaxFrameFor(mtu, o.Offload), Caps: caps},
+			rhdr: make([]byte, vnetHdrLen), riov: make([][]byte, 2),
+			whdr: make([]byte, vnetHdrLen), wiov: make([][]byte, 2),
+		}
+		t.readFn, t.writeFn = t.readReady, t.writeAll
+		ts = append(ts, t)
 	}
 	ok = true
-	t := &TAP{
-		name: o.Name, file: file, raw: raw, vnet: o.Offload, log: log,
-		info: frame.Info{Name: "tap:" + o.Name, MTU: mtu, MaxFrame: frame.MaxFrameFor(mtu, o.Offload), Caps: caps},
-		rhdr: make([]byte, vnetHdrLen), riov: make([][]byte, 2),
-		whdr: make([]byte, vnetHdrLen), wiov: make([][]byte, 2),
+	log.Info("TAP open", "name", o.Name, "create", o.Create, "mtu", mtu, "offload", o.Offload, "caps", caps, "queues", queues)
+	return ts, nil
+}
+
+// openQueue opens /dev/net/tun as one queue of TAP name with flags, and sets up the
+// virtio-net header and offloads when flags ask for it. It returns the descriptor and
+// the offloads the TAP accepts.
+func openQueue(name string, flags uint16) (int, frame.Caps, error) {
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		switch {
+		case errors.Is(err, unix.ENOENT):
+			return -1, 0, fmt.Errorf("open TAP %q: /dev/net/tun is missing (load the tun module or create the device node): %w", name, err)
+		case errors.Is(err, unix.EACCES), errors.Is(err, unix.EPERM):
+			return -1, 0, fmt.Errorf("open TAP %q: no permission to open /dev/net/tun (needs CAP_NET_ADMIN): %w", name, err)
+		}
+		return -1, 0, fmt.Errorf("open TAP %q: open /dev/net/tun: %w", name, err)
 	}
-	t.readFn, t.writeFn = t.readReady, t.writeAll
-	log.Info("TAP open", "name", o.Name, "create", o.Create, "mtu", mtu, "offload", o.Offload, "caps", caps)
-	return t, nil
+	ok := false
+	defer func() {
+		if !ok {
+			unix.Close(fd)
+		}
+	}()
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return -1, 0, fmt.Errorf("open TAP %q: %w", name, err)
+	}
+	ifr.SetUint16(flags)
+	if err := unix.IoctlIfreq(fd, tunSetIff, ifr); err != nil {
+		switch {
+		case errors.Is(err, unix.EPERM):
+			return -1, 0, fmt.Errorf("open TAP %q: no permission (needs CAP_NET_ADMIN): %w", name, err)
+		case errors.Is(err, unix.EBUSY):
+			return -1, 0, fmt.Errorf("open TAP %q: TAP busy (another process has it open, or its flags differ): %w", name, err)
+		case errors.Is(err, unix.EINVAL):
+			return -1, 0, fmt.Errorf("open TAP %q: not a TAP, or flags rejected (a multi-queue TAP needs Queues > 1, and only such a TAP takes it): %w", name, err)
+		}
+		return -1, 0, fmt.Errorf("open TAP %q: TUNSETIFF: %w", name, err)
+	}
+	var caps frame.Caps
+	if flags&iffVnetHdr != 0 {
+		sz := vnetHdrLen
+		if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), tunSetVnetHdrSz, uintptr(unsafe.Pointer(&sz))); e != 0 {
+			return -1, 0, fmt.Errorf("open TAP %q: TUNSETVNETHDRSZ: %w", name, e)
+		}
+		caps = frame.CapCsum | frame.CapTSO4 | frame.CapTSO6
+		if err := unix.IoctlSetInt(fd, tunSetOffload, tunFCsum|tunFTSO4|tunFTSO6|tunFUSO4|tunFUSO6); err == nil {
+			caps |= frame.CapUSO
+		} else if err := unix.IoctlSetInt(fd, tunSetOffload, tunFCsum|tunFTSO4|tunFTSO6); err != nil {
+			return -1, 0, fmt.Errorf("open TAP %q: TUNSETOFFLOAD: %w", name, err)
+		}
+	}
+	ok = true
+	return fd, caps, nil
 }
 
 // Name returns the TAP's interface name.

@@ -50,3 +50,12 @@ func TestOpenBadName(t *testing.T) {
 		})
 	}
 }
+
+func TestOpenQueuesBadCount(t *testing.T) {
+	if _, err := Open(Options{Name: "vq0", Create: true, Queues: 2}); err == nil || !strings.Contains(err.Error(), "use OpenQueues") {
+		t.Errorf("Open(Queues: 2) = %v, want an error pointing to OpenQueues", err)
+	}
+	if _, err := OpenQueues(Options{Name: "vq0", Create: true, Queues: maxQueues + 1}); err == nil || !strings.Contains(err.Error(), "at most 256") {
+		t.Errorf("OpenQueues(Queues: %d) = %v, want an error naming the limit", maxQueues+1, err)
+	}
+}

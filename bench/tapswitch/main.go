@@ -25,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vnetd/vnetd/frame"
 	"github.com/vnetd/vnetd/nsstack"
 	l2switch "github.com/vnetd/vnetd/switch"
 	"github.com/vnetd/vnetd/tap"
@@ -44,6 +45,8 @@ func main() {
 	host := flag.String("host", "10.77.0.2", "server address (-client)")
 	secs := flag.Float64("t", 5, "seconds to measure (-client)")
 	streams := flag.Int("P", 1, "parallel connections (-client)")
+	queues := flag.Int("queues", 1, "queues per TAP (IFF_MULTI_QUEUE when > 1); each queue is a switch port, or with -direct queue i of -a is joined to queue i of -b")
+	direct := flag.Bool("direct", false, "no switch: each TAP's reader writes straight into the other TAP (measures the switch's hand-off)")
 	flag.Parse()
 	if *client != "" {
 		bps, err := runClient(*client, *host, time.Duration(*secs*float64(time.Second)), *streams)
@@ -78,6 +81,10 @@ func main() {
 		waitSignal()
 		return
 	}
+	if *direct {
+		runDirect(*a, *b, *mtu, *offload, *queues, *batch, log)
+		return
+	}
 	sw := l2switch.New(l2switch.Config{Name: "bench", Batch: *batch, Logger: log})
 	defer sw.Close()
 	taps := []string{*a, *b}
@@ -85,13 +92,15 @@ func main() {
 		taps = taps[:1]
 	}
 	for _, name := range taps {
-		t, err := tap.Open(tap.Options{Name: name, Create: true, MTU: *mtu, Offload: *offload, Logger: log})
+		qs, err := tap.OpenQueues(tap.Options{Name: name, Create: true, MTU: *mtu, Offload: *offload, Queues: *queues, Logger: log})
 		if err != nil {
 			fail(err)
 		}
-		defer t.Close()
-		if err := sw.AddPort(t, l2switch.PortConfig{}); err != nil {
-			fail(err)
+		for _, t := range qs {
+			defer t.Close()
+			if err := sw.AddPort(t, l2switch.PortConfig{}); err != nil {
+				fail(err)
+			}
 		}
 	}
 	if *ns {
@@ -136,6 +145,48 @@ func startNamespace(sw *l2switch.Switch, addr string, mtu int, log *slog.Logger)
 	}
 	go serve(sink, source)
 	return n, nil
+}
+
+// runDirect joins two TAPs with one goroutine per queue and direction that reads a
+// batch and writes it to the other TAP's queue of the same index, with no switch and
+// no queue in between.
+func runDirect(a, b string, mtu int, offload bool, queues, batch int, log *slog.Logger) {
+	var taps [2][]*tap.TAP
+	for i, name := range []string{a, b} {
+		qs, err := tap.OpenQueues(tap.Options{Name: name, Create: true, MTU: mtu, Offload: offload, Queues: queues, Logger: log})
+		if err != nil {
+			fail(err)
+		}
+		for _, t := range qs {
+			defer t.Close()
+		}
+		taps[i] = qs
+	}
+	if batch <= 0 {
+		batch = 64
+	}
+	for i := range taps {
+		for q := range taps[i] {
+			src, dst := taps[i][q], taps[1-i][q]
+			go func() {
+				frames := make([]frame.Frame, batch)
+				for j := range frames {
+					frames[j].Buf = make([]byte, src.Info().MaxFrame)
+				}
+				for {
+					n, err := src.ReadFrames(frames)
+					if err != nil {
+						return
+					}
+					if _, err := dst.WriteFrames(frames[:n]); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}
+	fmt.Println("ready")
+	waitSignal()
 }
 
 func waitSignal() {
