@@ -19,12 +19,14 @@ import (
 
 // TestVM boots real VMs (the Debian cloud kernel with a busybox initramfs built by
 // vm/build.sh) under QEMU and attaches them to the real vnetd binary every way issue 7
-// names: -netdev stream on a [[socket]], two VMs on one stream socket, and a TAP that
-// QEMU itself creates, attached through [[host_interface]]. Each VM gets its address
-// from vnetd's DHCP service, pings a namespace, fetches from its http service, talks to
-// its echo service and resolves a name at its DNS service; the test judges by the
-// "VNETD-MARK" lines the guest prints on its serial console, never by QEMU's exit code,
-// and checks the daemon's side too (lease table, FDB, ports coming and going).
+// names: -netdev stream on a [[socket]], two VMs on one stream socket, a TAP that QEMU
+// itself creates attached through [[host_interface]], and -netdev dgram. Each client VM
+// gets its address from vnetd's DHCP service, pings a namespace, fetches from its http
+// service, talks to its echo service, resolves names at its DNS service, reaches a
+// namespace on another switch through the router and takes a SLAAC address from the
+// router's advertisements. The test judges by the "VNETD-MARK" lines the guest prints
+// on its serial console, never by QEMU's exit code, and checks the daemon's side too
+// (lease table, FDB, ports coming and going).
 func TestVM(t *testing.T) {
 	needRoot(t)
 	kernel, initrd := vmImage(t)
@@ -43,6 +45,10 @@ func TestVM(t *testing.T) {
 	t.Run("qemu-tap-host-interface", func(t *testing.T) {
 		t.Parallel()
 		testVMHostInterface(t, bin, vmBoot{kernel: kernel, initrd: initrd, accel: accel})
+	})
+	t.Run("dgram", func(t *testing.T) {
+		t.Parallel()
+		testVMDgram(t, bin, vmBoot{kernel: kernel, initrd: initrd, accel: accel})
 	})
 }
 
@@ -233,6 +239,48 @@ func testVMHostInterface(t *testing.T, bin string, boot vmBoot) {
 	res := v.finish(t)
 	checkClientMarks(t, v, lease, res, "10.0.0.100", "10.0.0.199")
 	d.checkLease(t, vm3MAC, lease[0])
+
+	// QEMU exits and its TAP goes with it: the port goes down (or leaves the switch),
+	// vnetd keeps running.
+	select {
+	case <-v.exited:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("QEMU did not exit after the guest powered off")
+	}
+	if _, err := nsCommand(ns, "ip", "link", "show", tapName); err == nil {
+		t.Errorf("%s still exists after QEMU exited", tapName)
+	}
+	d.waitFor(t, "the "+tapName+" port to go down", func() bool {
+		for _, p := range d.portStatus(t, "lan0") {
+			if strings.Contains(p.Name, tapName) && p.Up {
+				return false
+			}
+		}
+		return true
+	})
+	if out, err := d.run("ping", "alpha", "10.0.0.1", "-c", "1"); err != nil {
+		t.Errorf("after the TAP went away: vnetd ping alpha 10.0.0.1 = %v\n%s", err, out)
+	}
+}
+
+func testVMDgram(t *testing.T, bin string, boot vmBoot) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "vm.sock")
+	d := startVnetdLab(t, bin, dir, fmt.Sprintf("[[socket]]\npath = %q\nswitch = \"lan0\"\nprotocol = \"dgram\"\n", sock), "")
+	v := startVM(t, boot, vmSpec{
+		name:   "vm-dgram",
+		netdev: "dgram,id=n0,local.type=unix,local.path=" + filepath.Join(dir, "qemu.sock") + ",remote.type=unix,remote.path=" + sock,
+		mac:    vm1MAC,
+		steps:  vmClientSteps,
+	})
+	lease := v.until(t, "dhcp-ok")
+	if port := d.fdbPort(t, "lan0", vm1MAC); !strings.HasPrefix(port, "sock:") {
+		t.Errorf("fdb lan0: %s on port %q, want a sock: port", vm1MAC, port)
+	}
+	res := v.finish(t)
+	// vm1MAC has the static lease.
+	checkClientMarks(t, v, lease, res, "10.0.0.51", "10.0.0.51")
+	d.checkLease(t, vm1MAC, "10.0.0.51")
 }
 
 // checkClientMarks checks the markers of vmClientSteps: a lease from lo-hi with
@@ -256,7 +304,7 @@ func checkClientMarks(t *testing.T, v *vm, lease []string, res map[string][][]st
 				return m
 			}
 		}
-		t.Errorf("%s: no %s %s marker; markers %v", v.name, name, arg, res)
+		t.Errorf("%s: no %s %s marker (the serial console follows)", v.name, name, arg)
 		return nil
 	}
 	first("ping-ok", "10.0.0.10")
@@ -303,7 +351,7 @@ func checkClientMarks(t *testing.T, v *vm, lease []string, res map[string][][]st
 	}
 	first("ping6-ok", "fd00::10")
 	if _, ok := res["done"]; !ok {
-		t.Errorf("%s did not finish its steps; markers %v", v.name, res)
+		t.Errorf("%s did not finish its steps (no \"done\" marker)", v.name)
 	}
 }
 
@@ -644,24 +692,35 @@ func (d *vnetdProc) getJSON(t *testing.T, v any, args ...string) {
 // ports lists the port names on switch sw.
 func (d *vnetdProc) ports(t *testing.T, sw string) []string {
 	t.Helper()
+	var out []string
+	for _, p := range d.portStatus(t, sw) {
+		out = append(out, p.Name)
+	}
+	return out
+}
+
+type portStatus struct {
+	Name string `json:"name"`
+	Up   bool   `json:"up"`
+}
+
+// portStatus lists the ports on switch sw with their link state.
+func (d *vnetdProc) portStatus(t *testing.T, sw string) []portStatus {
+	t.Helper()
 	var st struct {
 		Switches []struct {
-			Name  string `json:"name"`
-			Ports []struct {
-				Name string `json:"name"`
-			} `json:"ports"`
+			Name  string       `json:"name"`
+			Ports []portStatus `json:"ports"`
 		} `json:"switches"`
 	}
 	d.getJSON(t, &st, "status")
-	var out []string
 	for _, s := range st.Switches {
 		if s.Name == sw {
-			for _, p := range s.Ports {
-				out = append(out, p.Name)
-			}
+			return s.Ports
 		}
 	}
-	return out
+	t.Fatalf("vnetd status: no switch %q", sw)
+	return nil
 }
 
 // fdbPort returns the port switch sw learned mac on ("" when it did not).
