@@ -1,0 +1,5 @@
+//go:build !race
+
+package nsstack
+
+const raceEnabled = false
