@@ -57,6 +57,8 @@ type Switch struct {
 	fdb   *fdb
 	ports atomic.Pointer[[]*swPort] // immutable snapshot, replaced whole
 
+	captures atomic.Pointer[[]*Capture] // open captures, nil when none; replaced whole
+
 	mu     sync.Mutex // control plane: AddPort, RemovePort, Close
 	closed bool       // guarded by mu
 	wg     sync.WaitGroup
@@ -278,6 +280,9 @@ func (s *Switch) writeLoop(sp *swPort) {
 			frames[i] = frame.Frame{Buf: b.B[b.Off:], N: b.N, Meta: b.Meta}
 			bytes += b.N
 		}
+		if cs := s.captures.Load(); cs != nil {
+			s.capture(*cs, sp, frames[:n], false)
+		}
 		w, werr := sp.p.WriteFrames(frames[:n])
 		frame.ReleaseBufs(bufs[:n])
 		clear(frames[:n])
@@ -388,6 +393,9 @@ func (s *Switch) forwardBatch(in *swPort, b *batch, n int) {
 	ports := *s.ports.Load()
 	rxBytes := 0
 	b.lastSrc, b.lastDst, b.lastPort = 0, 0, nil // keys are never 0: VLAN 0 is not used
+	if cs := s.captures.Load(); cs != nil {
+		s.capture(*cs, in, b.frames[:n], true)
+	}
 	for i := 0; i < n; i++ {
 		f := &b.frames[i]
 		rxBytes += f.N

@@ -71,6 +71,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdVersion(args, stdout)
 	case "status", "fdb", "ns", "ping":
 		err = cmdClient(ctx, cmd, args, stdout)
+	case "capture":
+		err = cmdCapture(ctx, args, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
@@ -103,6 +105,8 @@ const usage = `usage:
   vnetd fdb SWITCH [--json]           learned MACs
   vnetd ns NAME addr|route|neigh|sockets|leases [--json]
   vnetd ping NS ADDR [-c N]           ping from inside a namespace
+  vnetd capture SWITCH [--port P] [-c N] [-w FILE]
+                                      live pcap of a switch or one port (stdout: pipe it)
   vnetd version [--json]
   -s PATH picks the control socket for every command.
 `

@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
 	"io"
 	"net"
 	"net/http"
@@ -155,6 +158,56 @@ func TestCLIAgainstRunningDaemon(t *testing.T) {
 			if !strings.Contains(string(b), w) {
 				t.Errorf("GET /metrics lacks %s", w)
 			}
+		}
+	})
+	t.Run("capture", func(t *testing.T) {
+		pcap := filepath.Join(dir, "lan0.pcap")
+		done := make(chan int, 1)
+		var errb bytes.Buffer
+		go func() {
+			done <- Main(context.Background(), []string{"capture", "lan0", "--port", "beta.eth0", "-c", "2", "-w", pcap, "-s", sock}, io.Discard, &errb)
+		}()
+		var code int
+	wait:
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			run(t, "ping", "alpha", "10.0.0.20", "-c", "1", "-s", sock)
+			select {
+			case code = <-done:
+				break wait
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("capture -c 2 did not finish while pings crossed beta.eth0")
+			}
+		}
+		if code != 0 {
+			t.Fatalf("capture = %d, stderr %s", code, errb.String())
+		}
+		f, err := os.Open(pcap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		r, err := pcapgo.NewReader(f)
+		if err != nil {
+			t.Fatalf("capture file is not a pcap: %v", err)
+		}
+		n := 0
+		for {
+			data, _, err := r.ReadPacketData()
+			if err != nil {
+				break
+			}
+			if pkt := gopacket.NewPacket(data, layers.LayerTypeEthernet, gopacket.Default); pkt.ErrorLayer() != nil {
+				t.Errorf("captured frame %d does not decode: %v", n, pkt.ErrorLayer().Error())
+			}
+			n++
+		}
+		if n != 2 {
+			t.Errorf("capture -c 2 wrote %d frames", n)
+		}
+		if code, _, errs := run(t, "capture", "nope", "-c", "1", "-w", pcap, "-s", sock); code != 1 || !strings.Contains(errs, `no switch`) && !strings.Contains(errs, "nope") {
+			t.Errorf("capture of an unknown switch = %d, %q", code, errs)
 		}
 	})
 	t.Run("second daemon on the same socket", func(t *testing.T) {
