@@ -7,7 +7,11 @@
 # netns this script creates and deletes; nothing is configured in the root netns.
 # Prints each figure and the ratios; the last line is ratio=<TAP 1-stream / bridge>.
 # Usage: sudo bench/tap.sh [seconds per run, default 5]
-# Env: OFFLOAD=false opens the TAPs without offloads; BATCH=n sets frames per read.
+# Env: OFFLOAD=false opens the TAPs without offloads; BATCH=n sets frames per read;
+# QUEUES=n opens n queues per TAP (each a switch port); GOMAXPROCS reaches the helper.
+# Besides throughput it prints the CPU the 1-stream runs cost per GB moved (iperf3 client
+# and server, plus the vnetd helper on the TAP path): unlike throughput, that figure
+# holds up when other work shares the machine.
 set -eo pipefail
 T=${1:-5}
 cd "$(dirname "$0")/.."
@@ -27,8 +31,9 @@ go build -o "$BIN" ./bench/tapswitch
 for n in $NA $NB $NS $NR $NK $NV; do ip netns add "$n"; ip -n "$n" link set lo up; done
 
 # vnetd path: TAPs created in NS by tapswitch, host sides moved into A and B.
-ip netns exec $NS "$BIN" -a tpa -b tpb ${OFFLOAD:+-offload=$OFFLOAD} ${BATCH:+-batch=$BATCH} > "$BIN.out" 2>&1 &
-PIDS+=($!)
+ip netns exec $NS "$BIN" -a tpa -b tpb ${OFFLOAD:+-offload=$OFFLOAD} ${BATCH:+-batch=$BATCH} ${QUEUES:+-queues=$QUEUES} > "$BIN.out" 2>&1 &
+SWPID=$!
+PIDS+=($SWPID)
 for _ in $(seq 50); do grep -q ready "$BIN.out" 2>/dev/null && break; sleep 0.1; done
 grep -q ready "$BIN.out" || { cat "$BIN.out"; exit 1; }
 ip -n $NS link set tpa netns $NA; ip -n $NS link set tpb netns $NB
@@ -62,10 +67,18 @@ ip netns exec $NA ping -c 1 -W 2 10.78.0.2 >/dev/null || { echo "no ping over br
 ip netns exec $NK ping -c 1 -W 2 10.79.0.2 >/dev/null || { echo "no ping to the vnetd namespace"; cat "$BIN.ns"; exit 1; }
 grep -q ready "$BIN.serve" || { echo "meter server in $NB not ready"; cat "$BIN.serve"; exit 1; }
 
-tcp() { # dst streams -> Gbit/s
+cputicks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+tcp() { # dst streams [helper pid] -> "Gbit/s cpu-ms-per-GB"
   [ -n "$DEBUG" ] && ip netns exec $NA iperf3 -c "$1" -p 5201 -t 2 >&2
-  ip netns exec $NA timeout $((T + 10)) iperf3 -c "$1" -p 5201 -t "$T" -P "$2" -J |
-    python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))'
+  local a=0 b=0 out
+  [ -n "$3" ] && a=$(cputicks "$3")
+  out=$(ip netns exec $NA timeout $((T + 10)) iperf3 -c "$1" -p 5201 -t "$T" -P "$2" -J)
+  [ -n "$3" ] && b=$(cputicks "$3")
+  echo "$out" | python3 -c '
+import json,sys
+e=json.load(sys.stdin)["end"]; r=e["sum_received"]; c=e["cpu_utilization_percent"]
+cpu=(c["host_total"]+c["remote_total"])/100*r["seconds"] + int(sys.argv[1])/100
+print("%.2f %.0f" % (r["bits_per_second"]/1e9, cpu*1e3/(r["bytes"]/1e9)))' $((b - a))
 }
 pps() { # dst -> received packets per second, 64-byte frames (18 bytes of UDP payload)
   ip netns exec $NA timeout $((T + 10)) iperf3 -c "$1" -p 5201 -t "$T" -u -l 18 -b 0 -J |
@@ -76,12 +89,13 @@ meter() { # netns mode host -> Gbit/s, measured at the receiving end
 }
 ratio() { python3 -c "print('%.2f' % ($1/$2))"; }
 
-TAP1=$(tcp 10.77.0.2 1); BR1=$(tcp 10.78.0.2 1)
-TAP4=$(tcp 10.77.0.2 4); BR4=$(tcp 10.78.0.2 4)
+read -r TAP1 TAPC <<<"$(tcp 10.77.0.2 1 $SWPID)"; read -r BR1 BRC <<<"$(tcp 10.78.0.2 1)"
+read -r TAP4 _ <<<"$(tcp 10.77.0.2 4)"; read -r BR4 _ <<<"$(tcp 10.78.0.2 4)"
 TAPP=$(pps 10.77.0.2);   BRP=$(pps 10.78.0.2)
 NSS=$(meter $NK send 10.79.0.2); BRS=$(meter $NA send 10.78.0.2)
 NSR=$(meter $NK recv 10.79.0.2); BRR=$(meter $NA recv 10.78.0.2)
 echo "tcp 1 stream:  tap=${TAP1} Gbit/s bridge=${BR1} Gbit/s ratio=$(ratio "$TAP1" "$BR1")"
+echo "tcp 1 stream CPU per GB moved: tap=${TAPC} ms bridge=${BRC} ms (bridge/tap=$(ratio "$BRC" "$TAPC"))"
 echo "tcp 4 streams: tap=${TAP4} Gbit/s bridge=${BR4} Gbit/s ratio=$(ratio "$TAP4" "$BR4")"
 echo "udp 64B pps:   tap=${TAPP} bridge=${BRP} ratio=$(ratio "$TAPP" "$BRP")"
 echo "kernel->vnetd ns (TAP, 1 conn):  ${NSS} Gbit/s, kernel->kernel bridge same meter ${BRS} Gbit/s, ratio=$(ratio "$NSS" "$BRS")"
