@@ -7,7 +7,8 @@
 # Prints each figure and the ratios; the last line is ratio=<hostif 1-stream / bridge>.
 # Usage: sudo bench/hostif.sh [seconds per run, default 5]
 # Env: OFFLOAD=false keeps offload metadata from crossing the ports; BATCH=n frames per
-# read; BLOCK=KiB, BLOCKS=n, TOV=duration size the receive ring; BYPASS=true skips the qdisc.
+# read; BLOCK=KiB, BLOCKS=n, TOV=duration size the receive ring; BYPASS=true skips the qdisc;
+# NORING=true reads with recvmmsg instead of the ring.
 set -eo pipefail
 T=${1:-5}
 cd "$(dirname "$0")/.."
@@ -35,7 +36,7 @@ ip -n $NS link set va netns $NA; ip -n $NS link set vb netns $NB
 ip -n $NA addr add 10.77.0.1/24 dev va; ip -n $NA link set va up
 ip -n $NB addr add 10.77.0.2/24 dev vb; ip -n $NB link set vb up
 ip netns exec $NS "$BIN" -a ha -b hb ${OFFLOAD:+-offload=$OFFLOAD} ${BATCH:+-batch=$BATCH} \
-  ${BLOCK:+-block=$BLOCK} ${BLOCKS:+-blocks=$BLOCKS} ${TOV:+-tov=$TOV} ${BYPASS:+-bypass=$BYPASS} > "$BIN.out" 2>&1 &
+  ${BLOCK:+-block=$BLOCK} ${BLOCKS:+-blocks=$BLOCKS} ${TOV:+-tov=$TOV} ${BYPASS:+-bypass=$BYPASS} ${NORING:+-noring=$NORING} > "$BIN.out" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 50); do grep -q ready "$BIN.out" 2>/dev/null && break; sleep 0.1; done
 grep -q ready "$BIN.out" || { cat "$BIN.out"; exit 1; }

@@ -48,6 +48,10 @@ type Options struct {
 	// SocketBuffer sets SO_SNDBUF and SO_RCVBUF (forced past the sysctl limits when
 	// the process has CAP_NET_ADMIN); default 4 MiB.
 	SocketBuffer int
+	// NoRing reads with recvmmsg straight into the caller's buffers instead of through
+	// the TPACKET_V3 ring: a wake-up per packet rather than per ring block (no
+	// BlockTimeout latency) and one copy instead of two, at one system call per batch.
+	NoRing bool
 	// QdiscBypass sends straight to the driver (PACKET_QDISC_BYPASS), skipping the
 	// interface's queueing discipline; frames the driver cannot take are dropped.
 	QdiscBypass bool
@@ -112,10 +116,14 @@ type Port struct {
 	Segmented atomic.Uint64
 
 	// Reader state (one reader at a time).
-	ring    ring
-	mem     []byte
-	pending []*frame.Buf // software segments not yet returned (Offload false)
-	scratch []byte       // a superframe with its VLAN tag put back (Offload false)
+	noRing   bool
+	recv     *recvState // NoRing
+	rbufs    [][]byte   // NoRing: the caller's buffers of one recvmmsg
+	rscratch []byte     // NoRing, Offload false: one received superframe
+	ring     ring
+	mem      []byte
+	pending  []*frame.Buf // software segments not yet returned (Offload false)
+	scratch  []byte       // a superframe with its VLAN tag put back (Offload false)
 
 	// Writer state (under wmu).
 	wmu      sync.Mutex
@@ -223,8 +231,12 @@ func Open(o Options) (*Port, error) {
 		}
 	}
 
-	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
-		return nil, fail("this kernel has no TPACKET_V3 rings", err)
+	if !o.NoRing {
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
+			return nil, fail("this kernel has no TPACKET_V3 rings", err)
+		}
+	} else if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
+		return nil, fail("PACKET_AUXDATA", err)
 	}
 	// Before the ring: the kernel refuses PACKET_VNET_HDR on a socket with a ring.
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
@@ -249,12 +261,14 @@ func Open(o Options) (*Port, error) {
 		Frame_nr:       uint32(bs / ringFrameSize * nb),
 		Retire_blk_tov: tov,
 	}
-	if err := unix.SetsockoptTpacketReq3(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req); err != nil {
-		return nil, fail(fmt.Sprintf("receive ring of %d x %d KiB", nb, bs>>10), err)
-	}
-	mem, err = unix.Mmap(fd, 0, bs*nb, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
-	if err != nil {
-		return nil, fail("map the receive ring", err)
+	if !o.NoRing {
+		if err := unix.SetsockoptTpacketReq3(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req); err != nil {
+			return nil, fail(fmt.Sprintf("receive ring of %d x %d KiB", nb, bs>>10), err)
+		}
+		mem, err = unix.Mmap(fd, 0, bs*nb, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+		if err != nil {
+			return nil, fail("map the receive ring", err)
+		}
 	}
 	mreq := unix.PacketMreq{Ifindex: int32(ifindex), Type: unix.PACKET_MR_PROMISC}
 	if err := unix.SetsockoptPacketMreq(fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, &mreq); err != nil {
@@ -275,7 +289,9 @@ func Open(o Options) (*Port, error) {
 	raw, err := file.SyscallConn()
 	if err != nil {
 		file.Close() // closes fd
-		_ = unix.Munmap(mem)
+		if mem != nil {
+			_ = unix.Munmap(mem)
+		}
 		ok = true
 		return nil, fail("register with the poller", err)
 	}
@@ -294,11 +310,21 @@ func Open(o Options) (*Port, error) {
 	if !o.Offload {
 		p.scratch = make([]byte, frame.MaxSuperFrame)
 	}
+	if o.NoRing {
+		p.noRing, p.recv, p.rbufs = true, newRecvState(), make([][]byte, txBatch)
+		if !o.Offload {
+			p.rscratch = make([]byte, frame.MaxSuperFrame)
+		}
+	}
 	if !ignoreOut {
 		log.Warn("kernel lacks PACKET_IGNORE_OUTGOING; outgoing frames are filtered in user space", "name", o.Name)
 	}
-	log.Info("host interface attached", "name", o.Name, "ifindex", ifindex, "mtu", mtu, "offload", o.Offload,
-		"ring_blocks", nb, "block_kib", bs>>10, "block_timeout_ms", tov)
+	if o.NoRing {
+		log.Info("host interface attached", "name", o.Name, "ifindex", ifindex, "mtu", mtu, "offload", o.Offload, "ring", false)
+	} else {
+		log.Info("host interface attached", "name", o.Name, "ifindex", ifindex, "mtu", mtu, "offload", o.Offload,
+			"ring_blocks", nb, "block_kib", bs>>10, "block_timeout_ms", tov)
+	}
 	return p, nil
 }
 
@@ -329,9 +355,17 @@ func (p *Port) ReadFrames(frames []frame.Frame) (int, error) {
 		n := 0
 		var sockErr bool
 		err := p.raw.Read(func(fd uintptr) bool {
-			n = p.fill(int(fd), frames)
+			var e unix.Errno
+			n, e = p.fill(int(fd), frames)
 			if n > 0 {
 				return true
+			}
+			if e != 0 {
+				sockErr = true
+				return true
+			}
+			if p.noRing {
+				return false // recvmmsg reports socket errors itself
 			}
 			// Nothing ready: before waiting, look for an error the socket reported
 			// (the interface going down wakes the reader with one).
@@ -361,12 +395,12 @@ func (p *Port) ReadFrames(frames []frame.Frame) (int, error) {
 			return 0, ferr
 		}
 		cerr := p.raw.Control(func(fd uintptr) {
-			if n = p.fill(int(fd), frames); n > 0 {
+			if n, _ = p.fill(int(fd), frames); n > 0 {
 				return
 			}
 			pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 			_, _ = unix.Poll(pfd, int(downPoll/time.Millisecond))
-			n = p.fill(int(fd), frames)
+			n, _ = p.fill(int(fd), frames)
 		})
 		if n > 0 {
 			return n, nil
@@ -377,8 +411,16 @@ func (p *Port) ReadFrames(frames []frame.Frame) (int, error) {
 	}
 }
 
-// fill copies ready frames into frames, returning how many.
-func (p *Port) fill(fd int, frames []frame.Frame) int {
+// fill copies ready frames into frames, returning how many, or an error the socket
+// reported instead of frames.
+func (p *Port) fill(fd int, frames []frame.Frame) (int, unix.Errno) {
+	if p.noRing {
+		n, e := p.recvFill(fd, frames)
+		if n > 0 && p.down.Swap(false) {
+			p.log.Info("host interface up again", "name", p.name)
+		}
+		return n, e
+	}
 	n := p.drainPending(frames)
 	var pk rxPacket
 	for n < len(frames) {
@@ -389,7 +431,7 @@ func (p *Port) fill(fd int, frames []frame.Frame) int {
 			if n > 0 && p.down.Swap(false) {
 				p.log.Info("host interface up again", "name", p.name)
 			}
-			return n
+			return n, 0
 		case ringCorrupt:
 			p.Counters.RxDropped.Add(1)
 			continue
@@ -401,7 +443,7 @@ func (p *Port) fill(fd int, frames []frame.Frame) int {
 	if n > 0 && p.down.Swap(false) {
 		p.log.Info("host interface up again", "name", p.name)
 	}
-	return n
+	return n, 0
 }
 
 // noteLosing adds the kernel's ring drops to RxDropped once a block reported some.
@@ -703,8 +745,10 @@ func (p *Port) Close() error {
 		// Close waits until no reader or writer is inside a callback on the socket, so
 		// no one touches the ring after this.
 		err = p.file.Close()
-		if merr := unix.Munmap(p.mem); merr != nil && err == nil {
-			err = merr
+		if p.mem != nil {
+			if merr := unix.Munmap(p.mem); merr != nil && err == nil {
+				err = merr
+			}
 		}
 		frame.ReleaseBufs(p.pending)
 		p.pending = nil

@@ -164,7 +164,7 @@ func TestRingRead(t *testing.T) {
 	putBlock(mem, bs, 2, unix.TP_STATUS_KERNEL, []fakePkt{{data: ethFrame(64, 6)}}) // not ours yet
 
 	fs := frames(2, 2048)
-	if n := p.fill(-1, fs); n != 2 {
+	if n := fill(p, fs); n != 2 {
 		t.Fatalf("fill = %d, want 2 (batch full)", n)
 	}
 	if !bytes.Equal(fs[0].Bytes(), f1) || fs[0].Meta != (frame.Meta{}) {
@@ -177,7 +177,7 @@ func TestRingRead(t *testing.T) {
 		t.Errorf("block 0 status %#x while partly read, want it still ours", st)
 	}
 	fs = frames(4, 2048)
-	n := p.fill(-1, fs)
+	n := fill(p, fs)
 	if n != 2 {
 		t.Fatalf("second fill = %d, want 2", n)
 	}
@@ -204,13 +204,13 @@ func TestRingRead(t *testing.T) {
 	if c.RxFrames != 4 || c.RxDropped != 1 || c.RxBytes != uint64(60+1514+104+204) {
 		t.Errorf("counters %+v, want 4 frames of %d bytes, 1 dropped (truncated)", c, 60+1514+104+204)
 	}
-	if n := p.fill(-1, fs); n != 0 {
+	if n := fill(p, fs); n != 0 {
 		t.Errorf("fill with block 2 still the kernel's = %d, want 0", n)
 	}
 	// The kernel hands block 2 over; then block 0 again (the ring wraps).
 	putBlock(mem, bs, 2, unix.TP_STATUS_USER, []fakePkt{{data: f1}})
 	putBlock(mem, bs, 0, unix.TP_STATUS_USER|unix.TP_STATUS_BLK_TMO, []fakePkt{{data: f2}})
-	if n := p.fill(-1, fs); n != 2 || !bytes.Equal(fs[0].Bytes(), f1) || !bytes.Equal(fs[1].Bytes(), f2) {
+	if n := fill(p, fs); n != 2 || !bytes.Equal(fs[0].Bytes(), f1) || !bytes.Equal(fs[1].Bytes(), f2) {
 		t.Errorf("after wrap: fill = %d, want f1 then f2", n)
 	}
 }
@@ -227,7 +227,7 @@ func TestRingDropsAndCorruptBlocks(t *testing.T) {
 	putBlock(mem, bs, 1, unix.TP_STATUS_USER, []fakePkt{{data: ethFrame(60, 3)}, {data: ethFrame(60, 4)}})
 	ne.PutUint16(mem[bs+blkHdrLen+pktMacOff:], 20) // tp_mac inside the header: nonsense
 	fs := frames(4, 1000)
-	if n := p.fill(-1, fs); n != 0 {
+	if n := fill(p, fs); n != 0 {
 		t.Errorf("fill = %d, want 0", n)
 	}
 	if c := p.Counters.Snapshot(); c.RxDropped != 3 || c.RxFrames != 0 {
@@ -279,7 +279,7 @@ func TestRingSoftwareSegmentation(t *testing.T) {
 	var got []frame.Frame
 	for range 3 { // 10 segments through batches of 4: the rest waits for the next read
 		fs := frames(4, p.info.MaxFrame)
-		n := p.fill(-1, fs)
+		n := fill(p, fs)
 		got = append(got, fs[:n]...)
 	}
 	if len(got) != 10 {
@@ -318,5 +318,42 @@ func TestOpenErrors(t *testing.T) {
 	}
 	if _, err := Open(Options{Name: "lo", Logger: slog.New(slog.DiscardHandler)}); !errors.Is(err, ErrNotEthernet) {
 		t.Errorf("Open(lo) = %v, want ErrNotEthernet", err)
+	}
+}
+
+func fill(p *Port, fs []frame.Frame) int {
+	n, _ := p.fill(-1, fs)
+	return n
+}
+
+func TestTakeInPlace(t *testing.T) {
+	p, _, _ := testPort(1, true)
+	f0 := ethFrame(100, 1)
+	f := frame.Frame{Buf: make([]byte, 200)}
+	copy(f.Buf, f0)
+	var h [vnetHdrLen]byte
+	m := frame.Meta{NeedsCsum: true, CsumStart: 34, CsumOffset: 16}
+	encodeVnet(h[:], &m)
+	pk := rxPacket{data: f.Buf[:100], wireLen: 100, vnet: h[:], status: unix.TP_STATUS_VLAN_VALID, vlanTCI: 0x0123}
+	if !p.takeInPlace(&pk, &f) {
+		t.Fatalf("takeInPlace rejected a tagged frame")
+	}
+	want := append(append(append([]byte{}, f0[:12]...), 0x81, 0x00, 0x01, 0x23), f0[12:]...)
+	if !bytes.Equal(f.Bytes(), want) {
+		t.Errorf("frame = % x, want % x", f.Bytes()[:20], want[:20])
+	}
+	if f.Meta.CsumStart != 38 || !f.Meta.NeedsCsum {
+		t.Errorf("meta %+v, want CsumStart moved past the tag to 38", f.Meta)
+	}
+	pk = rxPacket{data: f.Buf[:100], wireLen: 1500, vnet: h[:]}
+	if p.takeInPlace(&pk, &f) {
+		t.Errorf("takeInPlace accepted a truncated frame")
+	}
+	pk = rxPacket{data: f.Buf[:100], wireLen: 100, vnet: h[:], pkttype: unix.PACKET_OUTGOING}
+	if p.takeInPlace(&pk, &f) || p.Outgoing.Load() != 1 {
+		t.Errorf("takeInPlace accepted an outgoing frame")
+	}
+	if c := p.Counters.Snapshot(); c.RxFrames != 1 || c.RxDropped != 1 {
+		t.Errorf("counters %+v, want 1 frame, 1 dropped", c)
 	}
 }

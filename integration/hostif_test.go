@@ -52,11 +52,16 @@ type hostifLab struct {
 
 func newHostIfLab(t *testing.T, offload bool) *hostifLab {
 	t.Helper()
+	return newHostIfLabWith(t, hostif.Options{Offload: offload})
+}
+
+func newHostIfLabWith(t *testing.T, o hostif.Options) *hostifLab {
+	t.Helper()
 	l := &hostifLab{a: newNetns(t, "ha"), b: newNetns(t, "hb"), v: newNetns(t, "hv")}
 	vethInto(t, l.v, "hpa", l.a, "eth0")
 	vethInto(t, l.v, "hpb", l.b, "eth0")
-	l.pa = openHostIf(t, l.v, "hpa", hostif.Options{Offload: offload})
-	l.pb = openHostIf(t, l.v, "hpb", hostif.Options{Offload: offload})
+	l.pa = openHostIf(t, l.v, "hpa", o)
+	l.pb = openHostIf(t, l.v, "hpb", o)
 	l.sw = l2switch.New(l2switch.Config{Name: "hostifsw", Logger: slog.New(slog.DiscardHandler)})
 	t.Cleanup(func() { l.sw.Close() })
 	for _, p := range []frame.Port{l.pa, l.pb} {
@@ -73,9 +78,10 @@ func newHostIfLab(t *testing.T, offload bool) *hostifLab {
 
 func TestHostIfSwitchTwoNetns(t *testing.T) {
 	needRoot(t)
-	for _, offload := range []bool{false, true} {
-		t.Run(fmt.Sprintf("offload=%v", offload), func(t *testing.T) {
-			l := newHostIfLab(t, offload)
+	for _, c := range []struct{ offload, noRing bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+		offload := c.offload
+		t.Run(fmt.Sprintf("offload=%v/ring=%v", c.offload, !c.noRing), func(t *testing.T) {
+			l := newHostIfLabWith(t, hostif.Options{Offload: c.offload, NoRing: c.noRing})
 			if err := ping(l.a, "10.96.0.2"); err != nil {
 				t.Fatalf("ping 10.96.0.2 from A: %v", err)
 			}
@@ -121,7 +127,13 @@ func TestHostIfSwitchTwoNetns(t *testing.T) {
 // the port must not read them back (they would loop into the switch).
 func TestHostIfIgnoresOutgoing(t *testing.T) {
 	needRoot(t)
-	l := newHostIfLab(t, true)
+	for _, noRing := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ring=%v", !noRing), func(t *testing.T) { testHostIfIgnoresOutgoing(t, noRing) })
+	}
+}
+
+func testHostIfIgnoresOutgoing(t *testing.T, noRing bool) {
+	l := newHostIfLabWith(t, hostif.Options{Offload: true, NoRing: noRing})
 	if err := ping(l.a, "10.96.0.2"); err != nil {
 		t.Fatalf("ping 10.96.0.2 from A: %v", err)
 	}
@@ -215,83 +227,17 @@ func TestHostIfFaults(t *testing.T) {
 		}
 	})
 
-	t.Run("deleted under vnetd", func(t *testing.T) {
-		vethInto(t, v, "hdel", k, "hdelp")
-		p := openHostIf(t, v, "hdel", hostif.Options{Offload: true})
-		sw := l2switch.New(l2switch.Config{Name: "faultsw", Logger: slog.New(slog.DiscardHandler)})
-		t.Cleanup(func() { sw.Close() })
-		// A second port on the switch to check the switch survives and reports.
-		vethInto(t, v, "hkeep", k, "hkeepp")
-		keep := openHostIf(t, v, "hkeep", hostif.Options{Offload: true})
-		for _, q := range []frame.Port{p, keep} {
-			if err := sw.AddPort(q, l2switch.PortConfig{}); err != nil {
-				t.Fatalf("AddPort(%s) = %v", q.Info().Name, err)
-			}
-		}
-		inNetns(t, v, "ip", "link", "del", "hdel")
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			up := true
-			for _, st := range sw.Ports() {
-				if st.Name == p.Info().Name {
-					up = st.Up
-				}
-			}
-			if !up {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("switch port %s still up 5s after ip link del", p.Info().Name)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		if p.Faults.Load() == 0 {
-			t.Errorf("Faults = 0 after the interface was deleted, want > 0")
-		}
-		buf := []frame.Frame{{Buf: make([]byte, p.Info().MaxFrame)}}
-		if _, err := p.ReadFrames(buf); !errors.Is(err, hostif.ErrDown) {
-			t.Errorf("ReadFrames() after ip link del = %v, want hostif.ErrDown", err)
-		}
-		if _, err := p.WriteFrames([]frame.Frame{{Buf: make([]byte, 60), N: 60}}); !errors.Is(err, hostif.ErrDown) {
-			t.Errorf("WriteFrames() after ip link del = %v, want hostif.ErrDown", err)
-		}
-		for _, st := range sw.Ports() {
-			if st.Name == keep.Info().Name && !st.Up {
-				t.Errorf("the other port %s went down too", st.Name)
-			}
-		}
-	})
+	for _, noRing := range []bool{false, true} {
+		t.Run(fmt.Sprintf("deleted under vnetd/ring=%v", !noRing), func(t *testing.T) {
+			testHostIfDeleted(t, v, k, noRing)
+		})
+	}
 
-	t.Run("down then up", func(t *testing.T) {
-		l := newHostIfLab(t, true)
-		if err := ping(l.a, "10.96.0.2"); err != nil {
-			t.Fatalf("ping before: %v", err)
-		}
-		inNetns(t, l.v, "ip", "link", "set", "hpa", "down")
-		if err := ping(l.a, "10.96.0.2"); err == nil {
-			t.Errorf("ping across a down interface succeeded")
-		}
-		inNetns(t, l.v, "ip", "link", "set", "hpa", "up")
-		var err error
-		for range 5 { // the veth's carrier comes back after a moment
-			if err = ping(l.a, "10.96.0.2"); err == nil {
-				break
-			}
-		}
-		if err != nil {
-			t.Fatalf("ping after the interface came back up: %v", err)
-		}
-		if l.pa.Downs.Load() == 0 {
-			t.Errorf("Downs = 0 after ip link set down, want > 0")
-		}
-		for _, st := range l.sw.Ports() {
-			if !st.Up {
-				t.Errorf("switch port %s down after a down/up cycle", st.Name)
-			}
-		}
-		transferTCP(t, l.a, l.b, "10.96.0.2:5013", "10.96.0.2:5013", 2<<20)
-	})
-
+	for _, noRing := range []bool{false, true} {
+		t.Run(fmt.Sprintf("down then up/ring=%v", !noRing), func(t *testing.T) {
+			testHostIfDownUp(t, noRing)
+		})
+	}
 	t.Run("close unblocks reader", func(t *testing.T) {
 		vethInto(t, v, "hcl", k, "hclp")
 		p := openHostIf(t, v, "hcl", hostif.Options{})
@@ -334,8 +280,9 @@ func TestHostIfFaults(t *testing.T) {
 // host interface through hostif to a switch that also reaches kernel netns A over a veth.
 func TestHostIfQEMUStyleTAP(t *testing.T) {
 	needRoot(t)
-	for _, offload := range []bool{false, true} {
-		t.Run(fmt.Sprintf("offload=%v", offload), func(t *testing.T) {
+	for _, c := range []struct{ offload, noRing bool }{{false, false}, {true, false}, {true, true}} {
+		offload := c.offload
+		t.Run(fmt.Sprintf("offload=%v/ring=%v", c.offload, !c.noRing), func(t *testing.T) {
 			v, a := newNetns(t, "hv"), newNetns(t, "ha")
 			// The "QEMU" side: a TAP created in v with a virtio-net header, its fd ours.
 			name := tapName(t, "vq")
@@ -358,8 +305,8 @@ func TestHostIfQEMUStyleTAP(t *testing.T) {
 			vethInto(t, v, "hk", a, "eth0")
 			inNetns(t, a, "ip", "addr", "add", "10.95.0.1/24", "dev", "eth0")
 			inNetns(t, a, "ip", "-6", "addr", "add", "fd95::1/64", "dev", "eth0", "nodad")
-			ptap := openHostIf(t, v, name, hostif.Options{Offload: offload})
-			pk := openHostIf(t, v, "hk", hostif.Options{Offload: offload})
+			ptap := openHostIf(t, v, name, hostif.Options{Offload: offload, NoRing: c.noRing})
+			pk := openHostIf(t, v, "hk", hostif.Options{Offload: offload, NoRing: c.noRing})
 			sw := l2switch.New(l2switch.Config{Name: "lan0", Logger: slog.New(slog.DiscardHandler)})
 			t.Cleanup(func() { sw.Close() })
 			for _, p := range []frame.Port{ptap, pk} {
@@ -404,4 +351,89 @@ func TestHostIfQEMUStyleTAP(t *testing.T) {
 			}
 		})
 	}
+}
+
+// testHostIfDeleted deletes an attached interface under a switch: its port goes down
+// and stays down, the switch's other port is unaffected.
+func testHostIfDeleted(t *testing.T, v, k string, noRing bool) {
+	vethInto(t, v, "hdel", k, "hdelp")
+	p := openHostIf(t, v, "hdel", hostif.Options{Offload: true, NoRing: noRing})
+	keepName := "hkeep"
+	if noRing {
+		keepName = "hkeep2"
+	}
+	sw := l2switch.New(l2switch.Config{Name: "faultsw", Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(func() { sw.Close() })
+	// A second port on the switch to check the switch survives and reports.
+	vethInto(t, v, keepName, k, keepName+"p")
+	keep := openHostIf(t, v, keepName, hostif.Options{Offload: true, NoRing: noRing})
+	for _, q := range []frame.Port{p, keep} {
+		if err := sw.AddPort(q, l2switch.PortConfig{}); err != nil {
+			t.Fatalf("AddPort(%s) = %v", q.Info().Name, err)
+		}
+	}
+	inNetns(t, v, "ip", "link", "del", "hdel")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		up := true
+		for _, st := range sw.Ports() {
+			if st.Name == p.Info().Name {
+				up = st.Up
+			}
+		}
+		if !up {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("switch port %s still up 5s after ip link del", p.Info().Name)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if p.Faults.Load() == 0 {
+		t.Errorf("Faults = 0 after the interface was deleted, want > 0")
+	}
+	buf := []frame.Frame{{Buf: make([]byte, p.Info().MaxFrame)}}
+	if _, err := p.ReadFrames(buf); !errors.Is(err, hostif.ErrDown) {
+		t.Errorf("ReadFrames() after ip link del = %v, want hostif.ErrDown", err)
+	}
+	if _, err := p.WriteFrames([]frame.Frame{{Buf: make([]byte, 60), N: 60}}); !errors.Is(err, hostif.ErrDown) {
+		t.Errorf("WriteFrames() after ip link del = %v, want hostif.ErrDown", err)
+	}
+	for _, st := range sw.Ports() {
+		if st.Name == keep.Info().Name && !st.Up {
+			t.Errorf("the other port %s went down too", st.Name)
+		}
+	}
+}
+
+// testHostIfDownUp sets an attached interface down and up again: traffic stops, then
+// flows again through the same port, which never goes down on the switch.
+func testHostIfDownUp(t *testing.T, noRing bool) {
+	l := newHostIfLabWith(t, hostif.Options{Offload: true, NoRing: noRing})
+	if err := ping(l.a, "10.96.0.2"); err != nil {
+		t.Fatalf("ping before: %v", err)
+	}
+	inNetns(t, l.v, "ip", "link", "set", "hpa", "down")
+	if err := ping(l.a, "10.96.0.2"); err == nil {
+		t.Errorf("ping across a down interface succeeded")
+	}
+	inNetns(t, l.v, "ip", "link", "set", "hpa", "up")
+	var err error
+	for range 5 { // the veth's carrier comes back after a moment
+		if err = ping(l.a, "10.96.0.2"); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("ping after the interface came back up: %v", err)
+	}
+	if l.pa.Downs.Load() == 0 {
+		t.Errorf("Downs = 0 after ip link set down, want > 0")
+	}
+	for _, st := range l.sw.Ports() {
+		if !st.Up {
+			t.Errorf("switch port %s down after a down/up cycle", st.Name)
+		}
+	}
+	transferTCP(t, l.a, l.b, "10.96.0.2:5013", "10.96.0.2:5013", 2<<20)
 }

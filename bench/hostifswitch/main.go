@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -27,14 +28,28 @@ func main() {
 	blocks := flag.Int("blocks", 0, "ring blocks (0: default)")
 	tov := flag.Duration("tov", 0, "ring block timeout (0: default)")
 	bypass := flag.Bool("bypass", false, "PACKET_QDISC_BYPASS")
+	noRing := flag.Bool("noring", false, "read with recvmmsg instead of the TPACKET_V3 ring")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "hostifswitch:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "hostifswitch:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	sw := l2switch.New(l2switch.Config{Name: "bench", Batch: *batch, Logger: log})
 	defer sw.Close()
 	var ports []*hostif.Port
 	for _, name := range []string{*a, *b} {
 		p, err := hostif.Open(hostif.Options{Name: name, Offload: *offload, SetUp: true, Logger: log,
-			BlockSize: *blockKiB << 10, Blocks: *blocks, BlockTimeout: *tov, QdiscBypass: *bypass})
+			BlockSize: *blockKiB << 10, Blocks: *blocks, BlockTimeout: *tov, QdiscBypass: *bypass, NoRing: *noRing})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "hostifswitch:", err)
 			os.Exit(1)
@@ -51,6 +66,15 @@ func main() {
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	<-sig
 	time.Sleep(10 * time.Millisecond)
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		var fwd uint64
+		for _, p := range ports {
+			fwd += p.Counters.TxBytes.Load()
+		}
+		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		fmt.Fprintf(os.Stderr, "cpu %.2fs for %.2f GB forwarded: %.3f cpu-s/GB\n", cpu.Seconds(), float64(fwd)/1e9, cpu.Seconds()/max(float64(fwd)/1e9, 1e-9))
+	}
 	for _, p := range ports {
 		c := p.Counters.Snapshot()
 		fmt.Fprintf(os.Stderr, "%s: rx %d frames %d bytes (%d dropped), tx %d frames %d bytes (%d dropped), outgoing %d, segmented %d, faults %d\n",
