@@ -115,7 +115,10 @@ type Port struct {
 	// Segmented counts frames produced by software segmentation (Offload false).
 	Segmented atomic.Uint64
 
-	// Reader state (one reader at a time).
+	// Reader state (one reader at a time). rmu is held around every use of the ring
+	// and the reader's buffers; it is never contended (Close takes it only after the
+	// socket is closed and no reader can be inside) but tells the race detector so.
+	rmu      sync.Mutex
 	noRing   bool
 	recv     *recvState // NoRing
 	rbufs    [][]byte   // NoRing: the caller's buffers of one recvmmsg
@@ -414,6 +417,8 @@ func (p *Port) ReadFrames(frames []frame.Frame) (int, error) {
 // fill copies ready frames into frames, returning how many, or an error the socket
 // reported instead of frames.
 func (p *Port) fill(fd int, frames []frame.Frame) (int, unix.Errno) {
+	p.rmu.Lock()
+	defer p.rmu.Unlock()
 	if p.noRing {
 		n, e := p.recvFill(fd, frames)
 		if n > 0 && p.down.Swap(false) {
@@ -745,13 +750,16 @@ func (p *Port) Close() error {
 		// Close waits until no reader or writer is inside a callback on the socket, so
 		// no one touches the ring after this.
 		err = p.file.Close()
+		p.rmu.Lock()
 		if p.mem != nil {
 			if merr := unix.Munmap(p.mem); merr != nil && err == nil {
 				err = merr
 			}
+			p.mem, p.ring.mem = nil, nil
 		}
 		frame.ReleaseBufs(p.pending)
 		p.pending = nil
+		p.rmu.Unlock()
 		p.log.Info("host interface detached", "name", p.name)
 	})
 	if err != nil {
