@@ -1,4 +1,48 @@
 // Package hostif attaches an existing host network interface that something else owns
 // (a QEMU or libvirt TAP, one end of a veth pair, a NIC) as a frame.Port, the way
-// `ip link set X master br0` attaches it to a kernel bridge.
+// `ip link set X master br0` attaches it to a kernel bridge. It backs the daemon's
+// [[host_interface]] ports.
+//
+// # How
+//
+// Open creates an AF_PACKET socket in the calling thread's network namespace (the
+// interface is looked up through that socket, so the port keeps working from any
+// thread later), binds it to the interface for every protocol (ETH_P_ALL), and puts the
+// interface in promiscuous mode with PACKET_ADD_MEMBERSHIP for as long as the port is
+// open. PACKET_IGNORE_OUTGOING keeps the frames the host itself sends out of the
+// interface, including the port's own transmissions, from being read back; frames the
+// kernel still marks PACKET_OUTGOING are dropped and counted (Port.Outgoing), so nothing
+// loops. SO_RCVBUF and SO_SNDBUF are raised to 4 MiB.
+//
+// Every frame carries a virtio-net header (PACKET_VNET_HDR), translated to and from
+// frame.Meta: the TCP and UDP superframes of up to 64 KiB that a TAP's or veth's kernel
+// side hands over keep their GSO type and size and partial-checksum offsets and cross
+// the switch whole. With Options.Offload false the port completes checksums and segments
+// superframes in software (package offload) before handing them on, and advertises no
+// offloads for writing. VLAN tags, which the kernel always takes out of received frames
+// into metadata, are put back in front of the frame (802.1Q, or 802.1ad when the kernel
+// says so) and the offsets moved accordingly.
+//
+// Receiving goes through a memory-mapped TPACKET_V3 ring by default (32 blocks of
+// 256 KiB): the kernel fills a block with as many frames as fit and hands it over when
+// it is full or BlockTimeout (1 ms, the kernel's smallest) after it was opened;
+// ReadFrames waits for a block through the Go runtime poller, copies up to len(frames)
+// frames out and gives each drained block back. Options.NoRing reads with recvmmsg
+// straight into the caller's buffers instead (PACKET_AUXDATA brings the VLAN tag): a
+// wake-up per packet, so no block-timeout latency, and one copy instead of two.
+// Sending is sendmmsg, up to 64 frames per call, each a two-element iovec (the header,
+// then the caller's frame); a frame the kernel cannot take now is dropped and counted.
+//
+// # Faults
+//
+// When the interface is deleted or moved to another namespace (ip link del, or QEMU
+// exiting and taking its TAP along), the kernel unbinds the socket: ReadFrames and
+// WriteFrames return errors wrapping ErrDown from then on, which the switch treats as
+// the port going down; it is logged once and counted in Port.Faults, and nothing else is
+// affected. An interface that is merely set down is waited for (logged, counted in
+// Port.Downs, frames written meanwhile dropped) and the port carries traffic again once
+// it is up. Open reports a missing interface (ErrNoInterface), a missing CAP_NET_RAW or
+// CAP_NET_ADMIN (ErrPermission), an interface that is down (ErrInterfaceDown, unless
+// Options.SetUp) and non-Ethernet interfaces (ErrNotEthernet) with the interface's name.
+// Close leaves the interface as it found it, promiscuity included.
 package hostif
