@@ -4,20 +4,26 @@
 # netns (S) holding the veth ends it attaches through AF_PACKET; the bridge lives in a
 # fourth netns (R). Everything lives in netns this script creates and deletes; nothing
 # is configured in the root netns.
-# Prints each figure and the ratios; the last line is ratio=<hostif 1-stream / bridge>.
+# The hostif path is measured with both read paths, the TPACKET_V3 ring (default) and
+# recvmmsg (NoRing), interleaved with the bridge over ROUNDS rounds (default 3); each
+# figure is the median. Prints each figure and the ratios; the last line is
+# ratio=<hostif ring 1-stream / bridge>.
 # Usage: sudo bench/hostif.sh [seconds per run, default 5]
-# Env: OFFLOAD=false keeps offload metadata from crossing the ports; BATCH=n frames per
-# read; BLOCK=KiB, BLOCKS=n, TOV=duration size the receive ring; BYPASS=true skips the qdisc;
-# NORING=true reads with recvmmsg instead of the ring.
+# Env: ROUNDS=n; OFFLOAD=false keeps offload metadata from crossing the ports; BATCH=n
+# frames per read; BLOCK=KiB, BLOCKS=n, TOV=duration size the receive ring; BYPASS=true
+# skips the qdisc.
 set -eo pipefail
 T=${1:-5}
+ROUNDS=${ROUNDS:-3}
 cd "$(dirname "$0")/.."
 command -v iperf3 >/dev/null || { apt-get update -qq && apt-get install -y -qq iperf3 >/dev/null; }
 S=$$
 NA=hb-a-$S NB=hb-b-$S NS=hb-s-$S NR=hb-r-$S
 BIN=$(mktemp -d)/hostifswitch
 PIDS=()
+SW=
 cleanup() {
+  [ -n "$SW" ] && kill "$SW" 2>/dev/null
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   for n in $NA $NB $NS $NR; do ip netns del "$n" 2>/dev/null || true; done
@@ -35,11 +41,6 @@ done
 ip -n $NS link set va netns $NA; ip -n $NS link set vb netns $NB
 ip -n $NA addr add 10.77.0.1/24 dev va; ip -n $NA link set va up
 ip -n $NB addr add 10.77.0.2/24 dev vb; ip -n $NB link set vb up
-ip netns exec $NS "$BIN" -a ha -b hb ${OFFLOAD:+-offload=$OFFLOAD} ${BATCH:+-batch=$BATCH} \
-  ${BLOCK:+-block=$BLOCK} ${BLOCKS:+-blocks=$BLOCKS} ${TOV:+-tov=$TOV} ${BYPASS:+-bypass=$BYPASS} ${NORING:+-noring=$NORING} > "$BIN.out" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 50); do grep -q ready "$BIN.out" 2>/dev/null && break; sleep 0.1; done
-grep -q ready "$BIN.out" || { cat "$BIN.out"; exit 1; }
 
 # kernel path: veths into a bridge inside R.
 ip -n $NR link add br0 type bridge; ip -n $NR link set br0 up
@@ -52,10 +53,16 @@ ip -n $NA addr add 10.78.0.1/24 dev vea; ip -n $NA link set vea up
 ip -n $NB addr add 10.78.0.2/24 dev veb; ip -n $NB link set veb up
 
 ip netns exec $NB iperf3 -s -p 5201 >/dev/null 2>&1 & PIDS+=($!)
-sleep 0.5
-ip netns exec $NA ping -c 1 -W 2 10.77.0.2 >/dev/null || { echo "no ping over the hostif path"; cat "$BIN.out"; exit 1; }
-ip netns exec $NA ping -c 1 -W 2 10.78.0.2 >/dev/null || { echo "no ping over the bridge"; exit 1; }
 
+start() { # noring -> starts hostifswitch, waits for a ping across it
+  ip netns exec $NS "$BIN" -a ha -b hb -noring="$1" ${OFFLOAD:+-offload=$OFFLOAD} ${BATCH:+-batch=$BATCH} \
+    ${BLOCK:+-block=$BLOCK} ${BLOCKS:+-blocks=$BLOCKS} ${TOV:+-tov=$TOV} ${BYPASS:+-bypass=$BYPASS} > "$BIN.out" 2>&1 &
+  SW=$!
+  for _ in $(seq 50); do grep -q ready "$BIN.out" 2>/dev/null && break; sleep 0.1; done
+  grep -q ready "$BIN.out" || { cat "$BIN.out"; exit 1; }
+  ip netns exec $NA ping -c 1 -W 2 10.77.0.2 >/dev/null || { echo "no ping over the hostif path"; cat "$BIN.out"; exit 1; }
+}
+stop() { kill "$SW"; wait "$SW" 2>/dev/null || true; SW=; }
 tcp() { # dst streams -> Gbit/s
   ip netns exec $NA timeout $((T + 10)) iperf3 -c "$1" -p 5201 -t "$T" -P "$2" -J |
     python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))'
@@ -63,12 +70,24 @@ tcp() { # dst streams -> Gbit/s
 rtt() { # dst -> average ping RTT in ms (20 pings)
   ip netns exec $NA ping -q -c 20 -i 0.05 -W 2 "$1" | sed -n 's|.*= [0-9.]*/\([0-9.]*\)/.*|\1|p'
 }
+median() { python3 -c 'import sys,statistics; print("%.2f" % statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
 ratio() { python3 -c "print('%.2f' % ($1/$2))"; }
 
-H1=$(tcp 10.77.0.2 1); B1=$(tcp 10.78.0.2 1)
-H4=$(tcp 10.77.0.2 4); B4=$(tcp 10.78.0.2 4)
-HR=$(rtt 10.77.0.2);   BR=$(rtt 10.78.0.2)
-echo "tcp 1 stream:  hostif=${H1} Gbit/s bridge=${B1} Gbit/s ratio=$(ratio "$H1" "$B1")"
-echo "tcp 4 streams: hostif=${H4} Gbit/s bridge=${B4} Gbit/s ratio=$(ratio "$H4" "$B4")"
-echo "ping rtt avg:  hostif=${HR} ms bridge=${BR} ms"
-echo "ratio=$(ratio "$H1" "$B1")"
+sleep 0.3
+ip netns exec $NA ping -c 1 -W 2 10.78.0.2 >/dev/null || { echo "no ping over the bridge"; exit 1; }
+declare -A R
+for r in $(seq "$ROUNDS"); do
+  for m in ring noring; do
+    start $([ $m = noring ] && echo true || echo false)
+    R[$m.1]+=" $(tcp 10.77.0.2 1)"; R[$m.4]+=" $(tcp 10.77.0.2 4)"; R[$m.rtt]+=" $(rtt 10.77.0.2)"
+    stop
+  done
+  R[br.1]+=" $(tcp 10.78.0.2 1)"; R[br.4]+=" $(tcp 10.78.0.2 4)"; R[br.rtt]+=" $(rtt 10.78.0.2)"
+done
+declare -A M
+for k in "${!R[@]}"; do M[$k]=$(median ${R[$k]}); done
+echo "runs (Gbit/s, ms): $(for k in ring.1 noring.1 br.1 ring.4 noring.4 br.4 ring.rtt noring.rtt br.rtt; do printf '%s=[%s] ' $k "${R[$k]# }"; done)"
+echo "tcp 1 stream:  hostif ring=${M[ring.1]} noring=${M[noring.1]} bridge=${M[br.1]} Gbit/s ratio ring=$(ratio ${M[ring.1]} ${M[br.1]}) noring=$(ratio ${M[noring.1]} ${M[br.1]})"
+echo "tcp 4 streams: hostif ring=${M[ring.4]} noring=${M[noring.4]} bridge=${M[br.4]} Gbit/s ratio ring=$(ratio ${M[ring.4]} ${M[br.4]}) noring=$(ratio ${M[noring.4]} ${M[br.4]})"
+echo "ping rtt avg:  hostif ring=${M[ring.rtt]} noring=${M[noring.rtt]} bridge=${M[br.rtt]} ms"
+echo "ratio=$(ratio ${M[ring.1]} ${M[br.1]})"
