@@ -230,7 +230,9 @@ func testVMHostInterface(t *testing.T, bin string, boot vmBoot) {
 	if !found {
 		t.Errorf("lan0 ports %v: none for host interface %s", d.ports(t, "lan0"), tapName)
 	}
-	v.monitor(t, "cont")
+	if out := v.monitor(t, "cont", "info status"); !strings.Contains(out, "VM status: running") {
+		t.Fatalf("QEMU monitor after cont: %q, want the VM running", out)
+	}
 
 	lease := v.until(t, "dhcp-ok")
 	if port := d.fdbPort(t, "lan0", vm3MAC); !strings.Contains(port, tapName) {
@@ -455,7 +457,7 @@ func startVM(t *testing.T, boot vmBoot, spec vmSpec) *vm {
 		"-M", "microvm,pcie=on", "-accel", boot.accel, "-m", "256", "-smp", "1",
 		"-nographic", "-no-reboot",
 		"-kernel", boot.kernel, "-initrd", boot.initrd,
-		"-append", fmt.Sprintf("console=ttyS0 quiet panic=-1 tsc_early_khz=2000000 vnetd.timeout=%d vnetd.steps=%s", vmGuestTimeout, spec.steps),
+		"-append", fmt.Sprintf("console=ttyS0 panic=-1 tsc_early_khz=2000000 vnetd.timeout=%d vnetd.steps=%s", vmGuestTimeout, spec.steps),
 		"-netdev", spec.netdev,
 		"-device", "virtio-net-pci,netdev=n0,mac=" + spec.mac,
 	}
@@ -574,8 +576,9 @@ func (v *vm) finish(t *testing.T) map[string][][]string {
 	return res
 }
 
-// monitor sends one HMP command to QEMU's monitor socket.
-func (v *vm) monitor(t *testing.T, command string) {
+// monitor runs HMP commands one after the other on QEMU's monitor socket and returns
+// everything the monitor printed.
+func (v *vm) monitor(t *testing.T, commands ...string) string {
 	t.Helper()
 	var c net.Conn
 	waitUntil(t, "QEMU's monitor socket", 30*time.Second, func() bool {
@@ -584,21 +587,27 @@ func (v *vm) monitor(t *testing.T, command string) {
 		return err == nil
 	})
 	defer c.Close()
-	if _, err := fmt.Fprintf(c, "%s\n", command); err != nil {
-		t.Fatalf("monitor %s: %v", command, err)
-	}
-	// Read until the monitor echoes the command back, so it ran before we hang up.
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	c.SetDeadline(time.Now().Add(15 * time.Second))
 	var seen strings.Builder
 	buf := make([]byte, 4096)
-	for !strings.Contains(seen.String(), command) {
-		n, err := c.Read(buf)
-		seen.Write(buf[:n])
-		if err != nil {
-			t.Fatalf("monitor %s: %v (read %q)", command, err, seen.String())
+	// prompts waits for the n-th "(qemu) " prompt since the connection opened.
+	prompts := func(n int) {
+		for strings.Count(seen.String(), "(qemu) ") < n {
+			k, err := c.Read(buf)
+			seen.Write(buf[:k])
+			if err != nil {
+				t.Fatalf("monitor %q: %v (read %q)", commands, err, seen.String())
+			}
 		}
 	}
-	time.Sleep(100 * time.Millisecond)
+	prompts(1)
+	for i, cmd := range commands {
+		if _, err := fmt.Fprintf(c, "%s\n", cmd); err != nil {
+			t.Fatalf("monitor %s: %v", cmd, err)
+		}
+		prompts(i + 2)
+	}
+	return seen.String()
 }
 
 func waitUntil(t *testing.T, what string, d time.Duration, ok func() bool) {
