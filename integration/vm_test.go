@@ -220,9 +220,15 @@ func testVMHostInterface(t *testing.T, bin string, boot vmBoot) {
 		_, err := nsCommand(ns, "ip", "link", "show", tapName)
 		return err == nil
 	})
-	inNetns(t, ns, "ip", "link", "set", tapName, "up")
+	// script=no leaves the TAP down, as libvirt-less setups do: vnetd brings it up.
+	if out := inNetns(t, ns, "ip", "-o", "link", "show", tapName); strings.Contains(out, ",UP") || strings.Contains(out, "<UP") {
+		t.Fatalf("%s is up before vnetd attached it: %s", tapName, out)
+	}
 
 	d := startVnetdLab(t, bin, dir, fmt.Sprintf("[[host_interface]]\nname = %q\nswitch = \"lan0\"\n", tapName), ns)
+	if out := inNetns(t, ns, "ip", "-o", "link", "show", tapName); !strings.Contains(out, ",UP") && !strings.Contains(out, "<UP") {
+		t.Errorf("%s not up after vnetd attached it: %s", tapName, out)
+	}
 	found := false
 	for _, p := range d.ports(t, "lan0") {
 		found = found || strings.Contains(p, tapName)
