@@ -3,11 +3,108 @@
 // kernel hands vnetd TCP superframes of up to 64 KiB and takes them back whole; the
 // header is translated to and from frame.Meta. Reads go through the Go runtime poller,
 // so Close unblocks a blocked reader, and each ReadFrames call drains up to len(frames)
-// ready frames with non-blocking reads after the first.
+// ready frames with non-blocking reads after the first (the first read is tried before
+// waiting on the poller). Reads and writes allocate nothing.
 //
-// Measured with bench/tap.sh on a shared 2-core VM (iperf3, MTU 1500, netns A - TAP -
-// switch - TAP - netns B vs veth + Linux bridge): offload on, 1 stream 6.2 vs 12.1
-// Gbit/s (0.51x), 4 streams 11.1 vs 19.3 (0.57x), 64-byte UDP 62k vs 120k pps (0.52x);
-// offload off, 1 stream 1.4 Gbit/s (0.12x). Reads of up to 64 frames per call versus 1
-// per call were within the run-to-run noise of the shared machine.
+// OpenQueues opens a multi-queue TAP (IFF_MULTI_QUEUE): one port per queue, each with
+// its own file descriptor. The kernel steers each of the host's flows to the queue that
+// last wrote one of its frames. Open, the single-queue TAP, is what vnetd uses: on the
+// 2-core machine below more queues did not help (see the measurements).
+//
+// # Why the open does not go through water
+//
+// github.com/songgao/water would give the plain (Offload false) open: its Linux open
+// yields an *os.File on a non-blocking descriptor, so SyscallConn and the runtime
+// poller would work exactly as here, and one poller path would stay. It is not used
+// because of what it does around that descriptor (water v0.0.0-20200317203138, checked
+// on this kernel by opening through it):
+//   - the descriptor is opened without O_CLOEXEC (fdinfo flags 0104002), so every
+//     process vnetd starts inherits the TAP and keeps it alive after Close, which breaks
+//     "a created TAP disappears at Close";
+//   - when TUNSETIFF fails (busy TAP, other flags, no permission) the descriptor is
+//     neither closed nor returned: five failed opens left five more descriptors;
+//   - it always issues TUNSETPERSIST, clearing the flag when Persist is false, so
+//     attaching to an administrator's persistent TAP (Create false) would make it vanish
+//     when vnetd closes it;
+//   - it cannot set the virtio-net header or offloads, so the offload open would stay
+//     separate anyway, and everything else here (netlink for MTU and link state) is
+//     Linux-only, so it buys no portability.
+//
+// # Measurements (issue 4)
+//
+// bench/tap.sh: netns A - TAP - vnetd switch - TAP - netns B versus the same netns over
+// veth + a Linux bridge, iperf3, MTU 1500, offload on; and a kernel netns on a TAP to a
+// vnetd namespace on the same switch, TCP both ways, timed at the receiving end. The
+// machine is a shared 2-core VM whose other users kept both cores busy for most of the
+// measuring (the bridge's own 1-stream figure ranged 4.8-12.1 Gbit/s), so every A/B
+// below alternated the two variants with a bridge run in each round, and besides
+// throughput it compares CPU per GB moved (iperf3 client and server plus the vnetd
+// helper), which holds up better under shared load.
+//
+// Where the time goes (perf on the whole machine, go tool pprof on the helper, 1 TCP
+// stream): the helper spends about 75% of its samples in readv/writev; the writev
+// includes the receiving netns's whole TCP input, which the bridge path does in
+// softirq. The Go scheduler (findRunnable, futex, netpoll) takes 10-15%, and context
+// switches are expensive on this paravirtualised guest: 10,000-19,000 per second for
+// about 10,000 superframes per second. The kernel's copies into and out of vnetd
+// (_copy_to_iter, _copy_from_iter) are about 8% of all samples. Per GB moved the TAP
+// path costs about twice the bridge path's CPU (1,800-2,550 vs 880-1,290 ms/GB with
+// both cores busy), which is what keeps the 1-stream ratio near 0.5 whenever the
+// machine is CPU-bound.
+//
+// Candidates, each A/B alternated 3-5 rounds (Gbit/s or pps per round, A vs B):
+//   - No allocation per ReadFrames/WriteFrames (the poller callbacks were closures
+//     escaping to the heap, 1.7% of the helper's CPU): kept.
+//   - Spinning instead of parking when a read finds nothing (runtime.Gosched and retry,
+//     20 times): 5.8/4.5/4.0/5.4 vs 6.7/5.0/4.3/4.2 Gbit/s, helper CPU 77-104% vs
+//     56-94%: no consistent gain for more CPU; dropped.
+//   - Returning right after the first frame when the read had to wait for the poller
+//     (saving the read that finds the ring empty): 5.2/3.5/3.2/2.5 vs 3.5/3.0/3.2/3.5
+//     Gbit/s, 1,960-2,170 vs 1,830-2,040 ms/GB: no gain; dropped.
+//   - Frames per read, 1 vs 64: TCP 3.2/4.0/2.4 vs 3.6/3.7/2.8 Gbit/s (2,140-2,330 vs
+//     2,400-2,550 ms/GB), 64-byte UDP 17/21/31k vs 26/18/16k pps: within the noise (a
+//     TCP stream yields about one superframe per read either way). The switch's 64
+//     stays.
+//   - Multi-queue, 2 queues per TAP, 4 streams: with each queue a switch port
+//     4.5/4.4/4.6 vs 6.5/2.0/4.9 Gbit/s (1,570-1,740 vs 1,390-1,960 ms/GB); with queue
+//     i of one TAP joined straight to queue i of the other 4.8/4.4/4.0 vs 5.2/4.7/4.6.
+//     No win on 2 cores, so not used by default; OpenQueues and bench/tapswitch
+//     -queues stay for hosts with more cores.
+//   - Host-side qdisc noqueue instead of pfifo_fast on the TAPs: TCP 5.4/4.9/4.3 vs
+//     4.9/4.8/3.9 Gbit/s, UDP 48/44/23k vs 39/50/29k pps: within the noise; the host's
+//     qdisc is left to the host.
+//   - txqueuelen 10,000 instead of 1,000 (the size of the TAP's ring): 64-byte UDP
+//     16/7/17k vs 17/14/14k pps: no gain (TCP saw no ring drops at 1,000).
+//   - TUNSETSNDBUF: TUNGETSNDBUF reports INT_MAX by default, so it can only lower the
+//     limit on what vnetd writes; nothing to gain. 64 KiB superframes are already read
+//     whole (the switch's read buffers are MaxSuperFrame long).
+//   - Outside this package, with bench/tapswitch: GOMAXPROCS=1 for the helper, 10
+//     rounds: median 4.5 vs 4.4 Gbit/s, about 8% less CPU and 35% fewer context
+//     switches per Gbit/s moved. No switch in between (-direct: each TAP's reader
+//     writes into the other TAP): 4.9/3.6/4.1/4.7 vs 5.0/4.9/4.0/3.5 Gbit/s and 12%
+//     less CPU per GB (median 1,650 vs 1,880 ms/GB), the cost of the switch's
+//     reader-to-writer hand-off. Both are for the daemon and the switch to decide.
+//
+// Results. Before this work, at a quieter moment (10:18 UTC, the bridge at full
+// speed): 1 stream 6.34 vs 11.56 Gbit/s (0.55), 4 streams 10.96 vs 17.88 (0.61),
+// 64-byte UDP 62.7k vs 139.0k pps (0.45). With it (bench/tap.sh 5, three runs at
+// 10:58-11:03 UTC while other tests and TCG VMs kept both cores busy; the bridge's own
+// 1-stream figure fell to 2.0-2.6 Gbit/s): 1 stream 3.57/2.04/2.26 Gbit/s (ratio
+// 1.80/1.01/0.88, which means little while the bridge is starved), CPU per GB 1,878/
+// 2,238/2,086 vs the bridge's 1,022/1,188/1,235 ms (bridge/tap 0.54/0.53/0.59); 4
+// streams 4.50/4.34/3.52 Gbit/s (1.26/1.06/1.15); 64-byte UDP 17.9/22.3/16.4k pps
+// (0.59/0.78/0.72); kernel to vnetd namespace 3.39/3.83/1.66 Gbit/s and namespace to
+// kernel 5.99/4.87/6.40 (the same meter kernel to kernel over the bridge: 5.84/5.27/
+// 3.79 and 3.95/5.73/4.35). With GOMAXPROCS=1, two runs: 1 stream 4.06/5.78 Gbit/s
+// (0.62/0.67), bridge/tap CPU 0.60/0.50, namespace to kernel 10.27/6.87 Gbit/s, kernel
+// to namespace 4.32/2.67. The kernel-to-namespace direction is bound by the namespace
+// side (in its profile the TAP's readv is 28% of the helper; the NIC's delivery into
+// gVisor and its copies about half).
+//
+// Not met: TAP<->TAP at 0.8x the bridge and a namespace at 10 Gbit/s each way. The
+// figure that does not move with the load, CPU per GB, puts the TAP path at 1.7-2x the
+// bridge's; what is left to cut lies in the per-frame kernel work and context
+// switches, the switch's hand-off and GOMAXPROCS, not in this package's reads and
+// writes (one syscall per frame, none wasted beyond the read that finds the ring
+// empty, no allocation).
 package tap
