@@ -8,7 +8,8 @@
 # Prints each figure and the ratios; the last line is ratio=<TAP 1-stream / bridge>.
 # Usage: sudo bench/tap.sh [seconds per run, default 5]
 # Env: OFFLOAD=false opens the TAPs without offloads; BATCH=n sets frames per read;
-# QUEUES=n opens n queues per TAP (each a switch port); GOMAXPROCS reaches the helper.
+# QUEUES=n opens n queues per TAP (each a switch port); GOMAXPROCS reaches the helper;
+# PROFILE=file writes the TAP<->TAP helper's CPU profile (go tool pprof file).
 # Besides throughput it prints the CPU the 1-stream runs cost per GB moved (iperf3 client
 # and server, plus the vnetd helper on the TAP path): unlike throughput, that figure
 # holds up when other work shares the machine.
@@ -31,7 +32,7 @@ go build -o "$BIN" ./bench/tapswitch
 for n in $NA $NB $NS $NR $NK $NV; do ip netns add "$n"; ip -n "$n" link set lo up; done
 
 # vnetd path: TAPs created in NS by tapswitch, host sides moved into A and B.
-ip netns exec $NS "$BIN" -a tpa -b tpb ${OFFLOAD:+-offload=$OFFLOAD} ${BATCH:+-batch=$BATCH} ${QUEUES:+-queues=$QUEUES} > "$BIN.out" 2>&1 &
+ip netns exec $NS "$BIN" -a tpa -b tpb ${OFFLOAD:+-offload=$OFFLOAD} ${BATCH:+-batch=$BATCH} ${QUEUES:+-queues=$QUEUES} ${PROFILE:+-cpuprofile=$PROFILE} > "$BIN.out" 2>&1 &
 SWPID=$!
 PIDS+=($SWPID)
 for _ in $(seq 50); do grep -q ready "$BIN.out" 2>/dev/null && break; sleep 0.1; done
