@@ -379,4 +379,26 @@ func TestTAPMultiQueue(t *testing.T) {
 	if out, _ := nsCommand(nsA, "ip", "link", "show", name); !strings.Contains(out, "does not exist") {
 		t.Errorf("TAP %s still present after its last queue closed: %s", name, out)
 	}
+
+	// A persistent multi-queue TAP: attach with its queues, not as a single queue.
+	pname := tapName(t, "vp")
+	inNetns(t, nsA, "ip", "tuntap", "add", "dev", pname, "mode", "tap", "multi_queue")
+	single := tap.Options{Name: pname, Logger: opts.Logger}
+	if err := doInNetns(t, nsA, func() (err error) { _, err = tap.Open(single); return err }); err == nil || !strings.Contains(err.Error(), "Queues > 1") {
+		t.Errorf("tap.Open(%+v) of a multi-queue TAP = %v, want an error naming Queues", single, err)
+	}
+	multi := tap.Options{Name: pname, Queues: 3, Logger: opts.Logger}
+	var pqs []*tap.TAP
+	if err := doInNetns(t, nsA, func() (err error) { pqs, err = tap.OpenQueues(multi); return err }); err != nil {
+		t.Fatalf("tap.OpenQueues(%+v) = %v", multi, err)
+	}
+	if len(pqs) != 3 {
+		t.Errorf("tap.OpenQueues(%+v) returned %d TAPs, want 3", multi, len(pqs))
+	}
+	for _, q := range pqs {
+		q.Close()
+	}
+	if out := inNetns(t, nsA, "ip", "link", "show", pname); !strings.Contains(out, pname) {
+		t.Errorf("persistent multi-queue TAP %s gone after its attached queues closed", pname)
+	}
 }
