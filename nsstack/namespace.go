@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	mrand "math/rand"
 	"net/netip"
-	"runtime"
 	"sync"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -48,14 +47,8 @@ type Namespace struct {
 	closed bool            // guarded by mu
 }
 
-// gomaxprocsMu serialises stack creation while GOMAXPROCS is lowered (see newStack).
-var gomaxprocsMu sync.Mutex
-
-// newStack builds a gVisor stack whose TCP protocol runs procs processor goroutines.
-// gVisor sizes its TCP dispatcher from runtime.GOMAXPROCS(0) at protocol creation and
-// offers no option for it, so GOMAXPROCS is lowered for the duration of stack.New when
-// the host has more cores than procs; the running program only loses parallelism for
-// those microseconds. (An upstream option would be better: see README, known issues.)
+// newStack builds a gVisor stack whose TCP protocol runs procs processor goroutines
+// (see withProcs for how).
 func newStack(procs int) *stack.Stack {
 	opts := stack.Options{
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4Protocol(), ipv6.NewProtocol, arp.NewProtocol},
@@ -64,13 +57,9 @@ func newStack(procs int) *stack.Stack {
 		RandSource:         newPCGSource(),
 		DefaultIPTables:    noIPTables,
 	}
-	gomaxprocsMu.Lock()
-	defer gomaxprocsMu.Unlock()
-	if prev := runtime.GOMAXPROCS(0); prev > procs {
-		runtime.GOMAXPROCS(procs)
-		defer runtime.GOMAXPROCS(prev)
-	}
-	return stack.New(opts)
+	var st *stack.Stack
+	withProcs(procs, func() { st = stack.New(opts) })
+	return st
 }
 
 // noIPTables gives a stack an empty, never-configured IPTables. gVisor's default
