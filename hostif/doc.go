@@ -45,4 +45,10 @@
 // CAP_NET_ADMIN (ErrPermission), an interface that is down (ErrInterfaceDown, unless
 // Options.SetUp) and non-Ethernet interfaces (ErrNotEthernet) with the interface's name.
 // Close leaves the interface as it found it, promiscuity included.
+//
+// Unlike a bridge port, an attached interface stays an ordinary interface of its
+// namespace: that namespace's own stack also sees the frames arriving on it (and its
+// own transmissions, such as IPv6 neighbour discovery from a link-local address, go out
+// of it unseen by the port). Give it no addresses; disable IPv6 on it
+// (net.ipv6.conf.NAME.disable_ipv6=1) to keep the host quiet on the segment.
 package hostif

@@ -119,6 +119,8 @@ type Port struct {
 	// and the reader's buffers; it is never contended (Close takes it only after the
 	// socket is closed and no reader can be inside) but tells the race detector so.
 	rmu      sync.Mutex
+	rxFrames uint64 // received, not yet added to Counters (once per fill)
+	rxBytes  uint64
 	noRing   bool
 	recv     *recvState // NoRing
 	rbufs    [][]byte   // NoRing: the caller's buffers of one recvmmsg
@@ -341,9 +343,10 @@ func (p *Port) Info() frame.Info { return p.info }
 
 // ReadFrames implements frame.Port. It blocks until a ring block is ready (a full one,
 // or a partly filled one the kernel hands over after BlockTimeout), then copies up to
-// len(frames) frames out of the ring. Frames the kernel reports as outgoing, truncated
-// frames and frames with offload metadata frame.Meta cannot carry are dropped and
-// counted.
+// len(frames) frames out of the ring; with NoRing it blocks until a frame is queued on
+// the socket and receives up to len(frames) with one recvmmsg. Frames the kernel
+// reports as outgoing, truncated frames and frames with offload metadata frame.Meta
+// cannot carry are dropped and counted.
 func (p *Port) ReadFrames(frames []frame.Frame) (int, error) {
 	if len(frames) == 0 {
 		return 0, nil
@@ -419,6 +422,7 @@ func (p *Port) ReadFrames(frames []frame.Frame) (int, error) {
 func (p *Port) fill(fd int, frames []frame.Frame) (int, unix.Errno) {
 	p.rmu.Lock()
 	defer p.rmu.Unlock()
+	defer p.flushRx()
 	if p.noRing {
 		n, e := p.recvFill(fd, frames)
 		if n > 0 && p.down.Swap(false) {
@@ -449,6 +453,21 @@ func (p *Port) fill(fd int, frames []frame.Frame) (int, unix.Errno) {
 		p.log.Info("host interface up again", "name", p.name)
 	}
 	return n, 0
+}
+
+// countRx counts a received frame of n bytes.
+func (p *Port) countRx(n int) {
+	p.rxFrames++
+	p.rxBytes += uint64(n)
+}
+
+// flushRx adds the frames counted during one fill to Counters.
+func (p *Port) flushRx() {
+	if p.rxFrames != 0 {
+		p.Counters.RxFrames.Add(p.rxFrames)
+		p.Counters.RxBytes.Add(p.rxBytes)
+		p.rxFrames, p.rxBytes = 0, 0
+	}
 }
 
 // noteLosing adds the kernel's ring drops to RxDropped once a block reported some.
@@ -502,8 +521,7 @@ func (p *Port) take(pk *rxPacket, out []frame.Frame) int {
 		}
 	}
 	f.N, f.Meta = size, m
-	p.Counters.RxFrames.Add(1)
-	p.Counters.RxBytes.Add(uint64(size))
+	p.countRx(size)
 	return 1
 }
 
@@ -544,8 +562,7 @@ func (p *Port) segment(pk *rxPacket, m *frame.Meta, tagged bool, out []frame.Fra
 	_, err := offload.Segment(&sf, p.info.MTU, func(b *frame.Buf) bool {
 		p.Segmented.Add(1)
 		if n < len(out) && b.CopyTo(&out[n]) {
-			p.Counters.RxFrames.Add(1)
-			p.Counters.RxBytes.Add(uint64(b.N))
+			p.countRx(b.N)
 			b.Release()
 			n++
 			return true
@@ -570,8 +587,7 @@ func (p *Port) drainPending(frames []frame.Frame) int {
 	for ; i < len(p.pending) && n < len(frames); i++ {
 		b := p.pending[i]
 		if b.CopyTo(&frames[n]) {
-			p.Counters.RxFrames.Add(1)
-			p.Counters.RxBytes.Add(uint64(b.N))
+			p.countRx(b.N)
 			n++
 		} else {
 			p.Counters.RxDropped.Add(1)

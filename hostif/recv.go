@@ -152,8 +152,7 @@ func (p *Port) takeInPlace(pk *rxPacket, f *frame.Frame) bool {
 		m.Shift(frame.VLANTagLen)
 	}
 	f.N, f.Meta = size, m
-	p.Counters.RxFrames.Add(1)
-	p.Counters.RxBytes.Add(uint64(size))
+	p.countRx(size)
 	return true
 }
 
