@@ -47,6 +47,7 @@ func main() {
 	streams := flag.Int("P", 1, "parallel connections (-client)")
 	queues := flag.Int("queues", 1, "queues per TAP (IFF_MULTI_QUEUE when > 1); each queue is a switch port, or with -direct queue i of -a is joined to queue i of -b")
 	direct := flag.Bool("direct", false, "no switch: each TAP's reader writes straight into the other TAP (measures the switch's hand-off)")
+	stats := flag.Bool("stats", false, "print frames per ReadFrames/WriteFrames call of each TAP port at exit")
 	flag.Parse()
 	if *client != "" {
 		bps, err := runClient(*client, *host, time.Duration(*secs*float64(time.Second)), *streams)
@@ -98,7 +99,13 @@ func main() {
 		}
 		for _, t := range qs {
 			defer t.Close()
-			if err := sw.AddPort(t, l2switch.PortConfig{}); err != nil {
+			var p frame.Port = t
+			if *stats {
+				cp := &countingPort{Port: t}
+				defer cp.report(os.Stdout)
+				p = cp
+			}
+			if err := sw.AddPort(p, l2switch.PortConfig{}); err != nil {
 				fail(err)
 			}
 		}
