@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -391,5 +392,32 @@ func BenchmarkRingRead(b *testing.B) {
 				i += n
 			}
 		})
+	}
+}
+
+func TestRecvPacketAuxdata(t *testing.T) {
+	s := newRecvState()
+	buf := ethFrame(100, 1)
+	s.msgs[0].Len = uint32(vnetHdrLen + len(buf))
+	s.names[0].Pkttype = unix.PACKET_OTHERHOST
+	ctrl := s.ctrl[:auxSpace]
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&ctrl[0]))
+	h.Level, h.Type = unix.SOL_PACKET, unix.PACKET_AUXDATA
+	h.SetLen(unix.CmsgLen(int(unsafe.Sizeof(unix.TpacketAuxdata{}))))
+	aux := (*unix.TpacketAuxdata)(unsafe.Pointer(&ctrl[unix.CmsgLen(0)]))
+	*aux = unix.TpacketAuxdata{Status: unix.TP_STATUS_VLAN_VALID | unix.TP_STATUS_VLAN_TPID_VALID, Len: 100, Snaplen: 100, Vlan_tci: 42, Vlan_tpid: 0x88a8}
+	s.msgs[0].Hdr.SetControllen(auxSpace)
+	var pk rxPacket
+	s.packet(0, buf, &pk)
+	if len(pk.data) != 100 || pk.wireLen != 100 || pk.pkttype != unix.PACKET_OTHERHOST ||
+		pk.status&unix.TP_STATUS_VLAN_VALID == 0 || pk.vlanTCI != 42 || pk.vlanTPID != 0x88a8 {
+		t.Errorf("packet() = %d bytes of %d, type %d, status %#x, tci %d, tpid %#x", len(pk.data), pk.wireLen, pk.pkttype, pk.status, pk.vlanTCI, pk.vlanTPID)
+	}
+	// Truncated by the kernel: the frame's length exceeds what arrived.
+	s.msgs[0].Hdr.Flags = unix.MSG_TRUNC
+	aux.Len = 9000
+	s.packet(0, buf, &pk)
+	if pk.wireLen <= len(pk.data) {
+		t.Errorf("truncated packet: wireLen %d, data %d; want it recognised as truncated", pk.wireLen, len(pk.data))
 	}
 }
