@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -114,11 +115,12 @@ const (
 	vm2MAC = "52:54:00:00:00:52"
 	vm3MAC = "52:54:00:00:00:53"
 
-	// vmClientSteps: lease, then against alpha ping, http (the body must name the VM's
+	// vmClientSteps: lease, hold (the test looks at the daemon while the VM surely
+	// runs, then releases it), then against alpha ping, http (the body must name the VM's
 	// leased address as the client), echo and DNS (A and AAAA); gamma on lan1 through
 	// r1 (the DHCP router option) by ping and http; a SLAAC address in fd00::/64 from
 	// r1's router advertisements and a ping to alpha over IPv6.
-	vmClientSteps = "dhcp,ping:10.0.0.10,http:10.0.0.10,echo:10.0.0.10,dns:alpha.lab@10.0.0.10," +
+	vmClientSteps = "dhcp,hold,ping:10.0.0.10,http:10.0.0.10,echo:10.0.0.10,dns:alpha.lab@10.0.0.10," +
 		"dns6:alpha.lab@10.0.0.10,ping:10.0.1.10,http:10.0.1.10,slaac:fd00:,ping6:fd00::10"
 
 	// vmTimeout bounds one VM from QEMU's start to its "end" marker; the guest powers
@@ -139,11 +141,13 @@ func testVMStream(t *testing.T, bin string, boot vmBoot) {
 		steps:  vmClientSteps,
 	})
 	lease := v.until(t, "dhcp-ok")
+	v.until(t, "hold")
 	// The VM is running: its MAC must be learned on a port of the socket.
 	port := d.fdbPort(t, "lan0", vm2MAC)
 	if !strings.HasPrefix(port, "sock:") {
 		t.Errorf("fdb lan0: %s on port %q, want a sock: port", vm2MAC, port)
 	}
+	v.release(t)
 	res := v.finish(t)
 	checkClientMarks(t, v, lease, res, "10.0.0.100", "10.0.0.199")
 	d.checkLease(t, vm2MAC, lease[0])
@@ -168,7 +172,7 @@ func testVMTwoOnOneSocket(t *testing.T, bin string, boot vmBoot) {
 	// vm1 (static lease 10.0.0.51) answers one TCP connection on :5000; vm2 pings it
 	// and sends it a random line, expecting "pong LINE" back.
 	v1 := startVM(t, boot, vmSpec{name: "vm1", netdev: netdev, mac: vm1MAC, steps: "dhcp,serve"})
-	v2 := startVM(t, boot, vmSpec{name: "vm2", netdev: netdev, mac: vm2MAC, steps: "dhcp,ping:10.0.0.51,pong:10.0.0.51"})
+	v2 := startVM(t, boot, vmSpec{name: "vm2", netdev: netdev, mac: vm2MAC, steps: "dhcp,ping:10.0.0.51,hold,pong:10.0.0.51"})
 
 	l1 := v1.until(t, "dhcp-ok")
 	if l1[0] != "10.0.0.51" {
@@ -179,12 +183,14 @@ func testVMTwoOnOneSocket(t *testing.T, bin string, boot vmBoot) {
 		t.Errorf("vm2 leased %q, want an address of 10.0.0.100-10.0.0.199", l2[0])
 	}
 	v2.until(t, "ping-ok")
-	// vm1 is still waiting for vm2's connection: both VMs are on the socket now, each
-	// on its own port.
+	v2.until(t, "hold")
+	// vm2 holds and vm1 waits for vm2's connection: both VMs are on the socket now,
+	// each on its own port.
 	p1, p2 := d.fdbPort(t, "lan0", vm1MAC), d.fdbPort(t, "lan0", vm2MAC)
 	if !strings.HasPrefix(p1, "sock:") || !strings.HasPrefix(p2, "sock:") || p1 == p2 {
 		t.Errorf("fdb lan0: vm1 on %q, vm2 on %q; want two different sock: ports", p1, p2)
 	}
+	v2.release(t)
 	pong := v2.until(t, "pong-ok")
 	r2 := v2.finish(t)
 	r1 := v1.finish(t)
@@ -241,9 +247,11 @@ func testVMHostInterface(t *testing.T, bin string, boot vmBoot) {
 	}
 
 	lease := v.until(t, "dhcp-ok")
+	v.until(t, "hold")
 	if port := d.fdbPort(t, "lan0", vm3MAC); !strings.Contains(port, tapName) {
 		t.Errorf("fdb lan0: %s on port %q, want the %s port", vm3MAC, port, tapName)
 	}
+	v.release(t)
 	res := v.finish(t)
 	checkClientMarks(t, v, lease, res, "10.0.0.100", "10.0.0.199")
 	d.checkLease(t, vm3MAC, lease[0])
@@ -282,9 +290,11 @@ func testVMDgram(t *testing.T, bin string, boot vmBoot) {
 		steps:  vmClientSteps,
 	})
 	lease := v.until(t, "dhcp-ok")
+	v.until(t, "hold")
 	if port := d.fdbPort(t, "lan0", vm1MAC); !strings.HasPrefix(port, "sock:") {
 		t.Errorf("fdb lan0: %s on port %q, want a sock: port", vm1MAC, port)
 	}
+	v.release(t)
 	res := v.finish(t)
 	// vm1MAC has the static lease.
 	checkClientMarks(t, v, lease, res, "10.0.0.51", "10.0.0.51")
@@ -443,7 +453,8 @@ type vmSpec struct {
 // vm is one running QEMU: its serial console is scanned for "VNETD-MARK" lines.
 type vm struct {
 	name   string
-	marks  chan []string // one marker line's fields after "VNETD-MARK"
+	marks  chan []string  // one marker line's fields after "VNETD-MARK"
+	stdin  io.WriteCloser // QEMU's stdin: the guest's serial console input
 	exited chan struct{}
 	spec   vmSpec
 	start  time.Time
@@ -481,8 +492,12 @@ func startVM(t *testing.T, boot vmBoot, spec vmSpec) *vm {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd.Stderr = cmd.Stdout
-	v := &vm{name: spec.name, spec: spec, marks: make(chan []string, 256), exited: make(chan struct{}), got: map[string][][]string{}}
+	v := &vm{name: spec.name, spec: spec, stdin: stdin, marks: make(chan []string, 256), exited: make(chan struct{}), got: map[string][][]string{}}
 	v.start = time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start qemu for %s: %v", spec.name, err)
@@ -580,6 +595,15 @@ func (v *vm) finish(t *testing.T) map[string][][]string {
 		res[k] = m
 	}
 	return res
+}
+
+// release ends the guest's "hold" step: one line on its serial console.
+func (v *vm) release(t *testing.T) {
+	t.Helper()
+	if _, err := io.WriteString(v.stdin, "go\n"); err != nil {
+		t.Fatalf("%s: write to the serial console: %v", v.name, err)
+	}
+	v.until(t, "hold-ok")
 }
 
 // monitor runs HMP commands one after the other on QEMU's monitor socket and returns
