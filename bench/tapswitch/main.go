@@ -8,6 +8,8 @@
 //     5002) for the client below. Prints "ready" and runs until SIGINT/SIGTERM.
 //   - -serve: the same sink and source on kernel sockets of the current network
 //     namespace, for the veth + bridge baseline.
+//   - -writecost n: WriteFrames' CPU per frame with and without io_uring batching
+//     (two TAPs in the current network namespace), then exit.
 //   - -client send|recv: connects to -host's sink or source from the current network
 //     namespace, measures for -t at the receiving end with -P connections, and prints
 //     the total in Gbit/s.
@@ -47,6 +49,8 @@ func main() {
 	streams := flag.Int("P", 1, "parallel connections (-client)")
 	queues := flag.Int("queues", 1, "queues per TAP (IFF_MULTI_QUEUE when > 1); each queue is a switch port, or with -direct queue i of -a is joined to queue i of -b")
 	direct := flag.Bool("direct", false, "no switch: each TAP's reader writes straight into the other TAP (measures the switch's hand-off)")
+	writev := flag.Bool("writev", false, "write each frame with its own writev instead of one io_uring submission per batch")
+	wcost := flag.Int("writecost", 0, "measure WriteFrames' CPU per frame, io_uring vs writev, over this many rounds, and exit (creates two TAPs in the current netns)")
 	stats := flag.Bool("stats", false, "print frames per ReadFrames/WriteFrames call of each TAP port at exit")
 	flag.Parse()
 	if *client != "" {
@@ -68,6 +72,10 @@ func main() {
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if *wcost > 0 {
+		writeCost(*wcost, log)
+		return
+	}
 	if *serveKernel {
 		sink, err := net.Listen("tcp", fmt.Sprintf(":%d", sinkPort))
 		if err != nil {
@@ -83,7 +91,7 @@ func main() {
 		return
 	}
 	if *direct {
-		runDirect(*a, *b, *mtu, *offload, *queues, *batch, log)
+		runDirect(tap.Options{Name: *a, Create: true, MTU: *mtu, Offload: *offload, Queues: *queues, WritevOnly: *writev, Logger: log}, *b, *batch)
 		return
 	}
 	sw := l2switch.New(l2switch.Config{Name: "bench", Batch: *batch, Logger: log})
@@ -93,7 +101,7 @@ func main() {
 		taps = taps[:1]
 	}
 	for _, name := range taps {
-		qs, err := tap.OpenQueues(tap.Options{Name: name, Create: true, MTU: *mtu, Offload: *offload, Queues: *queues, Logger: log})
+		qs, err := tap.OpenQueues(tap.Options{Name: name, Create: true, MTU: *mtu, Offload: *offload, Queues: *queues, WritevOnly: *writev, Logger: log})
 		if err != nil {
 			fail(err)
 		}
@@ -157,10 +165,11 @@ func startNamespace(sw *l2switch.Switch, addr string, mtu int, log *slog.Logger)
 // runDirect joins two TAPs with one goroutine per queue and direction that reads a
 // batch and writes it to the other TAP's queue of the same index, with no switch and
 // no queue in between.
-func runDirect(a, b string, mtu int, offload bool, queues, batch int, log *slog.Logger) {
+func runDirect(o tap.Options, b string, batch int) {
 	var taps [2][]*tap.TAP
-	for i, name := range []string{a, b} {
-		qs, err := tap.OpenQueues(tap.Options{Name: name, Create: true, MTU: mtu, Offload: offload, Queues: queues, Logger: log})
+	for i, name := range []string{o.Name, b} {
+		o.Name = name
+		qs, err := tap.OpenQueues(o)
 		if err != nil {
 			fail(err)
 		}
