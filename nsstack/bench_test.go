@@ -9,13 +9,12 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	l2switch "github.com/vnetd/vnetd/switch"
 )
 
 // BenchmarkNamespaceCreate creates N namespaces and reports what each one costs: heap
@@ -197,50 +196,87 @@ func BenchmarkRequestResponse(b *testing.B) {
 }
 
 // busyAmongIdleGbps and busyAmongIdleCPU are BenchmarkBusyAmongIdle/idle=0's latest
-// results, for idle=1000's ratios. The testing package calls a benchmark with growing b.N and the largest last,
-// so after idle=0 it holds that sub-benchmark's real run.
+// results, for the other cases' ratios. The testing package calls a benchmark with
+// growing b.N and the largest last, so after idle=0 they hold its real run.
 var busyAmongIdleGbps, busyAmongIdleCPU float64
 
+// scope collects cleanups to run at a time of the caller's choosing (a benchmark's
+// setup outlives the b.N rounds, which run their own cleanups each).
+type scope struct {
+	testing.TB
+	fns []func()
+}
+
+func (s *scope) Cleanup(f func()) { s.fns = append(s.fns, f) }
+
+func (s *scope) close() {
+	for i := len(s.fns) - 1; i >= 0; i-- {
+		s.fns[i]()
+	}
+	s.fns = nil
+}
+
 // BenchmarkBusyAmongIdle measures one busy namespace pair (a TCP transfer through a
-// switch, MTU 1500) alone and among 1,000 idle namespaces (each with a NIC on a switch,
-// addresses, a listener, neighbour entries; see newIdleSet), the busy pair sharing the
-// first idle group's switch. Idle namespaces should not slow it: idle=1000 also reports
-// its throughput as a ratio of idle=0's (both run in one invocation, idle=0 first; on
-// a shared machine compare several runs). The namespaces are built once per
-// sub-benchmark, not per b.N round.
+// switch, MTU 1500) alone (idle=0) and among 1,000 idle namespaces (each with a NIC on
+// a switch, addresses, a listener, neighbour entries; see newIdleSet): sharing the
+// first idle group's switch (idle=1000), and on a switch of its own
+// (idle=1000/own-switch), which separates what idle namespaces cost from what a
+// switch with more ports costs; idle=0/again repeats idle=0 last, a control for drift
+// over the run (other load, heap left behind). Each case reports throughput and
+// process CPU per MiB, and the ratios to idle=0 (run the cases in one invocation; on a
+// shared machine compare several runs). Namespaces are built once per case.
 func BenchmarkBusyAmongIdle(b *testing.B) {
-	for _, idle := range []int{0, 1000} {
+	for _, c := range []struct {
+		name   string
+		idle   int
+		shared bool
+	}{{"idle=0", 0, false}, {"idle=1000", 1000, true}, {"idle=1000/own-switch", 1000, false}, {"idle=0/again", 0, false}} {
 		var a, z *Namespace
-		b.Run(fmt.Sprint("idle=", idle), func(sb *testing.B) {
+		sc := &scope{TB: b}
+		b.Cleanup(sc.close)
+		b.Run(c.name, func(sb *testing.B) {
 			if a == nil {
-				var sw *l2switch.Switch
-				if idle > 0 {
-					sw = newIdleSet(b, idle).switches[0]
-				} else {
-					sw = newSwitch(b, "busy")
+				sw := newSwitch(sc, "busy")
+				if c.idle > 0 {
+					set := newIdleSet(sc, c.idle)
+					if c.shared {
+						sw = set.switches[0]
+					}
 				}
-				a, z = newNS(b, "busy-a"), newNS(b, "busy-b")
-				plug(b, a, sw, 1500, "10.9.1.1/16")
-				plug(b, z, sw, 1500, "10.9.1.2/16")
-				if idle > 0 {
-					settle(b)
+				a, z = newNS(sc, "busy-a"), newNS(sc, "busy-b")
+				plug(sc, a, sw, 1500, "10.9.1.1/16")
+				plug(sc, z, sw, 1500, "10.9.1.2/16")
+				if c.idle > 0 {
+					settle(sc)
 				}
 			}
-			cpu0 := cpuTime(sb)
+			cpu0, gc0 := cpuTime(sb), gcCPU()
 			gbps := tcpStream(sb, a, z, "10.9.1.2:5001")
-			cpuPerMiB := (cpuTime(sb) - cpu0).Seconds() * 1e6 / float64(sb.N)
+			cpu, gc := cpuTime(sb)-cpu0, gcCPU()-gc0
+			cpuPerMiB := cpu.Seconds() * 1e6 / float64(sb.N)
 			sb.ReportMetric(gbps, "Gbit/s")
-			// Process CPU per MiB moved: unlike throughput, barely moved by other
+			// Process CPU per MiB moved: unlike throughput, little moved by other
 			// processes on a shared machine, and what idle namespaces would add to.
 			sb.ReportMetric(cpuPerMiB, "cpu-µs/MiB")
-			if idle == 0 {
+			// The Go runtime's estimate of its GC's share of that CPU: idle
+			// namespaces are live heap that every GC cycle marks.
+			sb.ReportMetric(100*gc/cpu.Seconds(), "gc-cpu-%")
+			if c.name == "idle=0" {
 				busyAmongIdleGbps, busyAmongIdleCPU = gbps, cpuPerMiB
 			} else if busyAmongIdleGbps > 0 {
 				sb.ReportMetric(gbps/busyAmongIdleGbps, "ratio-vs-idle0")
 				sb.ReportMetric(cpuPerMiB/busyAmongIdleCPU, "cpu-ratio-vs-idle0")
 			}
 		})
+		sc.close()
 	}
+}
+
+// gcCPU returns the CPU seconds the Go runtime estimates its GC has used.
+func gcCPU() float64 {
+	sample := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(sample)
+	return sample[0].Value.Float64()
 }
 
 // tcpStream writes b.N MiB over a new connection from a to z's dial address and
