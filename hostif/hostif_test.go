@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"unsafe"
@@ -314,7 +315,18 @@ func TestOpenErrors(t *testing.T) {
 		}
 		return
 	}
-	// As root, in the test's own namespace: only look-ups that change nothing.
+	// As root, in the test's own namespace: only look-ups that change nothing. The
+	// permission check runs in a copy of this test as nobody without capabilities.
+	if setpriv, err := exec.LookPath("setpriv"); err == nil {
+		cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+			os.Args[0], "-test.run=^TestOpenErrors$", "-test.count=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "PASS") {
+			t.Errorf("TestOpenErrors as nobody: %v: %s", err, out)
+		}
+	} else {
+		t.Logf("setpriv not found: the permission error is checked only when run as non-root")
+	}
 	if _, err := Open(Options{Name: "vnonexist0", Logger: slog.New(slog.DiscardHandler)}); !errors.Is(err, ErrNoInterface) {
 		t.Errorf("Open(missing) = %v, want ErrNoInterface", err)
 	}
