@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -156,7 +157,7 @@ func testHostIfIgnoresOutgoing(t *testing.T, noRing bool) {
 		// nothing answers; only the port could read it back.
 		f := make([]byte, 60)
 		copy(f, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 0x99, 0x88, 0xb5})
-		sa := &unix.SockaddrLinklayer{Ifindex: ifc.Index, Protocol: 0xb588, Halen: 6}
+		sa := &unix.SockaddrLinklayer{Ifindex: ifc.Index, Protocol: hostifHtons(0x88b5), Halen: 6}
 		for range n {
 			if err := unix.Sendto(fd, f, 0, sa); err != nil {
 				return err
@@ -437,3 +438,101 @@ func testHostIfDownUp(t *testing.T, noRing bool) {
 	}
 	transferTCP(t, l.a, l.b, "10.96.0.2:5013", "10.96.0.2:5013", 2<<20)
 }
+
+// The kernel takes the 802.1Q tag out of every frame it receives; the port must put it
+// back so a trunk port works. Netns A sends tagged frames on a trunk (VLANs 10) port;
+// netns B, on an access port of VLAN 10, must get VLAN 10's frame untagged and intact,
+// and never VLAN 20's.
+func TestHostIfVLANTagRestored(t *testing.T) {
+	needRoot(t)
+	for _, noRing := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ring=%v", !noRing), func(t *testing.T) {
+			a, b, v := newNetns(t, "ha"), newNetns(t, "hb"), newNetns(t, "hv")
+			vethInto(t, v, "hpa", a, "eth0")
+			vethInto(t, v, "hpb", b, "eth0")
+			pa := openHostIf(t, v, "hpa", hostif.Options{Offload: true, NoRing: noRing})
+			pb := openHostIf(t, v, "hpb", hostif.Options{Offload: true, NoRing: noRing})
+			sw := l2switch.New(l2switch.Config{Name: "vlansw", Logger: slog.New(slog.DiscardHandler)})
+			t.Cleanup(func() { sw.Close() })
+			if err := sw.AddPort(pa, l2switch.PortConfig{Trunk: []uint16{10}}); err != nil {
+				t.Fatalf("AddPort(trunk) = %v", err)
+			}
+			if err := sw.AddPort(pb, l2switch.PortConfig{VLAN: 10}); err != nil {
+				t.Fatalf("AddPort(access) = %v", err)
+			}
+			payload := []byte("hostif-vlan-tag-restored-0123456789-0123456789")
+			tagged := func(vlan uint16) []byte {
+				f := []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 0xaa, 0x81, 0x00, byte(vlan >> 8), byte(vlan), 0x88, 0xb5}
+				return append(f, payload...)
+			}
+			// Listen in B first.
+			var rfd int
+			if err := doInNetns(t, b, func() (err error) {
+				rfd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(hostifHtons(0x88b5)))
+				if err != nil {
+					return err
+				}
+				ifc, err := net.InterfaceByName("eth0")
+				if err != nil {
+					return err
+				}
+				if err := unix.Bind(rfd, &unix.SockaddrLinklayer{Protocol: hostifHtons(0x88b5), Ifindex: ifc.Index}); err != nil {
+					return err
+				}
+				tv := unix.NsecToTimeval(int64(200 * time.Millisecond))
+				return unix.SetsockoptTimeval(rfd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+			}); err != nil {
+				t.Fatalf("listening socket in B: %v", err)
+			}
+			defer unix.Close(rfd)
+			if err := doInNetns(t, a, func() error {
+				fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+				if err != nil {
+					return err
+				}
+				defer unix.Close(fd)
+				ifc, err := net.InterfaceByName("eth0")
+				if err != nil {
+					return err
+				}
+				sa := &unix.SockaddrLinklayer{Ifindex: ifc.Index, Protocol: hostifHtons(unix.ETH_P_8021Q), Halen: 6}
+				for _, vlan := range []uint16{20, 10} { // VLAN 20 first: it must never show up
+					if err := unix.Sendto(fd, tagged(vlan), 0, sa); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				t.Fatalf("send tagged frames from A: %v", err)
+			}
+			want := append([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 0xaa, 0x88, 0xb5}, payload...)
+			got := 0
+			buf := make([]byte, 2048)
+			for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); {
+				n, _, err := unix.Recvfrom(rfd, buf, 0)
+				if err != nil {
+					if got > 0 {
+						break
+					}
+					continue
+				}
+				if n < len(want) || !bytes.Equal(buf[:len(want)], want) {
+					t.Errorf("B received % x, want % x (VLAN 10's frame untagged)", buf[:min(n, 64)], want)
+				}
+				got++
+			}
+			if got != 1 {
+				t.Errorf("B received %d frames of EtherType 0x88b5, want exactly 1 (VLAN 10's)", got)
+			}
+			var drops uint64
+			for _, st := range sw.Ports() {
+				drops += st.Drops[l2switch.DropVLANNotAllowed]
+			}
+			if drops == 0 {
+				t.Errorf("switch dropped no frame as vlan_not_allowed: the VLAN 20 frame was not seen tagged")
+			}
+		})
+	}
+}
+
+func hostifHtons(v uint16) uint16 { return v<<8 | v>>8 }
