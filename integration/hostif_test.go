@@ -239,6 +239,30 @@ func TestHostIfFaults(t *testing.T) {
 			testHostIfDownUp(t, noRing)
 		})
 	}
+	t.Run("moved to another namespace", func(t *testing.T) {
+		vethInto(t, v, "hmv", k, "hmvp")
+		p := openHostIf(t, v, "hmv", hostif.Options{Offload: true})
+		done := make(chan error, 1)
+		go func() {
+			buf := []frame.Frame{{Buf: make([]byte, p.Info().MaxFrame)}}
+			for {
+				if _, err := p.ReadFrames(buf); err != nil {
+					done <- err
+					return
+				}
+			}
+		}()
+		time.Sleep(50 * time.Millisecond)
+		inNetns(t, v, "ip", "link", "set", "hmv", "netns", k)
+		select {
+		case err := <-done:
+			if !errors.Is(err, hostif.ErrDown) {
+				t.Errorf("ReadFrames() after the interface moved away = %v, want hostif.ErrDown", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("ReadFrames() still blocked 5s after the interface moved to another namespace")
+		}
+	})
 	t.Run("close unblocks reader", func(t *testing.T) {
 		vethInto(t, v, "hcl", k, "hclp")
 		p := openHostIf(t, v, "hcl", hostif.Options{})
