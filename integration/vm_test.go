@@ -21,7 +21,8 @@ import (
 // TestVM boots real VMs (the Debian cloud kernel with a busybox initramfs built by
 // vm/build.sh) under QEMU and attaches them to the real vnetd binary every way issue 7
 // names: -netdev stream on a [[socket]], two VMs on one stream socket, a TAP that QEMU
-// itself creates attached through [[host_interface]], and -netdev dgram. Each client VM
+// itself creates attached through [[host_interface]] (reached by a second VM on a
+// stream socket of the same vnetd), and -netdev dgram. Each client VM
 // gets its address from vnetd's DHCP service, pings a namespace, fetches from its http
 // service, talks to its echo service, resolves names at its DNS service, reaches a
 // namespace on another switch through the router and takes a SLAAC address from the
@@ -84,7 +85,7 @@ name = "alpha"
   router = "10.0.0.1"
   dns = ["10.0.0.10"]
   lease = "1h"
-  static = [ { mac = "` + vm1MAC + `", address = "10.0.0.51" } ]
+  static = [ { mac = "` + vm1MAC + `", address = "10.0.0.51" }, { mac = "` + vm3MAC + `", address = "10.0.0.53" } ]
   [[namespace.service]]
   kind = "dns"
   zone = "lab."
@@ -113,7 +114,7 @@ name = "r1"
 const (
 	vm1MAC = "52:54:00:00:00:51" // static lease 10.0.0.51
 	vm2MAC = "52:54:00:00:00:52"
-	vm3MAC = "52:54:00:00:00:53"
+	vm3MAC = "52:54:00:00:00:53" // static lease 10.0.0.53
 
 	// vmClientSteps: lease, hold (the test looks at the daemon while the VM surely
 	// runs, then releases it), then against alpha ping, http (the body must name the VM's
@@ -231,7 +232,10 @@ func testVMHostInterface(t *testing.T, bin string, boot vmBoot) {
 		t.Fatalf("%s is up before vnetd attached it: %s", tapName, out)
 	}
 
-	d := startVnetdLab(t, bin, dir, fmt.Sprintf("[[host_interface]]\nname = %q\nswitch = \"lan0\"\n", tapName), ns)
+	// The same vnetd also serves a stream socket: a second VM on it must reach the
+	// VM behind the TAP (host_interface port <-> VM socket port on one switch).
+	sock := filepath.Join(dir, "vm.sock")
+	d := startVnetdLab(t, bin, dir, fmt.Sprintf("[[host_interface]]\nname = %q\nswitch = \"lan0\"\n[[socket]]\npath = %q\nswitch = \"lan0\"\nprotocol = \"stream\"\n", tapName, sock), ns)
 	if out := inNetns(t, ns, "ip", "-o", "link", "show", tapName); !strings.Contains(out, ",UP") && !strings.Contains(out, "<UP") {
 		t.Errorf("%s not up after vnetd attached it: %s", tapName, out)
 	}
@@ -245,16 +249,29 @@ func testVMHostInterface(t *testing.T, bin string, boot vmBoot) {
 	if out := v.monitor(t, "cont", "info status"); !strings.Contains(out, "VM status: running") {
 		t.Fatalf("QEMU monitor after cont: %q, want the VM running", out)
 	}
+	mix := startVM(t, boot, vmSpec{
+		name:   "vm-mix",
+		netdev: "stream,id=n0,server=off,addr.type=unix,addr.path=" + sock,
+		mac:    vm2MAC,
+		steps:  "dhcp,ping:10.0.0.53",
+	})
 
 	lease := v.until(t, "dhcp-ok")
 	v.until(t, "hold")
 	if port := d.fdbPort(t, "lan0", vm3MAC); !strings.Contains(port, tapName) {
 		t.Errorf("fdb lan0: %s on port %q, want the %s port", vm3MAC, port, tapName)
 	}
+	// vm-tap holds: vm-mix's ping reaches it while it surely runs.
+	if m := mix.until(t, "ping-ok"); m[0] != "10.0.0.53" {
+		t.Errorf("vm-mix ping-ok %q, want 10.0.0.53 (vm-tap)", m)
+	}
+	if r := mix.finish(t); len(r["done"]) != 1 {
+		t.Errorf("vm-mix did not finish its steps")
+	}
 	v.release(t)
 	res := v.finish(t)
-	checkClientMarks(t, v, lease, res, "10.0.0.100", "10.0.0.199")
-	d.checkLease(t, vm3MAC, lease[0])
+	checkClientMarks(t, v, lease, res, "10.0.0.53", "10.0.0.53")
+	d.checkLease(t, vm3MAC, "10.0.0.53")
 
 	// QEMU exits and its TAP goes with it: the port goes down (or leaves the switch),
 	// vnetd keeps running.
