@@ -9,9 +9,13 @@ import (
 // Producers never block: Push fails when the queue is full or closed. It is the hand-off
 // between a port's writer and its reader (rule 1 of the data path: never deliver
 // synchronously into another stack).
+//
+// The ring starts small and doubles as needed up to its capacity, so the thousands of
+// queues of idle namespace NICs cost a few bytes each instead of capacity slots.
 type Queue struct {
 	mu     sync.Mutex
-	ring   []*Buf // guarded by mu
+	ring   []*Buf // guarded by mu; grows up to max
+	max    int    // capacity
 	head   int    // guarded by mu
 	n      int    // guarded by mu
 	closed bool   // guarded by mu
@@ -26,7 +30,7 @@ func NewQueue(capacity int) *Queue {
 		capacity = 1
 	}
 	return &Queue{
-		ring:  make([]*Buf, capacity),
+		max:   capacity,
 		ready: make(chan struct{}, 1),
 		done:  make(chan struct{}),
 	}
@@ -36,9 +40,12 @@ func NewQueue(capacity int) *Queue {
 // in which case the caller still owns b.
 func (q *Queue) Push(b *Buf) bool {
 	q.mu.Lock()
-	if q.closed || q.n == len(q.ring) {
+	if q.closed || q.n == q.max {
 		q.mu.Unlock()
 		return false
+	}
+	if q.n == len(q.ring) {
+		q.grow(q.n + 1)
 	}
 	q.ring[(q.head+q.n)%len(q.ring)] = b
 	q.n++
@@ -121,6 +128,23 @@ func (q *Queue) Close() {
 	close(q.done)
 }
 
+// minRing is the ring size a queue starts with on its first push.
+const minRing = 16
+
+// grow enlarges the ring to hold at least need buffers (need <= q.max), keeping their
+// order. Called with mu held.
+func (q *Queue) grow(need int) {
+	size := max(len(q.ring)*2, minRing)
+	for size < need {
+		size *= 2
+	}
+	ring := make([]*Buf, min(size, q.max))
+	for i := 0; i < q.n; i++ {
+		ring[i] = q.ring[(q.head+i)%len(q.ring)]
+	}
+	q.ring, q.head = ring, 0
+}
+
 // Done returns a channel that is closed when the queue is.
 func (q *Queue) Done() <-chan struct{} { return q.done }
 
@@ -132,7 +156,10 @@ func (q *Queue) PushBatch(bufs []*Buf) int {
 		q.mu.Unlock()
 		return 0
 	}
-	k := min(len(bufs), len(q.ring)-q.n)
+	k := min(len(bufs), q.max-q.n)
+	if q.n+k > len(q.ring) {
+		q.grow(q.n + k)
+	}
 	wake := q.n == 0 && k > 0
 	for i := 0; i < k; i++ {
 		q.ring[(q.head+q.n)%len(q.ring)] = bufs[i]

@@ -74,3 +74,60 @@ func TestQueuePushBatch(t *testing.T) {
 		t.Fatalf("Pop = %d, %v", n, err)
 	}
 }
+
+// TestQueueGrowsInOrder: the ring starts small and grows while wrapped around, keeping
+// FIFO order, up to exactly its capacity.
+func TestQueueGrowsInOrder(t *testing.T) {
+	q := NewQueue(100)
+	defer q.Close()
+	if len(q.ring) != 0 {
+		t.Fatalf("a new queue holds a %d-slot ring, want none until the first push", len(q.ring))
+	}
+	next, want := 0, 0
+	push := func(k int) {
+		for i := 0; i < k; i++ {
+			b := GetBuf(64)
+			b.N = next
+			if !q.Push(b) {
+				t.Fatalf("Push %d refused at Len %d", next, q.Len())
+			}
+			next++
+		}
+	}
+	pop := func(k int) {
+		out := make([]*Buf, k)
+		if n := q.TryPop(out); n != k {
+			t.Fatalf("TryPop = %d, want %d", n, k)
+		}
+		for _, b := range out {
+			if b.N != want {
+				t.Fatalf("popped %d, want %d (order lost)", b.N, want)
+			}
+			want++
+			b.Release()
+		}
+	}
+	push(10)
+	pop(7) // head moves, so the next growth happens with the ring wrapped
+	push(14)
+	if len(q.ring) != 32 {
+		t.Errorf("ring = %d slots after holding 17, want 32", len(q.ring))
+	}
+	bufs := make([]*Buf, 100)
+	for i := range bufs {
+		bufs[i] = GetBuf(64)
+		bufs[i].N = next + i
+	}
+	took := q.PushBatch(bufs)
+	next += took
+	ReleaseBufs(bufs[took:])
+	if q.Len() != 100 || took != 83 || len(q.ring) != 100 {
+		t.Errorf("after PushBatch: Len %d, took %d, ring %d; want 100, 83, 100 (capacity)", q.Len(), took, len(q.ring))
+	}
+	if b := GetBuf(64); q.Push(b) {
+		t.Error("Push beyond capacity succeeded")
+	} else {
+		b.Release()
+	}
+	pop(100)
+}
