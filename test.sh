@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Runs every vnetd test. As root it also installs the tools the integration tests need
-# (iproute2, iperf3, ...) when they are missing. Set VNETD_INTEGRATION=1 to make a
-# missing privilege or tool a failure instead of a skip (CI does).
+# (iproute2, ping; the VM test's build script installs QEMU and the guest's packages)
+# when they are missing. Set VNETD_INTEGRATION=1 to make a missing privilege or tool a
+# failure instead of a skip (CI does).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 need=()
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
-command -v iperf3 >/dev/null 2>&1 || need+=(iperf3)
+command -v ping >/dev/null 2>&1 || need+=(iputils-ping)
 if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "test.sh: installing ${need[*]}"
   apt-get update -qq
