@@ -53,11 +53,6 @@ type hostifLab struct {
 	sw      *l2switch.Switch
 }
 
-func newHostIfLab(t *testing.T, offload bool) *hostifLab {
-	t.Helper()
-	return newHostIfLabWith(t, hostif.Options{Offload: offload})
-}
-
 func newHostIfLabWith(t *testing.T, o hostif.Options) *hostifLab {
 	t.Helper()
 	l := &hostifLab{a: newNetns(t, "ha"), b: newNetns(t, "hb"), v: newNetns(t, "hv")}
