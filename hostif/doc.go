@@ -23,35 +23,38 @@
 // into metadata, are put back in front of the frame (802.1Q, or 802.1ad when the kernel
 // says so) and the offsets moved accordingly.
 //
-// Receiving goes through a memory-mapped TPACKET_V3 ring by default (32 blocks of
-// 256 KiB): the kernel fills a block with as many frames as fit and hands it over when
-// it is full or BlockTimeout (1 ms, the kernel's smallest) after it was opened;
-// ReadFrames waits for a block through the Go runtime poller, copies up to len(frames)
-// frames out and gives each drained block back. Options.NoRing reads with recvmmsg
-// straight into the caller's buffers instead (PACKET_AUXDATA brings the VLAN tag): a
-// wake-up per packet, so no block-timeout latency, and one copy instead of two.
+// Receiving is recvmmsg straight into the caller's buffers, up to len(frames) frames
+// per call (PACKET_AUXDATA brings the VLAN tag): one copy, and a frame is readable as
+// soon as the kernel queues it. Options.Ring receives through a memory-mapped
+// TPACKET_V3 ring instead (32 blocks of 256 KiB): the kernel fills a block with as many
+// frames as fit and hands it over when it is full or BlockTimeout (1 ms, the kernel's
+// smallest) after it was opened; ReadFrames waits for a block through the Go runtime
+// poller, copies up to len(frames) frames out and gives each drained block back. The
+// ring was meant as the fast path; measured, it is not (below), so it is opt-in.
 // Sending is sendmmsg, up to 64 frames per call, each a two-element iovec (the header,
 // then the caller's frame); a frame the kernel cannot take now is dropped and counted.
 //
 // # Measured
 //
-// bench/hostif.sh on the shared 2-core VM while other work kept its load average at
-// 6-9 (so the kernel bridge itself ranged from 2.2 to 6.8 Gbit/s between runs): netns A
-// - veth - hostif - switch - hostif - veth - netns B against veth + Linux bridge, iperf3,
-// MTU 1500, offload on, medians of 3 interleaved rounds, three runs:
+// bench/hostif.sh: netns A - veth - hostif - switch - hostif - veth - netns B against
+// veth + Linux bridge, iperf3, MTU 1500, offload on, medians of 3 interleaved rounds.
+// On an otherwise idle 2-core VM (2026-12-01):
 //
-//	                        ring              NoRing            bridge
-//	TCP 1 stream, Gbit/s    3.73 2.77 2.76    4.61 3.51 4.03    4.72 2.41 4.60
-//	TCP 4 streams, Gbit/s   5.33 3.65 3.35    5.59 3.83 4.30    5.34 5.30 3.35
-//	ping RTT, ms            1.90 8.74 2.92    0.61 5.71 0.52    0.09 0.09 0.11
+//	                        recvmmsg   ring    bridge
+//	TCP 1 stream, Gbit/s    13.71      11.39   25.11   (0.55x / 0.45x the bridge)
+//	TCP 4 streams, Gbit/s   13.25      11.82   26.72   (0.50x / 0.44x)
+//	ping RTT, ms            0.31       0.83    0.07
 //
-// so ratio= (ring, 1 stream) was 0.79, 1.15 and 0.60, and NoRing's 0.98, 1.46 and
-// 0.88. NoRing beat the ring on one stream in every run, and on latency by the block
-// timeout the ring adds per hop; both cost 1.2-1.6 CPU-seconds per GB forwarded (most of
-// it the kernel delivering into the receiving namespace inside sendmmsg). With
-// OFFLOAD=false (software segmentation in the port) one stream ran at 0.96 Gbit/s
-// (0.17x). BenchmarkRingRead puts the user-space receive cost at 30-50 ns per 64-byte
-// frame and 1-2 µs per 64 KB superframe (the copy, about 27 GB/s), 0 allocations.
+// and in three earlier runs on the same VM shared with other work (load average 6-9,
+// the bridge itself swinging between 2.2 and 6.8 Gbit/s) recvmmsg beat the ring on one
+// stream in every run (0.98x, 1.46x, 0.88x the bridge against 0.79x, 1.15x, 0.60x), and
+// on latency by the block timeout the ring adds per hop. That is why recvmmsg is the
+// default. Both cost 1.2-1.6 CPU-seconds per GB forwarded, most of it the kernel
+// delivering into the receiving namespace inside sendmmsg: on two cores shared with
+// both iperf3 ends that, not the read path, is the limit. With OFFLOAD=false (software
+// segmentation in the port) one stream ran at 0.17x. BenchmarkRingRead puts the
+// ring's user-space receive cost at 30-50 ns per 64-byte frame and 1-2 us per 64 KB
+// superframe (the copy, about 27 GB/s), 0 allocations.
 //
 // # Faults
 //

@@ -8,7 +8,7 @@ import (
 	"github.com/vnetd/vnetd/frame"
 )
 
-// Reading without a ring (Options.NoRing): recvmmsg straight into the caller's buffers,
+// Reading without a ring (the default; Options.Ring unset): recvmmsg straight into the caller's buffers,
 // one copy per frame and a wake-up per packet instead of per ring block. PACKET_AUXDATA
 // brings each frame's VLAN tag (which the kernel always takes out of received frames)
 // and receive status.

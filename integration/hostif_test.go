@@ -79,7 +79,7 @@ func TestHostIfSwitchTwoNetns(t *testing.T) {
 	for _, c := range []struct{ offload, noRing bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
 		offload := c.offload
 		t.Run(fmt.Sprintf("offload=%v/ring=%v", c.offload, !c.noRing), func(t *testing.T) {
-			l := newHostIfLabWith(t, hostif.Options{Offload: c.offload, NoRing: c.noRing})
+			l := newHostIfLabWith(t, hostif.Options{Offload: c.offload, Ring: !c.noRing})
 			if err := ping(l.a, "10.96.0.2"); err != nil {
 				t.Fatalf("ping 10.96.0.2 from A: %v", err)
 			}
@@ -131,7 +131,7 @@ func TestHostIfIgnoresOutgoing(t *testing.T) {
 }
 
 func testHostIfIgnoresOutgoing(t *testing.T, noRing bool) {
-	l := newHostIfLabWith(t, hostif.Options{Offload: true, NoRing: noRing})
+	l := newHostIfLabWith(t, hostif.Options{Offload: true, Ring: !noRing})
 	if err := ping(l.a, "10.96.0.2"); err != nil {
 		t.Fatalf("ping 10.96.0.2 from A: %v", err)
 	}
@@ -324,8 +324,8 @@ func TestHostIfQEMUStyleTAP(t *testing.T) {
 			hostifVeth(t, v, "hk", a, "eth0")
 			inNetns(t, a, "ip", "addr", "add", "10.95.0.1/24", "dev", "eth0")
 			inNetns(t, a, "ip", "-6", "addr", "add", "fd95::1/64", "dev", "eth0", "nodad")
-			ptap := openHostIf(t, v, name, hostif.Options{Offload: offload, NoRing: c.noRing})
-			pk := openHostIf(t, v, "hk", hostif.Options{Offload: offload, NoRing: c.noRing})
+			ptap := openHostIf(t, v, name, hostif.Options{Offload: offload, Ring: !c.noRing})
+			pk := openHostIf(t, v, "hk", hostif.Options{Offload: offload, Ring: !c.noRing})
 			sw := l2switch.New(l2switch.Config{Name: "lan0", Logger: slog.New(slog.DiscardHandler)})
 			t.Cleanup(func() { sw.Close() })
 			for _, p := range []frame.Port{ptap, pk} {
@@ -388,7 +388,7 @@ func TestHostIfQEMUStyleTAP(t *testing.T) {
 // and stays down, the switch's other port is unaffected.
 func testHostIfDeleted(t *testing.T, v, k string, noRing bool) {
 	hostifVeth(t, v, "hdel", k, "hdelp")
-	p := openHostIf(t, v, "hdel", hostif.Options{Offload: true, NoRing: noRing})
+	p := openHostIf(t, v, "hdel", hostif.Options{Offload: true, Ring: !noRing})
 	keepName := "hkeep"
 	if noRing {
 		keepName = "hkeep2"
@@ -397,7 +397,7 @@ func testHostIfDeleted(t *testing.T, v, k string, noRing bool) {
 	t.Cleanup(func() { sw.Close() })
 	// A second port on the switch to check the switch survives and reports.
 	hostifVeth(t, v, keepName, k, keepName+"p")
-	keep := openHostIf(t, v, keepName, hostif.Options{Offload: true, NoRing: noRing})
+	keep := openHostIf(t, v, keepName, hostif.Options{Offload: true, Ring: !noRing})
 	for _, q := range []frame.Port{p, keep} {
 		if err := sw.AddPort(q, l2switch.PortConfig{}); err != nil {
 			t.Fatalf("AddPort(%s) = %v", q.Info().Name, err)
@@ -440,7 +440,7 @@ func testHostIfDeleted(t *testing.T, v, k string, noRing bool) {
 // testHostIfDownUp sets an attached interface down and up again: traffic stops, then
 // flows again through the same port, which never goes down on the switch.
 func testHostIfDownUp(t *testing.T, noRing bool) {
-	l := newHostIfLabWith(t, hostif.Options{Offload: true, NoRing: noRing})
+	l := newHostIfLabWith(t, hostif.Options{Offload: true, Ring: !noRing})
 	if err := ping(l.a, "10.96.0.2"); err != nil {
 		t.Fatalf("ping before: %v", err)
 	}
@@ -480,8 +480,8 @@ func TestHostIfVLANTagRestored(t *testing.T) {
 			a, b, v := newNetns(t, "ha"), newNetns(t, "hb"), newNetns(t, "hv")
 			hostifVeth(t, v, "hpa", a, "eth0")
 			hostifVeth(t, v, "hpb", b, "eth0")
-			pa := openHostIf(t, v, "hpa", hostif.Options{Offload: true, NoRing: noRing})
-			pb := openHostIf(t, v, "hpb", hostif.Options{Offload: true, NoRing: noRing})
+			pa := openHostIf(t, v, "hpa", hostif.Options{Offload: true, Ring: !noRing})
+			pb := openHostIf(t, v, "hpb", hostif.Options{Offload: true, Ring: !noRing})
 			sw := l2switch.New(l2switch.Config{Name: "vlansw", Logger: slog.New(slog.DiscardHandler)})
 			t.Cleanup(func() { sw.Close() })
 			if err := sw.AddPort(pa, l2switch.PortConfig{Trunk: []uint16{10}}); err != nil {

@@ -28,7 +28,7 @@ func main() {
 	blocks := flag.Int("blocks", 0, "ring blocks (0: default)")
 	tov := flag.Duration("tov", 0, "ring block timeout (0: default)")
 	bypass := flag.Bool("bypass", false, "PACKET_QDISC_BYPASS")
-	noRing := flag.Bool("noring", false, "read with recvmmsg instead of the TPACKET_V3 ring")
+	ring := flag.Bool("ring", false, "read through the TPACKET_V3 ring instead of recvmmsg")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -49,7 +49,7 @@ func main() {
 	var ports []*hostif.Port
 	for _, name := range []string{*a, *b} {
 		p, err := hostif.Open(hostif.Options{Name: name, Offload: *offload, SetUp: true, Logger: log,
-			BlockSize: *blockKiB << 10, Blocks: *blocks, BlockTimeout: *tov, QdiscBypass: *bypass, NoRing: *noRing})
+			BlockSize: *blockKiB << 10, Blocks: *blocks, BlockTimeout: *tov, QdiscBypass: *bypass, Ring: *ring})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "hostifswitch:", err)
 			os.Exit(1)
