@@ -277,7 +277,7 @@ func (n *NIC) deliver() {
 			}
 			delivered++
 			bytes += b.N
-			pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(b.Bytes())})
+			pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: inboundPayload(b.Bytes())})
 			// A partial checksum (NeedsCsum) came from a sender that trusts the receiver
 			// to check nothing: an in-process stack or an offload TAP's kernel.
 			pkt.RXChecksumValidated = b.Meta.NeedsCsum || b.Meta.CsumValid
@@ -291,6 +291,27 @@ func (n *NIC) deliver() {
 		}
 		frame.ReleaseBufs(bufs[:k])
 	}
+}
+
+// headSplit is where inboundPayload cuts a frame: past the Ethernet, IP and TCP headers
+// of nearly every packet (14 + 40 + 60 with room for IPv6 extension headers).
+const headSplit = 192
+
+// inboundPayload copies a received frame into a gVisor buffer as two views, the first
+// headSplit bytes (the headers) and the rest. gVisor's IPv4 receive path holds a
+// reference to the network header's view while it reads that header again, and
+// buffer.PullUp then clones the whole chunk under it: with one view per frame that was
+// a 64 KB copy per superframe (11% of the CPU of a switched TCP stream); split, it
+// copies the small header chunk only. The split also keeps a 64 KB superframe with its
+// Ethernet header inside gVisor's largest pooled chunk (64 KiB) instead of a fresh
+// allocation per frame.
+func inboundPayload(b []byte) buffer.Buffer {
+	if len(b) <= 2*headSplit {
+		return buffer.MakeWithData(b)
+	}
+	buf := buffer.MakeWithData(b[:headSplit])
+	buf.Append(buffer.NewViewWithData(b[headSplit:]))
+	return buf
 }
 
 // Close implements frame.Port: the NIC stops carrying frames. Its stack keeps it until
