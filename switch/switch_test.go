@@ -407,10 +407,19 @@ func TestCountersMatch(t *testing.T) {
 		h1.send(eth(h2.mac, h1.mac, "x"))
 		h2.expect("x")
 	}
-	p1, p2 := portStatus(t, sw, "p1"), portStatus(t, sw, "p2")
-	if p1.Counters.RxFrames != 100 || p1.Counters.RxBytes != 6000 || p2.Counters.TxFrames != 100 || p2.Counters.TxBytes != 6000 ||
-		p2.Counters.RxFrames != 1 || p1.Counters.TxFrames != 1 {
-		t.Fatalf("p1 %+v p2 %+v: want p1 rx 100/6000 tx 1, p2 tx 100/6000 rx 1", p1.Counters, p2.Counters)
+	// A port's receive counters are added once per batch, after the batch is
+	// forwarded: the last frame can reach h2 a moment before p1 counts it.
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		p1, p2 := portStatus(t, sw, "p1"), portStatus(t, sw, "p2")
+		if p1.Counters.RxFrames == 100 && p1.Counters.RxBytes == 6000 && p2.Counters.TxFrames == 100 && p2.Counters.TxBytes == 6000 &&
+			p2.Counters.RxFrames == 1 && p1.Counters.TxFrames == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("p1 %+v p2 %+v: want p1 rx 100/6000 tx 1, p2 tx 100/6000 rx 1", p1.Counters, p2.Counters)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
