@@ -300,6 +300,10 @@ func TestTAPFaults(t *testing.T) {
 		if err := doInNetns(t, ns, func() (err error) { tp, err = tap.Open(opts); return err }); err != nil {
 			t.Fatalf("tap.Open(%+v) = %v", opts, err)
 		}
+		// A single-queue TAP has one owner: a second open while tp holds it is refused.
+		if err := doInNetns(t, ns, func() error { _, err := tap.Open(opts); return err }); err == nil || !strings.Contains(err.Error(), "busy") {
+			t.Errorf("second tap.Open of %s while attached = %v, want a TAP busy error", name, err)
+		}
 		tp.Close()
 		if out := inNetns(t, ns, "ip", "link", "show", name); !strings.Contains(out, name) {
 			t.Errorf("persistent TAP %s gone after Close of an attached port", name)

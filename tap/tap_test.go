@@ -1,6 +1,10 @@
 package tap
 
 import (
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -57,5 +61,34 @@ func TestOpenQueuesBadCount(t *testing.T) {
 	}
 	if _, err := OpenQueues(Options{Name: "vq0", Create: true, Queues: maxQueues + 1}); err == nil || !strings.Contains(err.Error(), "at most 256") {
 		t.Errorf("OpenQueues(Queues: %d) = %v, want an error naming the limit", maxQueues+1, err)
+	}
+}
+
+// TestOpenWithoutPermission: without CAP_NET_ADMIN, creating a TAP fails with an error
+// that says so, and nothing is created. As root the check runs in a copy of this test
+// as nobody without capabilities (setpriv), so root never creates a TAP here.
+func TestOpenWithoutPermission(t *testing.T) {
+	if os.Geteuid() == 0 {
+		setpriv, err := exec.LookPath("setpriv")
+		if err != nil {
+			if os.Getenv("VNETD_INTEGRATION") == "1" {
+				t.Fatal("as root without setpriv (util-linux): cannot drop privileges to check the error")
+			}
+			t.Skip("as root without setpriv (util-linux): cannot drop privileges to check the error")
+		}
+		cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+			os.Args[0], "-test.run=^TestOpenWithoutPermission$", "-test.count=1", "-test.v")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestOpenWithoutPermission") {
+			t.Errorf("TestOpenWithoutPermission as nobody: %v: %s", err, out)
+		}
+		return
+	}
+	_, err := Open(Options{Name: "vnoperm0", Create: true, Logger: slog.New(slog.DiscardHandler)})
+	if err == nil || !strings.Contains(err.Error(), "no permission") || !strings.Contains(err.Error(), "CAP_NET_ADMIN") {
+		t.Errorf("Open(Create) without CAP_NET_ADMIN = %v, want a no-permission error naming CAP_NET_ADMIN", err)
+	}
+	if _, err := net.InterfaceByName("vnoperm0"); err == nil {
+		t.Errorf("vnoperm0 exists after a failed Open")
 	}
 }
