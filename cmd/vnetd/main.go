@@ -158,7 +158,7 @@ func cmdValidate(args []string, stdout io.Writer) error {
 		}
 		return usageError{err.Error()}
 	}
-	fmt.Fprintf(stdout, "%s: ok (%d switches, %d namespaces, %d routers, %d forwards)\n", pos[0], len(c.Switches), len(c.Namespaces), len(c.Routers), len(c.Forwards))
+	fmt.Fprintf(stdout, "%s: ok (%s)\n", pos[0], configCounts(c))
 	return nil
 }
 
@@ -281,7 +281,7 @@ func reload(d *daemon.Daemon, path string, lv *slog.LevelVar, log *slog.Logger) 
 }
 
 func printSummary(w io.Writer, c *config.Config, src, sock string) {
-	fmt.Fprintf(w, "vnetd is up (%s): %d switches, %d namespaces, %d routers, %d forwards\n", src, len(c.Switches), len(c.Namespaces), len(c.Routers), len(c.Forwards))
+	fmt.Fprintf(w, "vnetd is up (%s): %s\n", src, configCounts(c))
 	for _, ns := range c.Namespaces {
 		var addrs, svcs []string
 		for _, n := range ns.NICs {
@@ -529,4 +529,16 @@ func printRows(w io.Writer, view string, rows []map[string]any) {
 		}
 		fmt.Fprintln(w, strings.Join(vals, "\t"))
 	}
+}
+
+// configCounts is "2 switches, 3 namespaces, 1 router, 2 forwards" for c.
+func configCounts(c *config.Config) string {
+	count := func(n int, one, many string) string {
+		if n == 1 {
+			return "1 " + one
+		}
+		return fmt.Sprintf("%d %s", n, many)
+	}
+	return strings.Join([]string{count(len(c.Switches), "switch", "switches"), count(len(c.Namespaces), "namespace", "namespaces"),
+		count(len(c.Routers), "router", "routers"), count(len(c.Forwards), "forward", "forwards")}, ", ")
 }
