@@ -6,12 +6,14 @@
 // frame.Ports: attach one to a switch with l2switch's AddPort, or join two NICs
 // directly with Connect (a pass-through pair with nothing in between).
 //
-// Data path: frames the stack sends go into the NIC's bounded outbound queue, which
-// whoever drives the port drains with ReadFrames. Frames written to the NIC
-// (WriteFrames) go into a bounded inbound queue that the NIC's own goroutine delivers
-// into the stack (it runs only while the queue holds frames, so an idle NIC costs no
+// Data path: packets the stack sends go, by reference, into the NIC's bounded outbound
+// queue, which whoever drives the port drains with ReadFrames (copying each packet
+// straight into the caller's frame). WriteFrames copies each frame into a gVisor packet
+// and queues it on a bounded inbound queue that the NIC's own goroutine delivers into
+// the stack (it runs only while the queue holds packets, so an idle NIC costs no
 // goroutine); WriteFrames never enters the stack itself, so a stack that answers
 // inline (an ICMP error, a RST) can never deadlock against a caller holding its locks.
+// A payload byte is thus copied once into the NIC and once out of it.
 // Superframes cross with their GSO metadata: a NIC advertises host GSO to gVisor, so
 // TCP hands it up to 64 KiB segments, and accepts such segments inbound with the
 // checksum marked as validated.
@@ -20,7 +22,8 @@
 // ::1) holds about 27 KB and one goroutine (its TCP processor) and takes about 0.2 ms
 // to create; 10,000 of them about 290 MB of RSS and 2 s. A NIC with two addresses adds about
 // 115 KB, 78 KB of it gVisor's two neighbour caches (ARP and NDP), which preallocate
-// maps for 512 entries each, and 16 KB the NIC's two frame queues; its delivery
+// maps for 512 entries each; the NIC's two queues cost a few hundred bytes while
+// empty (their rings grow as packets queue, up to QueueLen); its delivery
 // goroutine runs only while frames come in. Idle namespaces use no CPU: nothing in
 // them ticks (no DAD, router solicitation, MLD or IGMP; see TestIdleNamespacesCostNoCPU).
 //

@@ -40,26 +40,38 @@ type NIC struct {
 	mtu  atomic.Uint32
 	gso  bool
 
-	out *frame.Queue // stack → ReadFrames
-	in  *frame.Queue // WriteFrames → delivery goroutine → stack
+	// Both queues hold gVisor packets, each with a reference of its own: out the
+	// packets the stack sent (ReadFrames copies them into the caller's frames), in the
+	// packets WriteFrames built from received frames (the delivery goroutine hands them
+	// to the stack). A payload byte is copied once on each side.
+	out *packetQueue // stack → ReadFrames
+	in  *packetQueue // WriteFrames → delivery goroutine → stack
 
 	// The delivery goroutine runs only while frames come in (see kick, deliver): an
 	// idle NIC costs no goroutine, and 10,000 idle namespaces no 10,000 parked stacks.
-	delivering atomic.Bool   // a delivery goroutine runs
-	wake       chan struct{} // capacity 1: "in may have frames", for a parked deliverer
-	deliverBuf []*frame.Buf  // its Pop scratch; one delivery goroutine at a time
-	runMu      sync.Mutex    // orders kick's wg.Add before wait's wg.Wait
-	stopped    bool          // guarded by runMu: wait was called, start no more
+	delivering atomic.Bool           // a delivery goroutine runs
+	wake       chan struct{}         // capacity 1: "in may have frames", for a parked deliverer
+	deliverBuf []*stack.PacketBuffer // its Pop scratch; one delivery goroutine at a time
+	runMu      sync.Mutex            // orders kick's wg.Add before wait's wg.Wait
+	stopped    bool                  // guarded by runMu: wait was called, start no more
 	deliverWG  sync.WaitGroup
 
 	dispatcher atomic.Pointer[dispatcherBox]
 	stats      frame.Counters
-	popBuf     []*frame.Buf // ReadFrames scratch; one reader at a time
+	popBuf     []*stack.PacketBuffer // ReadFrames scratch; one reader at a time
 
 	closeOnce sync.Once
 }
 
 type dispatcherBox struct{ d stack.NetworkDispatcher }
+
+// packetQueue is a NIC's bounded queue of packets; closing it drops the references of
+// the packets still queued.
+type packetQueue = frame.Ring[*stack.PacketBuffer]
+
+func newPacketQueue(capacity int) *packetQueue {
+	return frame.NewRing(capacity, (*stack.PacketBuffer).DecRef)
+}
 
 var (
 	_ frame.Port         = (*NIC)(nil)
@@ -101,7 +113,7 @@ func (ns *Namespace) AddNIC(c NICConfig) (*NIC, error) {
 		return nil, fmt.Errorf("namespace %q: add NIC %q: name in use", ns.name, c.Name)
 	}
 	n := &NIC{ns: ns, id: ns.nextID, name: c.Name, mac: c.MAC, gso: !c.NoGSO,
-		out: frame.NewQueue(c.QueueLen), in: frame.NewQueue(c.QueueLen), wake: make(chan struct{}, 1)}
+		out: newPacketQueue(c.QueueLen), in: newPacketQueue(c.QueueLen), wake: make(chan struct{}, 1)}
 	n.mtu.Store(uint32(c.MTU))
 	ep := ethernet.New(&linkEP{nic: n})
 	if e := ns.st.CreateNICWithOptions(n.id, ep, stack.NICOptions{Name: c.Name}); e != nil {
@@ -157,44 +169,126 @@ func (n *NIC) Info() frame.Info {
 	return frame.Info{Name: n.ns.name + "." + n.name, MTU: mtu, MaxFrame: frame.MaxFrameFor(mtu, n.gso), Caps: caps}
 }
 
-// ReadFrames implements frame.Port: it returns frames the namespace sent.
+// ReadFrames implements frame.Port: it returns frames the namespace sent, copying each
+// queued packet straight into the caller's buffer.
 func (n *NIC) ReadFrames(frames []frame.Frame) (int, error) {
 	if len(frames) == 0 {
 		return 0, nil
 	}
 	if cap(n.popBuf) < len(frames) {
-		n.popBuf = make([]*frame.Buf, len(frames))
+		n.popBuf = make([]*stack.PacketBuffer, len(frames))
 	}
-	bufs := n.popBuf[:len(frames)]
+	pkts := n.popBuf[:len(frames)]
 	for {
-		k, err := n.out.Pop(bufs)
+		k, err := n.out.Pop(pkts)
 		if err != nil {
 			return 0, err
 		}
 		got := 0
-		for _, b := range bufs[:k] {
-			if b.CopyTo(&frames[got]) {
+		for i, pkt := range pkts[:k] {
+			f := &frames[got]
+			if size := pkt.Size(); size <= len(f.Buf) {
+				f.N = copyPacket(f.Buf, pkt)
+				f.Meta = outboundMeta(pkt)
 				got++
 			} else {
 				n.stats.TxDropped.Add(1)
 			}
+			pkt.DecRef()
+			pkts[i] = nil
 		}
-		frame.ReleaseBufs(bufs[:k])
 		if got > 0 {
 			return got, nil
 		}
 	}
 }
 
-// WriteFrames implements frame.Port: it queues frames for the namespace to receive.
+// copyPacket copies pkt, from its link header on, into b, which must hold pkt.Size()
+// bytes. It walks the packet's views as pkt.AsSlices does, without allocating a slice
+// of them.
+func copyPacket(b []byte, pkt *stack.PacketBuffer) int {
+	views, skip := pkt.AsViewList()
+	n := 0
+	for v := views.Front(); v != nil; v = v.Next() {
+		s := v.AsSlice()
+		if skip >= len(s) {
+			skip -= len(s)
+			continue
+		}
+		n += copy(b[n:], s[skip:])
+		skip = 0
+	}
+	return n
+}
+
+// outboundMeta translates a sent packet's GSO options into a frame's offload metadata.
+func outboundMeta(pkt *stack.PacketBuffer) frame.Meta {
+	var m frame.Meta
+	g := pkt.GSOOptions
+	if g.Type == stack.GSONone {
+		return m
+	}
+	if g.NeedsCsum {
+		m.NeedsCsum = true
+		m.CsumStart = uint16(header.EthernetMinimumSize) + g.L3HdrLen
+		m.CsumOffset = g.CsumOffset
+	}
+	if pkt.Data().Size() > int(g.MSS) {
+		switch g.Type {
+		case stack.GSOTCPv4:
+			m.GSO = frame.GSOTCPv4
+		case stack.GSOTCPv6:
+			m.GSO = frame.GSOTCPv6
+		}
+		m.GSOSize = g.MSS
+		m.HdrLen = uint16(pkt.HeaderSize())
+	}
+	return m
+}
+
+// WriteFrames implements frame.Port: it copies each frame into a gVisor packet and
+// queues that for the namespace to receive. Frames of a bad length or beyond the
+// queue's room are not taken; a frame without offload metadata whose TCP or UDP
+// checksum is wrong is taken and dropped (both counted as RxDropped).
 func (n *NIC) WriteFrames(frames []frame.Frame) (int, error) {
 	select {
 	case <-n.in.Done():
 		return 0, net.ErrClosed
 	default:
 	}
-	took, _ := n.in.PushCopies(frames, frame.MaxSuperFrame)
-	if dropped := len(frames) - took; dropped > 0 {
+	var batch [64]*stack.PacketBuffer
+	took, dropped := 0, 0
+	for len(frames) > 0 {
+		k, taken := 0, 0 // taken: frames of this batch accepted, queued or not
+		for k < len(batch) && len(frames) > 0 {
+			f := &frames[0]
+			frames = frames[1:]
+			if f.N < frame.MinFrameLen || f.N > frame.MaxSuperFrame {
+				dropped++
+				continue
+			}
+			taken++
+			if !f.Meta.NeedsCsum && !f.Meta.CsumValid && !l4ChecksumOK(f.Bytes()) {
+				dropped++
+				continue
+			}
+			pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: inboundPayload(f.Bytes())})
+			// A partial checksum (NeedsCsum) came from a sender that trusts the receiver
+			// to check nothing: an in-process stack or an offload TAP's kernel.
+			pkt.RXChecksumValidated = f.Meta.NeedsCsum || f.Meta.CsumValid
+			batch[k] = pkt
+			k++
+		}
+		q := n.in.PushBatch(batch[:k])
+		for i, pkt := range batch[q:k] {
+			pkt.DecRef()
+			batch[q+i] = nil
+		}
+		clear(batch[:q])
+		took += taken - (k - q)
+		dropped += k - q
+	}
+	if dropped > 0 {
 		n.stats.RxDropped.Add(uint64(dropped))
 	}
 	if took > 0 {
@@ -232,14 +326,14 @@ func (n *NIC) kick() {
 	}
 }
 
-// deliver feeds queued inbound frames to the stack, on the NIC's own goroutine, until
+// deliver hands queued inbound packets to the stack, on the NIC's own goroutine, until
 // the queue has been empty for deliverLinger or is closed.
 func (n *NIC) deliver() {
 	defer n.deliverWG.Done()
 	if n.deliverBuf == nil {
-		n.deliverBuf = make([]*frame.Buf, 64)
+		n.deliverBuf = make([]*stack.PacketBuffer, 64)
 	}
-	bufs := n.deliverBuf
+	pkts := n.deliverBuf
 	var idle *time.Timer
 	defer func() {
 		if idle != nil {
@@ -247,7 +341,7 @@ func (n *NIC) deliver() {
 		}
 	}()
 	for {
-		k := n.in.TryPop(bufs)
+		k := n.in.TryPop(pkts)
 		if k == 0 {
 			if idle == nil {
 				idle = time.NewTimer(deliverLinger)
@@ -271,25 +365,20 @@ func (n *NIC) deliver() {
 		}
 		box := n.dispatcher.Load()
 		delivered, bytes := 0, 0
-		for _, b := range bufs[:k] {
-			if box == nil || (!b.Meta.NeedsCsum && !b.Meta.CsumValid && !l4ChecksumOK(b.Bytes())) {
-				continue
+		for i, pkt := range pkts[:k] {
+			if box != nil {
+				delivered++
+				bytes += pkt.Size()
+				box.d.DeliverNetworkPacket(0, pkt)
 			}
-			delivered++
-			bytes += b.N
-			pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: inboundPayload(b.Bytes())})
-			// A partial checksum (NeedsCsum) came from a sender that trusts the receiver
-			// to check nothing: an in-process stack or an offload TAP's kernel.
-			pkt.RXChecksumValidated = b.Meta.NeedsCsum || b.Meta.CsumValid
-			box.d.DeliverNetworkPacket(0, pkt)
 			pkt.DecRef()
+			pkts[i] = nil
 		}
 		n.stats.RxFrames.Add(uint64(delivered))
 		n.stats.RxBytes.Add(uint64(bytes))
 		if delivered < k {
 			n.stats.RxDropped.Add(uint64(k - delivered))
 		}
-		frame.ReleaseBufs(bufs[:k])
 	}
 }
 
@@ -333,37 +422,17 @@ func (n *NIC) wait() {
 	n.deliverWG.Wait()
 }
 
-// send queues one outbound packet (Ethernet header included) as a frame.
+// send queues one outbound packet (Ethernet header included), holding a reference to
+// it until ReadFrames has copied it out. Holding it is safe: gVisor does not change a
+// packet once its link endpoint has it (qdisc/fifo queues packets the same way), and
+// its buffers are copy-on-write, so a sender reusing the payload's chunks copies them.
 func (n *NIC) send(pkt *stack.PacketBuffer) bool {
 	size := pkt.Size()
 	if size > frame.MaxSuperFrame {
 		return false
 	}
-	b := frame.GetBuf(size)
-	off := 0
-	for _, v := range pkt.AsSlices() {
-		off += copy(b.B[off:], v)
-	}
-	b.N = off
-	if g := pkt.GSOOptions; g.Type != stack.GSONone {
-		if g.NeedsCsum {
-			b.Meta.NeedsCsum = true
-			b.Meta.CsumStart = uint16(header.EthernetMinimumSize) + g.L3HdrLen
-			b.Meta.CsumOffset = g.CsumOffset
-		}
-		if pkt.Data().Size() > int(g.MSS) {
-			switch g.Type {
-			case stack.GSOTCPv4:
-				b.Meta.GSO = frame.GSOTCPv4
-			case stack.GSOTCPv6:
-				b.Meta.GSO = frame.GSOTCPv6
-			}
-			b.Meta.GSOSize = g.MSS
-			b.Meta.HdrLen = uint16(pkt.HeaderSize())
-		}
-	}
-	if !n.out.Push(b) {
-		b.Release()
+	if !n.out.Push(pkt.IncRef()) {
+		pkt.DecRef()
 		n.stats.TxDropped.Add(1)
 		return false
 	}
