@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,12 +84,33 @@ func kernelNSExchange(t *testing.T, k string, ns *nsstack.Namespace, addr, back 
 		t.Fatalf("%s.Dial(%s): %v", ns.Name(), back, err)
 	}
 	if _, err := c.Write(want); err != nil {
+		logKernelNetStats(t, k)
 		t.Fatalf("write to %s: %v", back, err)
 	}
 	c.Close()
 	if b := <-got; !bytes.Equal(b, want) {
+		logKernelNetStats(t, k)
 		t.Fatalf("kernel netns %s received %d bytes, want the %d sent, intact", k, len(b), n)
 	}
+}
+
+var netStatOfInterest = regexp.MustCompile(`Err|Drop|Csum|Retrans|Loss|Ofo|Prune|Collapse|Discard|InSegs|OutSegs|Abort|Timeout`)
+
+// logKernelNetStats logs netns k's non-zero IP/TCP error and drop counters and its
+// links' statistics: what the kernel did with the frames vnetd wrote.
+func logKernelNetStats(t *testing.T, k string) {
+	t.Helper()
+	out, _ := nsCommand(k, "nstat", "-az")
+	var keep []string
+	for line := range strings.Lines(out) {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[1] != "0" && netStatOfInterest.MatchString(f[0]) {
+			keep = append(keep, f[0]+"="+f[1])
+		}
+	}
+	t.Logf("netns %s counters: %s", k, strings.Join(keep, " "))
+	links, _ := nsCommand(k, "ip", "-s", "link")
+	t.Logf("netns %s links:\n%s", k, links)
 }
 
 func newNamespaceOn(t *testing.T, sw *l2switch.Switch, name string, addrs ...string) *nsstack.Namespace {
@@ -125,6 +148,14 @@ func TestTAPKernelToNamespace(t *testing.T) {
 			if err := sw.AddPort(tp, l2switch.PortConfig{}); err != nil {
 				t.Fatalf("AddPort(tap): %v", err)
 			}
+			t.Cleanup(func() {
+				if t.Failed() {
+					t.Logf("TAP %s: %+v faults %d", tp.Name(), tp.Counters.Snapshot(), tp.Faults.Load())
+					for _, st := range sw.Ports() {
+						t.Logf("port %s: up %v %+v drops %v segmented %d", st.Name, st.Up, st.Counters, st.Drops, st.Segments)
+					}
+				}
+			})
 			inNetns(t, k, "ip", "addr", "add", "10.98.0.1/24", "dev", tp.Name())
 			ns := newNamespaceOn(t, sw, "v", "10.98.0.2/24")
 			if err := ping(k, "10.98.0.2"); err != nil {

@@ -29,9 +29,11 @@
 // within one batch, so a batch that is one flow costs one FDB read for all its frames
 // (BenchmarkForward64Mixed measures the case where it never hits).
 //
-// Frames whose offloads (frame.Meta) the egress port cannot take (Caps.Accepts) go
-// through an unexported software hook at that port's edge; until package offload lands
-// the hook declines and they are counted as the "offload" drop of that port.
+// Frames whose offloads (frame.Meta) the egress port cannot take (Caps.Accepts) are
+// queued whole and segmented (package offload) by the port's writer just before it
+// writes them, as Linux segments GSO packets only at the device: the output queue's
+// bound counts superframes, and a superframe the software cannot segment (malformed) is
+// counted as the "offload" drop of that port.
 //
 // Lock order: Switch.mu (control plane) before an FDB shard's mu. The data path takes
 // a shard's mu only to learn a new MAC or move one, one shard at a time.

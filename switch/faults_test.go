@@ -1,6 +1,7 @@
 package l2switch
 
 import (
+	"encoding/binary"
 	"errors"
 	"net"
 	"sync"
@@ -115,12 +116,109 @@ func TestSuperframeToPlainPortIsNotPassedWhole(t *testing.T) {
 	}
 	// The offload-capable port gets it whole, metadata intact.
 	h2.expect("super")
-	// The plain port never sees a superframe.
-	st := portStatus(t, sw, "plain")
-	if st.Counters.TxFrames != 0 {
-		t.Fatalf("plain port tx_frames = %d, want 0", st.Counters.TxFrames)
+	// The plain port never sees a superframe: its writer segments it or, as here (the
+	// frame is not really TCP), counts it as an offload drop.
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		st := portStatus(t, sw, "plain")
+		if st.Counters.TxFrames != 0 {
+			t.Fatalf("plain port tx_frames = %d, want 0", st.Counters.TxFrames)
+		}
+		if st.Drops[DropOffload]+st.Segments != 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("plain port: neither segmented nor counted as an offload drop: %+v", st)
+		}
+		time.Sleep(time.Millisecond)
 	}
-	if st.Drops[DropOffload]+st.Segments == 0 {
-		t.Fatalf("plain port: neither segmented nor counted as an offload drop: %+v", st)
+}
+
+// tcp4Superframe is a TCPv4 superframe from src to dst carrying payload bytes, with the
+// GSO metadata an offload-capable sender gives it (MSS 1448, partial checksum).
+func tcp4Superframe(dst, src frame.MAC, payload int) ([]byte, frame.Meta) {
+	f := make([]byte, 14+20+20+payload)
+	copy(f[0:6], dst[:])
+	copy(f[6:12], src[:])
+	binary.BigEndian.PutUint16(f[12:], 0x0800)
+	ip := f[14:]
+	ip[0], ip[8], ip[9] = 0x45, 64, 6
+	binary.BigEndian.PutUint16(ip[2:], uint16(20+20+payload))
+	copy(ip[12:], []byte{10, 0, 0, 1, 10, 0, 0, 2})
+	var sum uint32
+	for i := 0; i < 20; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
+	tcp := ip[20:]
+	binary.BigEndian.PutUint16(tcp[0:], 5001)
+	binary.BigEndian.PutUint16(tcp[2:], 40000)
+	binary.BigEndian.PutUint32(tcp[4:], 1000)
+	tcp[12], tcp[13] = 5<<4, 0x10 // ACK
+	binary.BigEndian.PutUint16(tcp[14:], 512)
+	for i := range payload {
+		tcp[20+i] = byte(i)
+	}
+	return f, frame.Meta{GSO: frame.GSOTCPv4, GSOSize: 1448, HdrLen: 54, NeedsCsum: true, CsumStart: 34, CsumOffset: 16}
+}
+
+// Superframes toward a port without offloads are queued whole and segmented by the
+// port's writer: a burst of them fits a short output queue (4 entries here) although
+// it makes 180 segments, and every segment arrives in order.
+func TestSuperframesSegmentedAtTheEgressEdge(t *testing.T) {
+	sw := newSwitch(t, Config{QueueLen: 4})
+	src := addHost(t, sw, "src", mac(1), PortConfig{})
+	plainCaps := frame.Caps(0)
+	near, far := veth.NewPair(veth.Options{NameA: "plain", Caps: &plainCaps, QueueLen: 4096})
+	defer far.Close()
+	if err := sw.AddPort(near, PortConfig{}); err != nil {
+		t.Fatalf("sw.AddPort(plain): %v", err)
+	}
+	dst := mac(9)
+	// Teach the switch where dst is, so the superframes are unicast to the plain port.
+	learn := eth(frame.Broadcast, dst, "learn-dst")
+	if _, err := far.WriteFrames([]frame.Frame{{Buf: learn, N: len(learn)}}); err != nil {
+		t.Fatal(err)
+	}
+	src.expect("learn-dst")
+	const supers, perSuper = 4, 45
+	sf, m := tcp4Superframe(dst, src.mac, perSuper*1448)
+	batch := make([]frame.Frame, supers)
+	for i := range batch {
+		batch[i] = frame.Frame{Buf: sf, N: len(sf), Meta: m}
+	}
+	if n, err := src.end.WriteFrames(batch); n != supers || err != nil {
+		t.Fatalf("WriteFrames = %d, %v", n, err)
+	}
+	got := 0
+	bufs := make([]frame.Frame, 64)
+	for i := range bufs {
+		bufs[i].Buf = make([]byte, 2048)
+	}
+	// A read that waits for segments that never come is ended by closing the port.
+	stop := time.AfterFunc(5*time.Second, func() { far.Close() })
+	defer stop.Stop()
+	for got < supers*perSuper {
+		n, err := far.ReadFrames(bufs)
+		if err != nil {
+			break
+		}
+		for _, f := range bufs[:n] {
+			if f.N != 14+20+20+1448 || f.Meta.GSO != frame.GSONone {
+				t.Fatalf("segment %d: %d bytes, meta %+v; want a plain %d-byte frame", got, f.N, f.Meta, 14+20+20+1448)
+			}
+			seq := binary.BigEndian.Uint32(f.Buf[14+20+4:])
+			if want := uint32(1000 + 1448*(got%perSuper)); seq != want {
+				t.Fatalf("segment %d: seq %d, want %d", got, seq, want)
+			}
+			got++
+		}
+	}
+	st := portStatus(t, sw, "plain")
+	if got != supers*perSuper || st.Segments != supers*perSuper || st.Drops[DropQueueFull] != 0 {
+		t.Fatalf("plain port got %d segments, status %+v; want %d segments, no queue_full drops", got, st, supers*perSuper)
 	}
 }

@@ -266,35 +266,67 @@ func (s *Switch) readLoop(sp *swPort) {
 	}
 }
 
-// writeLoop drains sp's output queue into the port.
+// writeLoop drains sp's output queue into the port. Superframes the port cannot take
+// are segmented here, at the port's edge, as Linux segments GSO packets only when the
+// device transmits: the queue holds (and its bound counts) one entry per superframe, not
+// its up to 45 segments, so a TCP burst toward a port without offloads no longer
+// overflows the queue and loses most of a window at once.
 func (s *Switch) writeLoop(sp *swPort) {
 	bufs := make([]*frame.Buf, s.cfg.Batch)
-	frames := make([]frame.Frame, s.cfg.Batch)
+	frames := make([]frame.Frame, 0, s.cfg.Batch)
+	var segs []*frame.Buf // this round's software segments, released after the write
 	for {
 		n, err := sp.out.Pop(bufs)
 		if err != nil {
 			return
 		}
-		bytes := 0
-		for i, b := range bufs[:n] {
-			frames[i] = frame.Frame{Buf: b.B[b.Off:], N: b.N, Meta: b.Meta}
-			bytes += b.N
+		for _, b := range bufs[:n] {
+			if sp.info.Caps.Accepts(&b.Meta) {
+				frames = append(frames, frame.Frame{Buf: b.B[b.Off:], N: b.N, Meta: b.Meta})
+				continue
+			}
+			k := softwareOffload(b, sp.info.MTU, func(seg *frame.Buf) bool {
+				segs = append(segs, seg)
+				frames = append(frames, frame.Frame{Buf: seg.B[seg.Off:], N: seg.N, Meta: seg.Meta})
+				return true
+			})
+			if k < 0 {
+				sp.drops[dropOffload].Add(1)
+				sp.stats.TxDropped.Add(1)
+			} else {
+				sp.segments.Add(uint64(k))
+			}
 		}
-		if cs := s.captures.Load(); cs != nil {
-			s.capture(*cs, sp, frames[:n], false)
+		for off := 0; off < len(frames); off += s.cfg.Batch {
+			s.writeFrames(sp, frames[off:min(off+s.cfg.Batch, len(frames))])
 		}
-		w, werr := sp.p.WriteFrames(frames[:n])
+		clear(frames)
+		frames = frames[:0]
 		frame.ReleaseBufs(bufs[:n])
-		clear(frames[:n])
-		sp.stats.TxFrames.Add(uint64(w))
-		if w == n {
-			sp.stats.TxBytes.Add(uint64(bytes))
-		} else {
-			sp.stats.TxDropped.Add(uint64(n - w))
-		}
-		if werr != nil && !errors.Is(werr, net.ErrClosed) && sp.up.Swap(false) {
-			s.cfg.Logger.Warn("port down: write failed", "port", sp.name, "err", werr)
-		}
+		frame.ReleaseBufs(segs)
+		clear(segs)
+		segs = segs[:0]
+	}
+}
+
+// writeFrames writes one batch to sp's port and counts the result.
+func (s *Switch) writeFrames(sp *swPort, frames []frame.Frame) {
+	bytes := 0
+	for i := range frames {
+		bytes += frames[i].N
+	}
+	if cs := s.captures.Load(); cs != nil {
+		s.capture(*cs, sp, frames, false)
+	}
+	w, werr := sp.p.WriteFrames(frames)
+	sp.stats.TxFrames.Add(uint64(w))
+	if w == len(frames) {
+		sp.stats.TxBytes.Add(uint64(bytes))
+	} else {
+		sp.stats.TxDropped.Add(uint64(len(frames) - w))
+	}
+	if werr != nil && !errors.Is(werr, net.ErrClosed) && sp.up.Swap(false) {
+		s.cfg.Logger.Warn("port down: write failed", "port", sp.name, "err", werr)
 	}
 }
 
@@ -539,9 +571,6 @@ func (s *Switch) emit(out *swPort, rb *batch, buf *frame.Buf, vlan uint16, tagge
 		b := buf.B[buf.Off:]
 		binary.BigEndian.PutUint16(b[14:16], binary.BigEndian.Uint16(b[14:16])&^tciVIDMask|vlan)
 	}
-	if !out.info.Caps.Accepts(&buf.Meta) {
-		return s.emitSoftware(out, buf, owned)
-	}
 	if rb != nil {
 		if rb.pendPort != out || len(rb.pend) == cap(rb.pend) {
 			rb.flush()
@@ -568,23 +597,4 @@ func dropBuf(buf *frame.Buf, owned bool) bool {
 	}
 	buf.Release()
 	return true
-}
-
-// emitSoftware hands a frame out cannot take as it is to the software offload hook.
-func (s *Switch) emitSoftware(out *swPort, buf *frame.Buf, owned bool) bool {
-	n := softwareOffload(buf, out.info.MTU, func(seg *frame.Buf) bool {
-		if !out.out.Push(seg) {
-			out.drops[dropQueueFull].Add(1)
-			out.stats.TxDropped.Add(1)
-			seg.Release()
-		}
-		return true
-	})
-	if n < 0 {
-		out.drops[dropOffload].Add(1)
-		out.stats.TxDropped.Add(1)
-	} else {
-		out.segments.Add(uint64(n))
-	}
-	return dropBuf(buf, owned)
 }
