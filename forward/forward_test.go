@@ -128,8 +128,17 @@ func TestUDPFlows(t *testing.T) {
 		}
 		c.Close()
 	}
-	if st := f.Stats(); st.Accepted != 3 || st.BytesIn != 12 || st.BytesOut != 12 {
-		t.Errorf("Stats() = %+v, want 3 flows, 12 bytes each way", st)
+	// A flow counts the bytes of a reply after writing it: the client can read the
+	// reply a moment before it is counted.
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(time.Millisecond) {
+		st := f.Stats()
+		if st.Accepted == 3 && st.BytesIn == 12 && st.BytesOut == 12 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("Stats() = %+v, want 3 flows, 12 bytes each way", st)
+			break
+		}
 	}
 	time.Sleep(800 * time.Millisecond) // flows idle out
 	if st := f.Stats(); st.Active != 0 {
