@@ -117,9 +117,19 @@ func tuneTCP(st *stack.Stack) error {
 		&tcpip.TCPReceiveBufferSizeRangeOption{Min: tcp.MinBufferSize, Default: tcp.DefaultReceiveBufferSize, Max: 8 << 20},
 		&tcpip.TCPSendBufferSizeRangeOption{Min: tcp.MinBufferSize, Default: tcp.DefaultSendBufferSize, Max: 6 << 20},
 		new(tcpip.TCPModerateReceiveBufferOption),
+		// No RACK loss detection (TCPRecovery 0), so no tail loss probes: gVisor times
+		// a probe at 2 x SRTT with no floor (Linux: at least 10 ms), and in-host RTTs
+		// are ~100 us, so any scheduling hiccup of a fraction of a millisecond fired
+		// probes and spurious retransmissions. Measured namespace -> kernel over a TAP,
+		// 3 interleaved rounds on a loaded 2-core VM: 8.3/4.0/5.2 Gbit/s without RACK
+		// against 4.0/3.7/1.6 with it (the kernel answering every round with DSACKs
+		// for data it already had). Loss is recovered by SACK and duplicate ACKs, then
+		// the retransmission timeout, as before RACK existed.
+		new(tcpip.TCPRecovery),
 	}
 	*opts[0].(*tcpip.TCPSACKEnabled) = true
 	*opts[3].(*tcpip.TCPModerateReceiveBufferOption) = true
+	*opts[4].(*tcpip.TCPRecovery) = 0
 	for _, o := range opts {
 		if e := st.SetTransportProtocolOption(tcp.ProtocolNumber, o); e != nil {
 			return fmt.Errorf("set TCP option %T: %s", o, e)
