@@ -94,8 +94,8 @@ type dnsService struct {
 	records []config.Record
 }
 
-// startDNS serves DNS over UDP on the service's listen address. Its records are
-// filled by refreshDNSLocked from the whole config.
+// startDNS serves DNS over UDP and TCP on the service's listen address. Its records
+// are filled by refreshDNSLocked from the whole config.
 func (d *Daemon) startDNS(e *nsEntry, c config.Namespace, s config.Service) error {
 	log := d.log.With("namespace", c.Name, "service", "dns")
 	srv := dnsserver.New(dnsserver.Options{Logger: log})
@@ -103,8 +103,15 @@ func (d *Daemon) startDNS(e *nsEntry, c config.Namespace, s config.Service) erro
 	if err != nil {
 		return fmt.Errorf("namespace %q: dns: %w", c.Name, err)
 	}
-	e.services = append(e.services, serve(conn.Close, func(ctx context.Context) error { return srv.Serve(ctx, conn) },
-		func(err error) { log.Error("dns server stopped", "err", err) }))
+	l, err := e.ns.Listen("tcp", listenString(s.Listen))
+	if err != nil {
+		conn.Close()
+		return fmt.Errorf("namespace %q: dns over TCP: %w", c.Name, err)
+	}
+	onErr := func(err error) { log.Error("dns server stopped", "err", err) }
+	e.services = append(e.services,
+		serve(conn.Close, func(ctx context.Context) error { return srv.Serve(ctx, conn) }, onErr),
+		serve(l.Close, func(ctx context.Context) error { return srv.ServeTCP(ctx, l) }, onErr))
 	e.dns = append(e.dns, &dnsService{srv: srv, zone: s.Zone, records: s.Records})
 	log.Info("dns up", "listen", listenString(s.Listen), "zone", s.Zone)
 	return nil

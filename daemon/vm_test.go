@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -250,6 +251,22 @@ func TestSocketVMsGetLeasesAndNames(t *testing.T) {
 	if r := ask("nothere.lab.", dns.TypeA); r.Rcode != dns.RcodeNameError {
 		t.Errorf("dns nothere.lab. rcode = %d, want NXDOMAIN", r.Rcode)
 	}
+	// The same server answers over TCP (what a client does after a truncated answer).
+	tc, err := client.Dial(context.Background(), "tcp", "10.0.0.1:53")
+	if err != nil {
+		t.Fatalf("dns over TCP: dial: %v", err)
+	}
+	dc := &dns.Conn{Conn: tc}
+	q := new(dns.Msg)
+	q.SetQuestion("eth0.client.lab.", dns.TypeA)
+	tc.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := dc.WriteMsg(q); err != nil {
+		t.Fatalf("dns over TCP: write: %v", err)
+	}
+	if r, err := dc.ReadMsg(); err != nil || len(r.Answer) != 1 || !bytes.Contains([]byte(r.Answer[0].String()), []byte("10.0.0.2")) {
+		t.Errorf("dns over TCP eth0.client.lab. = %v, %v; want 10.0.0.2", r, err)
+	}
+	dc.Close()
 
 	// A reload that adds a namespace makes its names resolvable.
 	c2, err := parseB(fmt.Sprintf(vmLab, sock) + "[[namespace]]\nname = \"late\"\n  [[namespace.nic]]\n  name = \"eth0\"\n  switch = \"lan0\"\n  addresses = [\"10.0.0.3/24\"]\n")

@@ -88,13 +88,37 @@ func (s *Server) Answer(q *dns.Msg) *dns.Msg {
 	return r // name exists: NOERROR, possibly empty (NODATA)
 }
 
-// Serve answers queries on conn until ctx ends or conn fails.
+// Serve answers queries over UDP on conn until ctx ends or conn fails. An answer larger
+// than the client can take (512 bytes, or its EDNS0 buffer size) is truncated and
+// flagged TC, so the client asks again over TCP (ServeTCP).
 func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
-	srv := &dns.Server{PacketConn: conn, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
-		if err := w.WriteMsg(s.Answer(q)); err != nil {
-			s.opts.Logger.Debug("dns reply", "err", err)
+	return s.run(ctx, &dns.Server{PacketConn: conn, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		r := s.Answer(q)
+		size := dns.MinMsgSize
+		if opt := q.IsEdns0(); opt != nil {
+			size = max(int(opt.UDPSize()), dns.MinMsgSize)
 		}
-	})}
+		r.Truncate(size)
+		s.write(w, r)
+	})})
+}
+
+// ServeTCP answers queries over TCP (RFC 7766; what a client falls back to after a
+// truncated UDP answer) on l until ctx ends or l fails.
+func (s *Server) ServeTCP(ctx context.Context, l net.Listener) error {
+	return s.run(ctx, &dns.Server{Listener: l, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		s.write(w, s.Answer(q))
+	})})
+}
+
+func (s *Server) write(w dns.ResponseWriter, r *dns.Msg) {
+	if err := w.WriteMsg(r); err != nil {
+		s.opts.Logger.Debug("dns reply", "err", err)
+	}
+}
+
+// run serves srv until ctx ends; a listener closed under it is a normal end.
+func (s *Server) run(ctx context.Context, srv *dns.Server) error {
 	stop := context.AfterFunc(ctx, func() { srv.Shutdown() })
 	defer stop()
 	err := srv.ActivateAndServe()

@@ -97,3 +97,48 @@ func TestServeUDPAndReload(t *testing.T) {
 		t.Fatal("Serve() did not return within 5s of cancel")
 	}
 }
+
+// A name with more addresses than fit in 512 bytes: over UDP the answer comes back
+// truncated (TC set), over TCP whole.
+func TestLargeAnswerTruncatedOverUDPWholeOverTCP(t *testing.T) {
+	s := New(Options{})
+	var addrs []netip.Addr
+	for i := range 60 {
+		addrs = append(addrs, netip.AddrFrom4([4]byte{10, 2, 0, byte(i + 1)}))
+	}
+	s.SetRecords(map[string][]netip.Addr{"many.lab": addrs})
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Serve(ctx, conn)
+	go s.ServeTCP(ctx, l)
+	q := new(dns.Msg)
+	q.SetQuestion("many.lab.", dns.TypeA)
+	exchange := func(c *dns.Client, addr string) *dns.Msg {
+		t.Helper()
+		var r *dns.Msg
+		for i := 0; i < 20; i++ { // server may not be up yet
+			if r, _, err = c.Exchange(q, addr); err == nil {
+				return r
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("Exchange over %s = %v", c.Net, err)
+		return nil
+	}
+	udp := exchange(&dns.Client{Net: "udp", Timeout: 2 * time.Second}, conn.LocalAddr().String())
+	if !udp.Truncated || len(udp.Answer) >= len(addrs) {
+		t.Errorf("over UDP: TC=%v with %d answers, want TC set and fewer than %d", udp.Truncated, len(udp.Answer), len(addrs))
+	}
+	tcp := exchange(&dns.Client{Net: "tcp", Timeout: 2 * time.Second}, l.Addr().String())
+	if tcp.Truncated || len(tcp.Answer) != len(addrs) {
+		t.Errorf("over TCP: TC=%v with %d answers, want all %d", tcp.Truncated, len(tcp.Answer), len(addrs))
+	}
+}
