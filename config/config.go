@@ -194,6 +194,9 @@ type HostInterface struct {
 	Switch string
 	// VLAN is the access VLAN.
 	VLAN uint16
+	// Ring receives through a TPACKET_V3 ring instead of recvmmsg (see package
+	// hostif: slower on the hosts measured, so off by default).
+	Ring bool
 }
 
 // Socket is one [[socket]].

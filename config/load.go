@@ -148,6 +148,7 @@ type rawHostInterface struct {
 	Name   string `toml:"name"`
 	Switch string `toml:"switch"`
 	VLAN   int    `toml:"vlan"`
+	Ring   bool   `toml:"ring"`
 }
 
 type rawSocket struct {

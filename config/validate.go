@@ -240,7 +240,7 @@ func (v *validator) build(raw *rawConfig) *Config {
 		p := fmt.Sprintf("host_interface.%d", i)
 		v.name(p, "host_interface", r.Name, taps)
 		needSwitch(p, r.Switch)
-		c.HostInterfaces = append(c.HostInterfaces, HostInterface{Name: r.Name, Switch: r.Switch, VLAN: v.vlan(p+".vlan", r.VLAN)})
+		c.HostInterfaces = append(c.HostInterfaces, HostInterface{Name: r.Name, Switch: r.Switch, VLAN: v.vlan(p+".vlan", r.VLAN), Ring: r.Ring})
 	}
 	paths := map[string]bool{}
 	for i, r := range raw.Socket {

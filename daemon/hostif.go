@@ -13,5 +13,5 @@ import (
 // that is down is brought up, as `ip link set NAME master br0 up` would: QEMU's
 // `-netdev tap,script=no` leaves its TAP down.
 func OpenHostInterface(c config.HostInterface, log *slog.Logger) (frame.Port, error) {
-	return hostif.Open(hostif.Options{Name: c.Name, Logger: log, Offload: true, SetUp: true})
+	return hostif.Open(hostif.Options{Name: c.Name, Logger: log, Offload: true, SetUp: true, Ring: c.Ring})
 }

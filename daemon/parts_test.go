@@ -151,19 +151,24 @@ func TestFailedStartClosesTAP(t *testing.T) {
 
 func TestHostInterfacesAttachAndFailCleanly(t *testing.T) {
 	var opened, closed atomic.Int32
+	var ring atomic.Bool
 	open := func(c config.HostInterface, _ *slog.Logger) (frame.Port, error) {
 		if c.Name == "missing0" {
 			return nil, fmt.Errorf("open %s: no such interface", c.Name)
 		}
 		opened.Add(1)
+		ring.Store(c.Ring)
 		a, _ := veth.NewPair(veth.Options{NameA: "hostif:" + c.Name})
 		return &fakeTAP{End: a, closed: &closed}, nil
 	}
 	d := New(Options{Logger: quiet(), OpenHostInterface: open})
 	defer d.Close()
-	src := "[[switch]]\nname = \"lan0\"\n[[host_interface]]\nname = \"vnet7\"\nswitch = \"lan0\"\nvlan = 5\n"
+	src := "[[switch]]\nname = \"lan0\"\n[[host_interface]]\nname = \"vnet7\"\nswitch = \"lan0\"\nvlan = 5\nring = true\n"
 	if err := d.Apply(parse(t, src)); err != nil {
 		t.Fatalf("Apply() = %v", err)
+	}
+	if !ring.Load() {
+		t.Errorf("ring = true did not reach the host interface's options")
 	}
 	ps := d.Status().Switches[0].Ports
 	if len(ps) != 1 || ps[0].Name != "hostif:vnet7" || ps[0].VLAN != 5 {
