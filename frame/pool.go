@@ -14,7 +14,10 @@ type Buf struct {
 	// N is the length of the frame held in B[Off:].
 	N int
 	// Meta is the held frame's offload metadata.
-	Meta  Meta
+	Meta Meta
+	// Pkt, when not nil, holds the frame by reference and B[Off:] only its first
+	// PacketHead bytes (see Packet); Release releases it too.
+	Pkt   Packet
 	class int8 // index into classSizes
 }
 
@@ -81,14 +84,17 @@ func GetBufs(n int, out []*Buf) {
 		b := out[i]
 		b.Off, b.N = 0, 0
 		b.Meta = Meta{}
+		b.Pkt = nil
 	}
 }
 
-// Release returns b to its pool. b must not be used afterwards.
+// Release returns b to its pool, releasing the frame reference it holds, if any. b must
+// not be used afterwards.
 func (b *Buf) Release() {
 	if b == nil {
 		return
 	}
+	b.releasePkt()
 	p := &pools[b.class]
 	p.mu.Lock()
 	if len(p.free) < p.limit {
@@ -109,6 +115,9 @@ func ReleaseBufs(bufs []*Buf) {
 		p.mu.Lock()
 		i := 0
 		for ; i < len(bufs) && (bufs[i] == nil || bufs[i].class == c); i++ {
+			if bufs[i] != nil {
+				bufs[i].releasePkt()
+			}
 			if bufs[i] != nil && len(p.free) < p.limit {
 				p.free = append(p.free, bufs[i])
 			}
@@ -119,21 +128,37 @@ func ReleaseBufs(bufs []*Buf) {
 	}
 }
 
-// CopyFrom fills b with f's bytes and metadata. b must be large enough
-// (GetBuf(f.N) is).
+func (b *Buf) releasePkt() {
+	if b.Pkt != nil {
+		b.Pkt.Release()
+		b.Pkt = nil
+	}
+}
+
+// CopyFrom fills b with f's bytes and metadata; a frame by reference is copied whole,
+// and f keeps its reference. b must be large enough (GetBuf(f.N) is).
 func (b *Buf) CopyFrom(f *Frame) {
 	b.Off = 0
-	b.N = copy(b.B, f.Bytes())
+	if f.Pkt != nil {
+		b.N = f.Pkt.CopyTo(b.B)
+	} else {
+		b.N = copy(b.B, f.Bytes())
+	}
 	b.Meta = f.Meta
 }
 
-// CopyTo copies b into f, returning false (and leaving f untouched) when f.Buf is too
-// short.
+// CopyTo copies b's frame into f (whole, if b holds it by reference), returning false
+// (and leaving f untouched) when f.Buf is too short.
 func (b *Buf) CopyTo(f *Frame) bool {
 	if len(f.Buf) < b.N {
 		return false
 	}
-	f.N = copy(f.Buf, b.Bytes())
+	if b.Pkt != nil {
+		f.N = b.Pkt.CopyTo(f.Buf)
+	} else {
+		f.N = copy(f.Buf, b.Bytes())
+	}
 	f.Meta = b.Meta
+	f.Pkt = nil
 	return true
 }

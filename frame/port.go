@@ -23,6 +23,10 @@ import "errors"
 //     segment or complete checksums first (see package offload).
 //   - Close is idempotent and safe to call concurrently with ReadFrames and WriteFrames,
 //     which then return net.ErrClosed.
+//   - Frames by reference (Frame.Pkt) exist only between a PacketReader's ReadPackets
+//     and the WriteFrames of a port advertising CapPacket. Such a port does not keep
+//     the reference either: it takes what it needs (a reference of its own) before
+//     returning.
 //   - ReadFrames may be called by one goroutine at a time; WriteFrames may be called
 //     concurrently with ReadFrames, and by one goroutine at a time.
 type Port interface {
@@ -57,6 +61,9 @@ const (
 	CapTSO6
 	// CapUSO: UDP segmentation superframes (GSOUDPL4).
 	CapUSO
+	// CapPacket: frames may come by reference (Frame.Pkt set, see Packet). Not an
+	// offload: Accepts ignores it, and CapsAll does not include it.
+	CapPacket
 )
 
 // CapsAll is every offload this package knows.
@@ -88,6 +95,10 @@ type Frame struct {
 	N int
 	// Meta is the frame's offload metadata.
 	Meta Meta
+	// Pkt, when not nil, holds the frame by reference and Buf only its first bytes (see
+	// Packet and PacketReader). Only ReadPackets returns such frames, and only ports
+	// advertising CapPacket are given them; everywhere else Pkt is nil.
+	Pkt Packet
 }
 
 // Bytes returns the frame's bytes, Buf[:N].

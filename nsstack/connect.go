@@ -27,7 +27,8 @@ func Connect(a, b frame.Port) (stop func()) {
 	}
 }
 
-// pump copies frames from src to dst until either closes.
+// pump copies frames from src to dst until either closes. Between two NICs the frames
+// go by reference (see frame.Packet): the payload is not copied at all.
 func pump(src, dst frame.Port) {
 	const batch = 64
 	need := max(src.Info().MaxFrame, 64)
@@ -39,8 +40,16 @@ func pump(src, dst frame.Port) {
 	for i, b := range bufs {
 		frames[i].Buf = b.B
 	}
+	pr, byRef := src.(frame.PacketReader)
+	byRef = byRef && caps&frame.CapPacket != 0
 	for {
-		n, err := src.ReadFrames(frames)
+		var n int
+		var err error
+		if byRef {
+			n, err = pr.ReadPackets(frames)
+		} else {
+			n, err = src.ReadFrames(frames)
+		}
 		if err != nil {
 			dst.Close()
 			return
@@ -55,7 +64,14 @@ func pump(src, dst frame.Port) {
 			frames[k], frames[i] = frames[i], frames[k]
 			k++
 		}
-		if _, err := dst.WriteFrames(frames[:k]); err != nil && errors.Is(err, net.ErrClosed) {
+		_, err = dst.WriteFrames(frames[:k])
+		for i := range frames[:n] { // dst took references of its own
+			if p := frames[i].Pkt; p != nil {
+				p.Release()
+				frames[i].Pkt = nil
+			}
+		}
+		if err != nil && errors.Is(err, net.ErrClosed) {
 			src.Close()
 			return
 		}

@@ -74,7 +74,7 @@ func newPacketQueue(capacity int) *packetQueue {
 }
 
 var (
-	_ frame.Port         = (*NIC)(nil)
+	_ frame.PacketReader = (*NIC)(nil)
 	_ stack.LinkEndpoint = (*linkEP)(nil)
 	_ stack.GSOEndpoint  = (*linkEP)(nil)
 )
@@ -162,7 +162,7 @@ func (n *NIC) Counters() *frame.Counters { return &n.stats }
 // Info implements frame.Port. The port is named "NS.NIC".
 func (n *NIC) Info() frame.Info {
 	mtu := int(n.mtu.Load())
-	caps := frame.CapCsum
+	caps := frame.CapCsum | frame.CapPacket
 	if n.gso {
 		caps |= frame.CapTSO4 | frame.CapTSO6
 	}
@@ -171,7 +171,16 @@ func (n *NIC) Info() frame.Info {
 
 // ReadFrames implements frame.Port: it returns frames the namespace sent, copying each
 // queued packet straight into the caller's buffer.
-func (n *NIC) ReadFrames(frames []frame.Frame) (int, error) {
+func (n *NIC) ReadFrames(frames []frame.Frame) (int, error) { return n.read(frames, false) }
+
+// ReadPackets implements frame.PacketReader: like ReadFrames, but each frame keeps the
+// queued packet's reference instead of a copy of its bytes; only its first
+// frame.PacketHead bytes are copied, for the switch to read. Another NIC's WriteFrames
+// then shares the packet's buffers (copy-on-write, as gVisor's own loopback does) and a
+// payload byte crosses from one namespace to another without being copied.
+func (n *NIC) ReadPackets(frames []frame.Frame) (int, error) { return n.read(frames, true) }
+
+func (n *NIC) read(frames []frame.Frame, byRef bool) (int, error) {
 	if len(frames) == 0 {
 		return 0, nil
 	}
@@ -186,16 +195,25 @@ func (n *NIC) ReadFrames(frames []frame.Frame) (int, error) {
 		}
 		got := 0
 		for i, pkt := range pkts[:k] {
-			f := &frames[got]
-			if size := pkt.Size(); size <= len(f.Buf) {
-				f.N = copyPacket(f.Buf, pkt)
-				f.Meta = outboundMeta(pkt)
-				got++
-			} else {
-				n.stats.TxDropped.Add(1)
-			}
-			pkt.DecRef()
 			pkts[i] = nil
+			f := &frames[got]
+			size := pkt.Size()
+			if size > len(f.Buf) { // (by reference: it could not be made plain later)
+				n.stats.TxDropped.Add(1)
+				pkt.DecRef()
+				continue
+			}
+			f.N = size
+			f.Meta = outboundMeta(pkt)
+			if byRef {
+				copyPacket(f.Buf[:min(frame.PacketHead, len(f.Buf))], pkt)
+				f.Pkt = gvPacket{pkt} // the queue's reference, now the caller's
+			} else {
+				copyPacket(f.Buf, pkt)
+				f.Pkt = nil
+				pkt.DecRef()
+			}
+			got++
 		}
 		if got > 0 {
 			return got, nil
@@ -203,13 +221,20 @@ func (n *NIC) ReadFrames(frames []frame.Frame) (int, error) {
 	}
 }
 
-// copyPacket copies pkt, from its link header on, into b, which must hold pkt.Size()
-// bytes. It walks the packet's views as pkt.AsSlices does, without allocating a slice
-// of them.
+// gvPacket is a NIC's outbound gVisor packet handed on by reference (frame.Packet).
+// Its one pointer field makes it free to store in an interface.
+type gvPacket struct{ pkt *stack.PacketBuffer }
+
+func (p gvPacket) CopyTo(b []byte) int { return copyPacket(b, p.pkt) }
+func (p gvPacket) Release()            { p.pkt.DecRef() }
+
+// copyPacket copies pkt, from its link header on, into b: all of it when b holds
+// pkt.Size() bytes, its first len(b) bytes otherwise. It walks the packet's views as
+// pkt.AsSlices does, without allocating a slice of them.
 func copyPacket(b []byte, pkt *stack.PacketBuffer) int {
 	views, skip := pkt.AsViewList()
 	n := 0
-	for v := views.Front(); v != nil; v = v.Next() {
+	for v := views.Front(); v != nil && n < len(b); v = v.Next() {
 		s := v.AsSlice()
 		if skip >= len(s) {
 			skip -= len(s)
@@ -246,8 +271,9 @@ func outboundMeta(pkt *stack.PacketBuffer) frame.Meta {
 	return m
 }
 
-// WriteFrames implements frame.Port: it copies each frame into a gVisor packet and
-// queues that for the namespace to receive. Frames of a bad length or beyond the
+// WriteFrames implements frame.Port: it copies each frame into a gVisor packet (or, for
+// a frame by reference, shares the sender's) and queues that for the namespace to
+// receive. Frames of a bad length or beyond the
 // queue's room are not taken; a frame without offload metadata whose TCP or UDP
 // checksum is wrong is taken and dropped (both counted as RxDropped).
 func (n *NIC) WriteFrames(frames []frame.Frame) (int, error) {
@@ -268,14 +294,19 @@ func (n *NIC) WriteFrames(frames []frame.Frame) (int, error) {
 				continue
 			}
 			taken++
-			if !f.Meta.NeedsCsum && !f.Meta.CsumValid && !l4ChecksumOK(f.Bytes()) {
-				dropped++
-				continue
+			var pkt *stack.PacketBuffer
+			if f.Pkt != nil {
+				pkt = inboundByReference(f)
+			} else {
+				if !f.Meta.NeedsCsum && !f.Meta.CsumValid && !l4ChecksumOK(f.Bytes()) {
+					dropped++
+					continue
+				}
+				pkt = stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: inboundPayload(f.Bytes())})
+				// A partial checksum (NeedsCsum) came from a sender that trusts the receiver
+				// to check nothing: an in-process stack or an offload TAP's kernel.
+				pkt.RXChecksumValidated = f.Meta.NeedsCsum || f.Meta.CsumValid
 			}
-			pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: inboundPayload(f.Bytes())})
-			// A partial checksum (NeedsCsum) came from a sender that trusts the receiver
-			// to check nothing: an in-process stack or an offload TAP's kernel.
-			pkt.RXChecksumValidated = f.Meta.NeedsCsum || f.Meta.CsumValid
 			batch[k] = pkt
 			k++
 		}
@@ -380,6 +411,26 @@ func (n *NIC) deliver() {
 			n.stats.RxDropped.Add(uint64(k - delivered))
 		}
 	}
+}
+
+// inboundByReference builds the packet a namespace receives from a frame held by
+// reference. Another NIC's packet shares its buffers: gVisor's buffers are
+// copy-on-write and its receive path does not write into a packet it did not allocate
+// (its loopback hands packets between sender and receiver the same way). The frame never
+// left the process, so its checksums, complete or partial, are as the sender made them:
+// they are not checked again, as the kernel does not check a veth's.
+func inboundByReference(f *frame.Frame) *stack.PacketBuffer {
+	var payload buffer.Buffer
+	if gp, ok := f.Pkt.(gvPacket); ok {
+		payload = gp.pkt.ToBuffer()
+	} else {
+		v := buffer.NewViewSize(f.N)
+		f.Pkt.CopyTo(v.AsSlice())
+		payload = buffer.MakeWithView(v)
+	}
+	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: payload})
+	pkt.RXChecksumValidated = true
+	return pkt
 }
 
 // headSplit is where inboundPayload cuts a frame: past the Ethernet, IP and TCP headers

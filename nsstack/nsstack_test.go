@@ -169,18 +169,26 @@ func TestSuperframesCrossUnsegmented(t *testing.T) {
 	}
 }
 
-func TestPassThroughPair(t *testing.T) {
-	a, b := newNS(t, "a"), newNS(t, "b")
+// pairedNICs returns two namespaces, a (192.168.0.1/30) and b (192.168.0.2/30), each
+// with an unattached NIC p0 for the caller to join.
+func pairedNICs(t *testing.T) (a, b *Namespace, na, nb *NIC) {
+	t.Helper()
+	a, b = newNS(t, "a"), newNS(t, "b")
 	na, err := a.AddNIC(NICConfig{Name: "p0"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	nb, err := b.AddNIC(NICConfig{Name: "p0"})
+	nb, err = b.AddNIC(NICConfig{Name: "p0"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	a.AddAddress("p0", netip.MustParsePrefix("192.168.0.1/30"))
 	b.AddAddress("p0", netip.MustParsePrefix("192.168.0.2/30"))
+	return a, b, na, nb
+}
+
+func TestPassThroughPair(t *testing.T) {
+	a, b, na, nb := pairedNICs(t)
 	stop := Connect(na, nb)
 	defer stop()
 	transfer(t, b, a, ":5000", "192.168.0.2:5000", 1<<20)

@@ -248,12 +248,21 @@ func (s *Switch) LookupPort(vlan uint16, mac frame.MAC) (frame.Port, bool) {
 	return sp.p, true
 }
 
-// readLoop reads batches from sp and forwards them until the port closes or fails.
+// readLoop reads batches from sp and forwards them until the port closes or fails. A
+// port that can return frames by reference (a namespace NIC) is read that way, unless a
+// capture is open: then every frame is copied anyway.
 func (s *Switch) readLoop(sp *swPort) {
 	b := newBatch(s.cfg.Batch, max(sp.info.MaxFrame, frame.MaxFrameFor(sp.info.MTU, false), 64))
 	defer b.release()
+	pr, _ := sp.p.(frame.PacketReader)
 	for {
-		n, err := sp.p.ReadFrames(b.frames)
+		var n int
+		var err error
+		if pr != nil && s.captures.Load() == nil {
+			n, err = pr.ReadPackets(b.frames)
+		} else {
+			n, err = sp.p.ReadFrames(b.frames)
+		}
 		if err != nil {
 			if !errors.Is(err, net.ErrClosed) {
 				s.cfg.Logger.Warn("port down: read failed", "port", sp.name, "err", err)
@@ -281,8 +290,11 @@ func (s *Switch) writeLoop(sp *swPort) {
 			return
 		}
 		for _, b := range bufs[:n] {
+			if b.Pkt != nil && (sp.info.Caps&frame.CapPacket == 0 || !sp.info.Caps.Accepts(&b.Meta)) {
+				b.Materialize()
+			}
 			if sp.info.Caps.Accepts(&b.Meta) {
-				frames = append(frames, frame.Frame{Buf: b.B[b.Off:], N: b.N, Meta: b.Meta})
+				frames = append(frames, frame.Frame{Buf: b.B[b.Off:], N: b.N, Meta: b.Meta, Pkt: b.Pkt})
 				continue
 			}
 			k := softwareOffload(b, sp.info.MTU, func(seg *frame.Buf) bool {
@@ -302,7 +314,7 @@ func (s *Switch) writeLoop(sp *swPort) {
 		}
 		clear(frames)
 		frames = frames[:0]
-		frame.ReleaseBufs(bufs[:n])
+		frame.ReleaseBufs(bufs[:n]) // with the references of frames written by reference
 		frame.ReleaseBufs(segs)
 		clear(segs)
 		segs = segs[:0]
@@ -430,10 +442,15 @@ func (s *Switch) forwardBatch(in *swPort, b *batch, n int) {
 	}
 	for i := 0; i < n; i++ {
 		f := &b.frames[i]
+		buf := b.bufs[i]
 		rxBytes += f.N
-		b.bufs[i].Off = b.off // a previous frame's tag pop may have moved it
-		if s.forward(in, ports, b, b.bufs[i], f, now) {
+		buf.Off = b.off // a previous frame's tag pop may have moved it
+		buf.Pkt, f.Pkt = f.Pkt, nil
+		if s.forward(in, ports, b, buf, f, now) {
 			b.taken = append(b.taken, i)
+		} else if buf.Pkt != nil { // dropped: the buffer stays, the reference goes
+			buf.Pkt.Release()
+			buf.Pkt = nil
 		}
 	}
 	b.flush()
@@ -523,6 +540,7 @@ func (s *Switch) forward(in *swPort, ports []*swPort, rb *batch, buf *frame.Buf,
 			continue
 		}
 		if last != nil {
+			buf.Materialize() // a copy needs the bytes (f views the same memory)
 			c := frame.GetBuf(buf.Off + f.N)
 			c.Off = buf.Off
 			c.N = copy(c.B[c.Off:], pkt)
@@ -542,7 +560,11 @@ func (s *Switch) forward(in *swPort, ports []*swPort, rb *batch, buf *frame.Buf,
 // not nil. It reports whether buf was consumed; a buf that is not (owned == true) stays
 // with the caller, any other is released.
 func (s *Switch) emit(out *swPort, rb *batch, buf *frame.Buf, vlan uint16, taggedIn, owned bool) bool {
-	switch wantTag := out.tagged(vlan); {
+	wantTag := out.tagged(vlan)
+	if taggedIn || wantTag {
+		buf.Materialize() // the tag is edited in buf's bytes
+	}
+	switch {
 	case taggedIn && !wantTag: // pop: move the MACs 4 bytes on
 		b := buf.B[buf.Off:]
 		if isVLANType(binary.BigEndian.Uint16(b[16:18])) {

@@ -1,0 +1,235 @@
+package l2switch
+
+import (
+	"bytes"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vnetd/vnetd/frame"
+)
+
+// refs counts the frame references handed out by refPorts and given back.
+type refs struct {
+	out, released, copies atomic.Int64
+}
+
+// fakePkt is a frame by reference: bytes it copies out on request.
+type fakePkt struct {
+	b    []byte
+	refs *refs
+	once *sync.Once
+}
+
+func (p fakePkt) CopyTo(b []byte) int { p.refs.copies.Add(1); return copy(b, p.b) }
+func (p fakePkt) Release() {
+	released := false
+	p.once.Do(func() { released = true; p.refs.released.Add(1) })
+	if !released {
+		panic("frame reference released twice")
+	}
+}
+
+// refPort is a port that reads its frames by reference (a PacketReader, like a namespace
+// NIC) and records what it is given to write: whether each frame came by reference, and
+// its bytes either way.
+type refPort struct {
+	name string
+	caps frame.Caps
+	refs *refs
+	in   chan []byte
+	done chan struct{}
+	once sync.Once
+
+	mu  sync.Mutex
+	got []written
+}
+
+type written struct {
+	byRef bool
+	bytes []byte
+}
+
+func newRefPort(name string, caps frame.Caps, r *refs) *refPort {
+	return &refPort{name: name, caps: caps, refs: r, in: make(chan []byte, 64), done: make(chan struct{})}
+}
+
+func (p *refPort) Info() frame.Info {
+	return frame.Info{Name: p.name, MTU: 1500, MaxFrame: frame.MaxSuperFrame, Caps: p.caps}
+}
+
+func (p *refPort) ReadFrames(frames []frame.Frame) (int, error) {
+	select {
+	case b := <-p.in:
+		frames[0].N = copy(frames[0].Buf, b)
+		frames[0].Meta = frame.Meta{}
+		return 1, nil
+	case <-p.done:
+		return 0, net.ErrClosed
+	}
+}
+
+func (p *refPort) ReadPackets(frames []frame.Frame) (int, error) {
+	select {
+	case b := <-p.in:
+		f := &frames[0]
+		f.N = len(b)
+		f.Meta = frame.Meta{}
+		copy(f.Buf[:frame.PacketHead], b)
+		clear(f.Buf[frame.PacketHead:f.N]) // whoever uses these bytes without materializing sees zeros
+		p.refs.out.Add(1)
+		f.Pkt = fakePkt{b: b, refs: p.refs, once: new(sync.Once)}
+		return 1, nil
+	case <-p.done:
+		return 0, net.ErrClosed
+	}
+}
+
+func (p *refPort) WriteFrames(frames []frame.Frame) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := range frames {
+		f := &frames[i]
+		w := written{byRef: f.Pkt != nil}
+		if f.Pkt != nil {
+			if p.caps&frame.CapPacket == 0 {
+				panic("frame by reference given to a port without CapPacket")
+			}
+			w.bytes = make([]byte, f.N)
+			f.Pkt.CopyTo(w.bytes)
+		} else {
+			w.bytes = bytes.Clone(f.Bytes())
+		}
+		p.got = append(p.got, w)
+	}
+	return len(frames), nil
+}
+
+func (p *refPort) Close() error { p.once.Do(func() { close(p.done) }); return nil }
+
+// wait returns the first n frames written to p, failing the test after 5 s.
+func (p *refPort) wait(t *testing.T, n int) []written {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		p.mu.Lock()
+		got := append([]written(nil), p.got...)
+		p.mu.Unlock()
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: got %d frames, want %d", p.name, len(got), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// bigFrame is a frame from src to dst longer than frame.PacketHead, so that a frame by
+// reference forwarded without materializing would lose its tail.
+func bigFrame(dst, src frame.MAC, tag byte) []byte {
+	b := eth(dst, src, "by reference")
+	for len(b) < 1000 {
+		b = append(b, tag)
+	}
+	return b
+}
+
+// TestFramesByReference: frames a PacketReader returns by reference cross the switch
+// still by reference toward a port that takes them (a namespace NIC), and as their full
+// bytes everywhere else: a port without CapPacket, a flood's copies, a trunk whose tag
+// is pushed. Every reference is released exactly once.
+func TestFramesByReference(t *testing.T) {
+	r := new(refs)
+	sw := New(Config{Name: "ref", AgeEvery: -1})
+	a := newRefPort("a", frame.CapsAll|frame.CapPacket, r)
+	b := newRefPort("b", frame.CapsAll|frame.CapPacket, r)
+	c := newRefPort("c", frame.CapsAll, r)
+	d := newRefPort("d", frame.CapsAll|frame.CapPacket, r)
+	for _, p := range []*refPort{a, b, c} {
+		if err := sw.AddPort(p, PortConfig{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sw.AddPort(d, PortConfig{Trunk: []uint16{1}}); err != nil { // VLAN 1 tagged
+		t.Fatal(err)
+	}
+	ma, mb, mc := mac(1), mac(2), mac(3)
+	bcast := frame.MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+
+	// Teach the switch where b and c are (flooded, so materialized), then unicast.
+	b.in <- bigFrame(bcast, mb, 'b')
+	c.in <- bigFrame(bcast, mc, 'c')
+	a.wait(t, 2)
+	toB, toC := bigFrame(mb, ma, 'x'), bigFrame(mc, ma, 'y')
+	a.in <- toB
+	a.in <- toC
+
+	gotB := b.wait(t, 2) // c's broadcast, then a's unicast
+	if w := gotB[1]; !w.byRef || !bytes.Equal(w.bytes, toB) {
+		t.Errorf("b: unicast from a: by reference %v, bytes equal %v; want both", w.byRef, bytes.Equal(w.bytes, toB))
+	}
+	if gotB[0].byRef || !bytes.Equal(gotB[0].bytes, bigFrame(bcast, mc, 'c')) {
+		t.Errorf("b: flooded frame by reference %v or with wrong bytes", gotB[0].byRef)
+	}
+	gotC := c.wait(t, 2)
+	if w := gotC[1]; w.byRef || !bytes.Equal(w.bytes, toC) {
+		t.Errorf("c (no CapPacket): unicast from a: by reference %v, bytes equal %v; want plain, equal", w.byRef, bytes.Equal(w.bytes, toC))
+	}
+	// A unicast to a MAC behind the trunk: its tag is pushed, so it goes as bytes.
+	md := mac(4)
+	d.in <- tagged(bcast, md, 1, "from d")
+	a.wait(t, 3)
+	a.in <- bigFrame(md, ma, 'z')
+	gotD := d.wait(t, 3) // the two broadcasts, then the unicast, tagged
+	for i, w := range gotD {
+		if w.byRef || len(w.bytes) != 1004 || w.bytes[12] != 0x81 || w.bytes[len(w.bytes)-1] == 0 {
+			t.Errorf("d (trunk): frame %d: by reference %v, %d bytes; want a plain tagged 1004-byte frame", i, w.byRef, len(w.bytes))
+		}
+	}
+
+	sw.Close()
+	if out, rel := r.out.Load(), r.released.Load(); out != 6 || rel != out {
+		t.Errorf("references: %d handed out, %d released; want 6 and 6", out, rel)
+	}
+}
+
+// TestFramesByReferenceDropped: a frame by reference the switch drops (same port, queue
+// full, closed port) still has its reference released.
+func TestFramesByReferenceDropped(t *testing.T) {
+	r := new(refs)
+	sw := New(Config{Name: "ref", AgeEvery: -1, QueueLen: 1})
+	a := newRefPort("a", frame.CapsAll|frame.CapPacket, r)
+	b := newRefPort("b", frame.CapsAll|frame.CapPacket, r)
+	if err := sw.AddPort(a, PortConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sw.AddPort(b, PortConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	ma, mb := mac(1), mac(2)
+	bcast := frame.MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	a.in <- bigFrame(bcast, ma, 'a')
+	b.wait(t, 1)
+	a.in <- bigFrame(ma, mb, 'x') // learned on a: to a from a is dropped (same port)
+	for range 50 {                // a 1-entry queue: some of these are dropped
+		a.in <- bigFrame(bcast, ma, 'y')
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(a.in) > 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	sameport := uint64(0)
+	for _, st := range sw.Ports() {
+		sameport += st.Drops[DropSamePort]
+	}
+	sw.Close()
+	if out, rel := r.out.Load(), r.released.Load(); out != 52 || rel != out {
+		t.Errorf("references: %d handed out, %d released; want 52 and 52", out, rel)
+	}
+	if sameport != 1 {
+		t.Errorf("same_port drops = %d, want 1", sameport)
+	}
+}
