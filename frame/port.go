@@ -64,6 +64,11 @@ const (
 	// CapPacket: frames may come by reference (Frame.Pkt set, see Packet). Not an
 	// offload: Accepts ignores it, and CapsAll does not include it.
 	CapPacket
+	// CapDirect: WriteFrames only hands frames to a queue of the port's own (it never
+	// blocks) and is safe for concurrent use, so a switch's port readers call it
+	// themselves instead of going through the port's output queue and writer goroutine.
+	// Not an offload either.
+	CapDirect
 )
 
 // CapsAll is every offload this package knows.

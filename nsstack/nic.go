@@ -162,7 +162,10 @@ func (n *NIC) Counters() *frame.Counters { return &n.stats }
 // Info implements frame.Port. The port is named "NS.NIC".
 func (n *NIC) Info() frame.Info {
 	mtu := int(n.mtu.Load())
-	caps := frame.CapCsum | frame.CapPacket
+	// Frames may come by reference (shared with the sending NIC's stack), and the
+	// switch may call WriteFrames from its readers directly: it only queues, and is safe
+	// for concurrent use.
+	caps := frame.CapCsum | frame.CapPacket | frame.CapDirect
 	if n.gso {
 		caps |= frame.CapTSO4 | frame.CapTSO6
 	}

@@ -2,6 +2,7 @@ package l2switch
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -141,13 +142,21 @@ func bigFrame(dst, src frame.MAC, tag byte) []byte {
 // still by reference toward a port that takes them (a namespace NIC), and as their full
 // bytes everywhere else: a port without CapPacket, a flood's copies, a trunk whose tag
 // is pushed. Every reference is released exactly once.
+// Each runs twice: ports written through their queue and writer, and ports written
+// directly by the switch's readers (frame.CapDirect).
 func TestFramesByReference(t *testing.T) {
+	for _, direct := range []frame.Caps{0, frame.CapDirect} {
+		t.Run(fmt.Sprintf("direct=%v", direct != 0), func(t *testing.T) { testFramesByReference(t, direct) })
+	}
+}
+
+func testFramesByReference(t *testing.T, direct frame.Caps) {
 	r := new(refs)
 	sw := New(Config{Name: "ref", AgeEvery: -1})
-	a := newRefPort("a", frame.CapsAll|frame.CapPacket, r)
-	b := newRefPort("b", frame.CapsAll|frame.CapPacket, r)
-	c := newRefPort("c", frame.CapsAll, r)
-	d := newRefPort("d", frame.CapsAll|frame.CapPacket, r)
+	a := newRefPort("a", frame.CapsAll|frame.CapPacket|direct, r)
+	b := newRefPort("b", frame.CapsAll|frame.CapPacket|direct, r)
+	c := newRefPort("c", frame.CapsAll|direct, r)
+	d := newRefPort("d", frame.CapsAll|frame.CapPacket|direct, r)
 	for _, p := range []*refPort{a, b, c} {
 		if err := sw.AddPort(p, PortConfig{}); err != nil {
 			t.Fatal(err)
@@ -199,10 +208,16 @@ func TestFramesByReference(t *testing.T) {
 // TestFramesByReferenceDropped: a frame by reference the switch drops (same port, queue
 // full, closed port) still has its reference released.
 func TestFramesByReferenceDropped(t *testing.T) {
+	for _, direct := range []frame.Caps{0, frame.CapDirect} {
+		t.Run(fmt.Sprintf("direct=%v", direct != 0), func(t *testing.T) { testFramesByReferenceDropped(t, direct) })
+	}
+}
+
+func testFramesByReferenceDropped(t *testing.T, direct frame.Caps) {
 	r := new(refs)
 	sw := New(Config{Name: "ref", AgeEvery: -1, QueueLen: 1})
-	a := newRefPort("a", frame.CapsAll|frame.CapPacket, r)
-	b := newRefPort("b", frame.CapsAll|frame.CapPacket, r)
+	a := newRefPort("a", frame.CapsAll|frame.CapPacket|direct, r)
+	b := newRefPort("b", frame.CapsAll|frame.CapPacket|direct, r)
 	if err := sw.AddPort(a, PortConfig{}); err != nil {
 		t.Fatal(err)
 	}
@@ -221,9 +236,16 @@ func TestFramesByReferenceDropped(t *testing.T) {
 	for len(a.in) > 0 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
-	sameport := uint64(0)
+	sameport, queueFull := uint64(0), uint64(0)
 	for _, st := range sw.Ports() {
 		sameport += st.Drops[DropSamePort]
+		queueFull += st.Drops[DropQueueFull]
+	}
+	if direct != 0 {
+		// Written by the reader itself: no queue to overflow, b gets every broadcast.
+		if got := len(b.wait(t, 51)); queueFull != 0 || got != 51 {
+			t.Errorf("direct writes: %d queue_full drops, b got %d frames; want 0 and 51", queueFull, got)
+		}
 	}
 	sw.Close()
 	if out, rel := r.out.Load(), r.released.Load(); out != 52 || rel != out {

@@ -61,6 +61,7 @@ type swPort struct {
 	access   uint16            // access VLAN (trunk: native VLAN or 0)
 	allowed  [4096 / 64]uint64 // VLANs carried (trunk)
 	out      *frame.Queue      // frames waiting for the writer
+	direct   bool              // readers write to the port themselves (frame.CapDirect)
 	macs     atomic.Int64      // FDB entries on this port
 	up       atomic.Bool
 	stats    frame.Counters
@@ -71,7 +72,8 @@ type swPort struct {
 
 func newSwPort(p frame.Port, pc PortConfig, queueLen int) *swPort {
 	info := p.Info()
-	sp := &swPort{name: pc.Name, p: p, info: info, out: frame.NewQueue(queueLen), done: make(chan struct{})}
+	sp := &swPort{name: pc.Name, p: p, info: info, out: frame.NewQueue(queueLen), done: make(chan struct{}),
+		direct: info.Caps&frame.CapDirect != 0}
 	if sp.name == "" {
 		sp.name = info.Name
 	}

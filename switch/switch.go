@@ -253,6 +253,7 @@ func (s *Switch) LookupPort(vlan uint16, mac frame.MAC) (frame.Port, bool) {
 // capture is open: then every frame is copied anyway.
 func (s *Switch) readLoop(sp *swPort) {
 	b := newBatch(s.cfg.Batch, max(sp.info.MaxFrame, frame.MaxFrameFor(sp.info.MTU, false), 64))
+	b.sw = s
 	defer b.release()
 	pr, _ := sp.p.(frame.PacketReader)
 	for {
@@ -282,43 +283,55 @@ func (s *Switch) readLoop(sp *swPort) {
 // overflows the queue and loses most of a window at once.
 func (s *Switch) writeLoop(sp *swPort) {
 	bufs := make([]*frame.Buf, s.cfg.Batch)
-	frames := make([]frame.Frame, 0, s.cfg.Batch)
-	var segs []*frame.Buf // this round's software segments, released after the write
+	var sc egressScratch
 	for {
 		n, err := sp.out.Pop(bufs)
 		if err != nil {
 			return
 		}
-		for _, b := range bufs[:n] {
-			if b.Pkt != nil && (sp.info.Caps&frame.CapPacket == 0 || !sp.info.Caps.Accepts(&b.Meta)) {
-				b.Materialize()
-			}
-			if sp.info.Caps.Accepts(&b.Meta) {
-				frames = append(frames, frame.Frame{Buf: b.B[b.Off:], N: b.N, Meta: b.Meta, Pkt: b.Pkt})
-				continue
-			}
-			k := softwareOffload(b, sp.info.MTU, func(seg *frame.Buf) bool {
-				segs = append(segs, seg)
-				frames = append(frames, frame.Frame{Buf: seg.B[seg.Off:], N: seg.N, Meta: seg.Meta})
-				return true
-			})
-			if k < 0 {
-				sp.drops[dropOffload].Add(1)
-				sp.stats.TxDropped.Add(1)
-			} else {
-				sp.segments.Add(uint64(k))
-			}
-		}
-		for off := 0; off < len(frames); off += s.cfg.Batch {
-			s.writeFrames(sp, frames[off:min(off+s.cfg.Batch, len(frames))])
-		}
-		clear(frames)
-		frames = frames[:0]
-		frame.ReleaseBufs(bufs[:n]) // with the references of frames written by reference
-		frame.ReleaseBufs(segs)
-		clear(segs)
-		segs = segs[:0]
+		s.egress(sp, bufs[:n], &sc)
 	}
+}
+
+// egressScratch is an egress writer's reusable storage.
+type egressScratch struct {
+	frames []frame.Frame
+	segs   []*frame.Buf // software segments, released after the write
+}
+
+// egress writes bufs to sp, making plain (frame.Buf.Materialize) the frames by
+// reference sp cannot take and segmenting the superframes it cannot take, and releases
+// bufs. It runs on sp's writer, or on a reader for a port that takes direct writes.
+func (s *Switch) egress(sp *swPort, bufs []*frame.Buf, sc *egressScratch) {
+	for _, b := range bufs {
+		if b.Pkt != nil && (sp.info.Caps&frame.CapPacket == 0 || !sp.info.Caps.Accepts(&b.Meta)) {
+			b.Materialize()
+		}
+		if sp.info.Caps.Accepts(&b.Meta) {
+			sc.frames = append(sc.frames, frame.Frame{Buf: b.B[b.Off:], N: b.N, Meta: b.Meta, Pkt: b.Pkt})
+			continue
+		}
+		k := softwareOffload(b, sp.info.MTU, func(seg *frame.Buf) bool {
+			sc.segs = append(sc.segs, seg)
+			sc.frames = append(sc.frames, frame.Frame{Buf: seg.B[seg.Off:], N: seg.N, Meta: seg.Meta})
+			return true
+		})
+		if k < 0 {
+			sp.drops[dropOffload].Add(1)
+			sp.stats.TxDropped.Add(1)
+		} else {
+			sp.segments.Add(uint64(k))
+		}
+	}
+	for off := 0; off < len(sc.frames); off += s.cfg.Batch {
+		s.writeFrames(sp, sc.frames[off:min(off+s.cfg.Batch, len(sc.frames))])
+	}
+	clear(sc.frames)
+	sc.frames = sc.frames[:0]
+	frame.ReleaseBufs(bufs) // with the references of frames written by reference
+	frame.ReleaseBufs(sc.segs)
+	clear(sc.segs)
+	sc.segs = sc.segs[:0]
 }
 
 // writeFrames writes one batch to sp's port and counts the result.
@@ -344,6 +357,7 @@ func (s *Switch) writeFrames(sp *swPort, frames []frame.Frame) {
 
 // batch is a reader's set of pooled buffers, each with frame.Headroom bytes kept in front.
 type batch struct {
+	sw     *Switch
 	bufs   []*frame.Buf
 	frames []frame.Frame
 	need   int // read-buffer size the port needs
@@ -352,6 +366,7 @@ type batch struct {
 	// Unicast frames for one egress port are gathered and queued together.
 	pendPort *swPort
 	pend     []*frame.Buf
+	direct   egressScratch // for writes to ports that take them directly
 
 	// Slots whose buffers were handed on, refilled together after the batch.
 	taken []int
@@ -405,6 +420,13 @@ func (b *batch) flush() {
 		return
 	}
 	out := b.pendPort
+	if out.direct {
+		b.sw.egress(out, b.pend, &b.direct)
+		clear(b.pend)
+		b.pend = b.pend[:0]
+		b.pendPort = nil
+		return
+	}
 	k := out.out.PushBatch(b.pend)
 	if k < len(b.pend) {
 		out.drops[dropQueueFull].Add(uint64(len(b.pend) - k))
@@ -527,7 +549,7 @@ func (s *Switch) forward(in *swPort, ports []*swPort, rb *batch, buf *frame.Buf,
 				return false
 			}
 			buf.N, buf.Meta = f.N, f.Meta
-			return s.emit(out, rb, buf, vlan, taggedIn, true)
+			return s.emit(out, rb, true, buf, vlan, taggedIn, true)
 		}
 	}
 
@@ -545,7 +567,7 @@ func (s *Switch) forward(in *swPort, ports []*swPort, rb *batch, buf *frame.Buf,
 			c.Off = buf.Off
 			c.N = copy(c.B[c.Off:], pkt)
 			c.Meta = f.Meta
-			s.emit(last, nil, c, vlan, taggedIn, false)
+			s.emit(last, rb, false, c, vlan, taggedIn, false)
 		}
 		last = out
 	}
@@ -553,13 +575,14 @@ func (s *Switch) forward(in *swPort, ports []*swPort, rb *batch, buf *frame.Buf,
 		return false
 	}
 	buf.N, buf.Meta = f.N, f.Meta
-	return s.emit(last, nil, buf, vlan, taggedIn, true)
+	return s.emit(last, rb, false, buf, vlan, taggedIn, true)
 }
 
-// emit fixes buf's tagging for out and queues it there, or gathers it in rb when rb is
-// not nil. It reports whether buf was consumed; a buf that is not (owned == true) stays
-// with the caller, any other is released.
-func (s *Switch) emit(out *swPort, rb *batch, buf *frame.Buf, vlan uint16, taggedIn, owned bool) bool {
+// emit fixes buf's tagging for out and queues it there (or writes it, for a port that
+// takes direct writes), or gathers it in rb when gather is set. It reports whether buf
+// was consumed; a buf that is not (owned == true) stays with the caller, any other is
+// released.
+func (s *Switch) emit(out *swPort, rb *batch, gather bool, buf *frame.Buf, vlan uint16, taggedIn, owned bool) bool {
 	wantTag := out.tagged(vlan)
 	if taggedIn || wantTag {
 		buf.Materialize() // the tag is edited in buf's bytes
@@ -593,12 +616,16 @@ func (s *Switch) emit(out *swPort, rb *batch, buf *frame.Buf, vlan uint16, tagge
 		b := buf.B[buf.Off:]
 		binary.BigEndian.PutUint16(b[14:16], binary.BigEndian.Uint16(b[14:16])&^tciVIDMask|vlan)
 	}
-	if rb != nil {
+	if gather {
 		if rb.pendPort != out || len(rb.pend) == cap(rb.pend) {
 			rb.flush()
 			rb.pendPort = out
 		}
 		rb.pend = append(rb.pend, buf)
+		return true
+	}
+	if out.direct {
+		s.egress(out, []*frame.Buf{buf}, &rb.direct)
 		return true
 	}
 	if !out.out.Push(buf) {
