@@ -66,8 +66,8 @@ const (
 	CapPacket
 	// CapDirect: WriteFrames only hands frames to a queue of the port's own (it never
 	// blocks) and is safe for concurrent use, so a switch's port readers call it
-	// themselves instead of going through the port's output queue and writer goroutine.
-	// Not an offload either.
+	// themselves, for frames they read by reference, instead of going through the
+	// port's output queue and writer goroutine. Not an offload either.
 	CapDirect
 )
 

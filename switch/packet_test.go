@@ -255,3 +255,32 @@ func testFramesByReferenceDropped(t *testing.T, direct frame.Caps) {
 		t.Errorf("same_port drops = %d, want 1", sameport)
 	}
 }
+
+// stuckDirectPort claims direct writes (CapDirect) but blocks in WriteFrames until
+// closed: it shows which goroutine writes to it.
+type stuckDirectPort struct{ *stuckPort }
+
+func (p stuckDirectPort) Info() frame.Info {
+	i := p.stuckPort.Info()
+	i.Caps |= frame.CapDirect
+	return i
+}
+
+// TestDirectWritesOnlyByReference: frames read plainly (from a TAP, say) reach a
+// CapDirect port through its queue and writer, not from the ingress port's reader,
+// which would then make the receiving port's copy itself: a blocked direct port must not
+// hold up the plain ingress's other traffic.
+func TestDirectWritesOnlyByReference(t *testing.T) {
+	sw := newSwitch(t, Config{})
+	h1 := addHost(t, sw, "p1", mac(1), PortConfig{})
+	h2 := addHost(t, sw, "p2", mac(2), PortConfig{})
+	stuck := stuckDirectPort{newStuckPort("stuck")}
+	if err := sw.AddPort(stuck, PortConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	defer close(stuck.release)
+	for range 3 { // flooded to the stuck port and to p2
+		h1.send(eth(frame.Broadcast, h1.mac, "b"))
+		h2.expect("b")
+	}
+}
