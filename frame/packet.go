@@ -15,6 +15,29 @@ type Packet interface {
 	Release()
 }
 
+// SlicedPacket is a Packet whose bytes a port can read in place: a TAP writes them to
+// the kernel with one gather write instead of copying them into a buffer first.
+type SlicedPacket interface {
+	Packet
+	// Slices appends the frame's bytes to dst, in order, as slices of the packet's own
+	// storage. They stay valid until Release and must not be written to.
+	Slices(dst [][]byte) [][]byte
+}
+
+// Slices appends f's bytes to dst as slices: f.Bytes() for a plain frame; for a frame
+// by reference, the packet's own storage when it is a SlicedPacket, else f.Buf after
+// copying the frame into it (a frame by reference always comes with room for all of
+// it). It takes no reference: the slices are valid while f's are.
+func (f *Frame) Slices(dst [][]byte) [][]byte {
+	if f.Pkt == nil {
+		return append(dst, f.Bytes())
+	}
+	if sp, ok := f.Pkt.(SlicedPacket); ok {
+		return sp.Slices(dst)
+	}
+	return append(dst, f.Buf[:f.Pkt.CopyTo(f.Buf)])
+}
+
 // PacketReader is a Port that can return frames by reference (see Packet).
 type PacketReader interface {
 	Port

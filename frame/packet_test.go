@@ -73,3 +73,41 @@ func TestPacketMaterializeAndRelease(t *testing.T) {
 		t.Fatalf("copies %d, want 4", copies)
 	}
 }
+
+// slicedPkt is a frame by reference in pieces, readable in place.
+type slicedPkt struct {
+	countPkt
+	pieces [][]byte
+}
+
+func (p slicedPkt) Slices(dst [][]byte) [][]byte { return append(dst, p.pieces...) }
+
+func TestFrameSlices(t *testing.T) {
+	data := []byte("0123456789abcdef")
+	var copies, releases int
+
+	plain := Frame{Buf: data, N: 10}
+	if got := plain.Slices(nil); len(got) != 1 || string(got[0]) != "0123456789" {
+		t.Fatalf("plain frame: Slices = %q, want its bytes", got)
+	}
+
+	pieces := [][]byte{data[:3], data[3:9], data[9:]}
+	sliced := Frame{Buf: make([]byte, 32), N: len(data),
+		Pkt: slicedPkt{countPkt{b: data, copies: &copies, releases: &releases}, pieces}}
+	got := sliced.Slices([][]byte{[]byte("hdr")})
+	if len(got) != 4 || string(bytes.Join(got[1:], nil)) != string(data) || copies != 0 {
+		t.Fatalf("sliced packet: Slices = %q (copies %d), want the header then its 3 pieces, uncopied", got, copies)
+	}
+	if &got[1][0] != &data[0] {
+		t.Fatalf("sliced packet: the slices are copies, not the packet's storage")
+	}
+
+	opaque := Frame{Buf: make([]byte, 32), N: len(data), Pkt: countPkt{b: data, copies: &copies, releases: &releases}}
+	got = opaque.Slices(nil)
+	if len(got) != 1 || string(got[0]) != string(data) || &got[0][0] != &opaque.Buf[0] || copies != 1 {
+		t.Fatalf("opaque packet: Slices = %q (copies %d), want its bytes copied into Buf", got, copies)
+	}
+	if releases != 0 {
+		t.Fatalf("Slices released a reference")
+	}
+}

@@ -1,6 +1,8 @@
 package nsstack
 
 import (
+	"bytes"
+	"net"
 	"net/netip"
 	"sync/atomic"
 	"testing"
@@ -85,5 +87,40 @@ func TestForeignReferenceCopied(t *testing.T) {
 	}
 	if released.Load() != 0 {
 		t.Errorf("the NIC released the caller's reference")
+	}
+}
+
+// TestPacketSlicesMatchCopy: a NIC's frame by reference shows the same bytes in place
+// (Slices, what a TAP writes from) as copied out (CopyTo), and its head in Buf.
+func TestPacketSlicesMatchCopy(t *testing.T) {
+	a, _, na, _ := pairedNICs(t)
+	pc, err := a.ListenPacketWith("udp", "192.168.0.1:0", PacketOptions{Broadcast: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	// To the subnet's broadcast address: no ARP first, so the frame is the datagram.
+	dst := &net.UDPAddr{IP: net.IPv4(192, 168, 0, 3), Port: 9}
+	payload := bytes.Repeat([]byte("slices"), 200)
+	if _, err := pc.WriteTo(payload, dst); err != nil {
+		t.Fatal(err)
+	}
+	frames := []frame.Frame{{Buf: make([]byte, na.Info().MaxFrame)}}
+	if n, err := na.ReadPackets(frames); n != 1 || err != nil {
+		t.Fatalf("ReadPackets = %d, %v", n, err)
+	}
+	f := &frames[0]
+	if f.Pkt == nil {
+		t.Fatal("ReadPackets returned a plain frame")
+	}
+	defer f.Pkt.Release()
+	copied := make([]byte, f.N)
+	copied = copied[:f.Pkt.CopyTo(copied)]
+	inPlace := bytes.Join(f.Slices(nil), nil)
+	if !bytes.Equal(inPlace, copied) || len(copied) != f.N || !bytes.HasSuffix(copied, payload) {
+		t.Fatalf("Slices gave %d bytes, CopyTo %d, N %d; equal %v; payload at the end %v", len(inPlace), len(copied), f.N, bytes.Equal(inPlace, copied), bytes.HasSuffix(copied, payload))
+	}
+	if !bytes.Equal(f.Buf[:frame.PacketHead], copied[:frame.PacketHead]) {
+		t.Fatal("the frame's head in Buf differs from its bytes")
 	}
 }

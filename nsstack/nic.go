@@ -231,6 +231,21 @@ type gvPacket struct{ pkt *stack.PacketBuffer }
 func (p gvPacket) CopyTo(b []byte) int { return copyPacket(b, p.pkt) }
 func (p gvPacket) Release()            { p.pkt.DecRef() }
 
+// Slices implements frame.SlicedPacket: the packet's views, from its link header on.
+func (p gvPacket) Slices(dst [][]byte) [][]byte {
+	views, skip := p.pkt.AsViewList()
+	for v := views.Front(); v != nil; v = v.Next() {
+		s := v.AsSlice()
+		if skip >= len(s) {
+			skip -= len(s)
+			continue
+		}
+		dst = append(dst, s[skip:])
+		skip = 0
+	}
+	return dst
+}
+
 // copyPacket copies pkt, from its link header on, into b: all of it when b holds
 // pkt.Size() bytes, its first len(b) bytes otherwise. It walks the packet's views as
 // pkt.AsSlices does, without allocating a slice of them.

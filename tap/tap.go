@@ -220,7 +220,8 @@ func OpenQueues(o Options) ([]*TAP, error) {
 		}
 		t := &TAP{
 			name: o.Name, file: file, raw: raw, vnet: o.Offload, log: log,
-			info: frame.Info{Name: portName, MTU: mtu, MaxFrame: frame.MaxFrameFor(mtu, o.Offload), Caps: caps},
+			// CapPacket: a namespace's frames are written from its gVisor buffers.
+			info: frame.Info{Name: portName, MTU: mtu, MaxFrame: frame.MaxFrameFor(mtu, o.Offload), Caps: caps | frame.CapPacket},
 			rhdr: make([]byte, vnetHdrLen), riov: make([][]byte, 2),
 			whdr: make([]byte, vnetHdrLen), wiov: make([][]byte, 2),
 		}
@@ -454,14 +455,19 @@ func (t *TAP) writeAll(fd uintptr) bool {
 	}
 	for t.wn < len(frames) {
 		f := &frames[t.wn]
-		var err error
+		t.wiov = t.wiov[:0]
 		if t.vnet {
 			encodeHdr(t.whdr, &f.Meta)
-			t.wiov[0], t.wiov[1] = t.whdr, f.Bytes()
-			_, err = unix.Writev(int(fd), t.wiov)
-		} else {
-			_, err = unix.Write(int(fd), f.Bytes())
+			t.wiov = append(t.wiov, t.whdr)
 		}
+		t.wiov = appendFrame(t.wiov, f)
+		var err error
+		if len(t.wiov) == 1 {
+			_, err = unix.Write(int(fd), t.wiov[0])
+		} else {
+			_, err = unix.Writev(int(fd), t.wiov)
+		}
+		clear(t.wiov) // keep no reference to the caller's buffers
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -481,6 +487,24 @@ func (t *TAP) writeAll(fd uintptr) bool {
 		t.wn++
 	}
 	return true
+}
+
+// maxFrameSlices bounds the slices one frame is written from: a packet in more pieces
+// (a TCP stream of tiny writes) is copied into the frame's buffer instead, keeping every
+// write far below the kernel's 1,024 iovecs.
+const maxFrameSlices = 64
+
+// appendFrame appends f's bytes to dst: a frame by reference as the slices of the
+// packet's own storage, so that the kernel copies it straight from the sending stack's
+// buffers (one copy fewer than materializing it first).
+func appendFrame(dst [][]byte, f *frame.Frame) [][]byte {
+	start := len(dst)
+	dst = f.Slices(dst)
+	if len(dst)-start > maxFrameSlices {
+		clear(dst[start:])
+		dst = append(dst[:start], f.Buf[:f.Pkt.CopyTo(f.Buf)])
+	}
+	return dst
 }
 
 // uringDone accounts for the write of t.wframes[t.wbase+i] that returned res.

@@ -1,6 +1,7 @@
 package tap
 
 import (
+	"bytes"
 	"log/slog"
 	"net"
 	"os"
@@ -90,5 +91,37 @@ func TestOpenWithoutPermission(t *testing.T) {
 	}
 	if _, err := net.InterfaceByName("vnoperm0"); err == nil {
 		t.Errorf("vnoperm0 exists after a failed Open")
+	}
+}
+
+// piecesPkt is a frame by reference in n one-byte pieces.
+type piecesPkt struct{ b []byte }
+
+func (p piecesPkt) CopyTo(b []byte) int { return copy(b, p.b) }
+func (p piecesPkt) Release()            {}
+func (p piecesPkt) Slices(dst [][]byte) [][]byte {
+	for i := range p.b {
+		dst = append(dst, p.b[i:i+1])
+	}
+	return dst
+}
+
+// TestAppendFrame: a frame by reference is written from the packet's own pieces, unless
+// it has more than maxFrameSlices of them: then it is copied into the frame's buffer.
+func TestAppendFrame(t *testing.T) {
+	for _, n := range []int{3, maxFrameSlices, maxFrameSlices + 1, 500} {
+		data := bytes.Repeat([]byte{'x'}, n)
+		f := frame.Frame{Buf: make([]byte, 600), N: n, Pkt: piecesPkt{data}}
+		got := appendFrame([][]byte{[]byte("hdr")}, &f)
+		want := n + 1
+		if n > maxFrameSlices {
+			want = 2
+			if &got[1][0] != &f.Buf[0] {
+				t.Errorf("%d pieces: not copied into the frame's buffer", n)
+			}
+		}
+		if len(got) != want || !bytes.Equal(bytes.Join(got[1:], nil), data) {
+			t.Errorf("%d pieces: %d slices, bytes equal %v; want %d slices, equal", n, len(got), bytes.Equal(bytes.Join(got[1:], nil), data), want)
+		}
 	}
 }

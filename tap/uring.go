@@ -27,7 +27,9 @@ type uring struct {
 	cqes                           unsafe.Pointer // struct io_uring_cqe[cq entries]
 
 	hdrs []byte       // a virtio-net header per entry
-	iov  []unix.Iovec // two per entry: header and frame
+	vec  [][]byte     // this batch's header and frame slices, in order
+	span []int        // frame i's slices are vec[span[i]:span[i+1]]
+	iov  []unix.Iovec // vec as iovecs
 }
 
 const (
@@ -86,39 +88,48 @@ func newURing() (*uring, error) {
 	u.entries = min(sqEntries, cqEntries)
 	u.hdrs = make([]byte, int(u.entries)*vnetHdrLen)
 	u.iov = make([]unix.Iovec, 2*u.entries)
+	u.span = make([]int, 0, u.entries+1)
 	ok = true
 	return u, nil
 }
 
 // writeBatch writes frames (at most u.entries) to fd and calls done with each frame's
-// index and result (bytes written, or a negative errno) in submission order.
+// index and result (bytes written, or a negative errno) in submission order. A frame by
+// reference is written from the packet's own storage (see appendFrame).
 func (u *uring) writeBatch(fd int, frames []frame.Frame, vnet bool, done func(i int, res int32)) error {
 	n := uint32(len(frames))
-	tail := atomic.LoadUint32(u.sqTail)
+	u.vec, u.span = u.vec[:0], u.span[:0]
 	for i := range frames {
 		f := &frames[i]
-		iov := u.iov[2*i : 2*i+2]
-		iovs := 1
+		u.span = append(u.span, len(u.vec))
 		if vnet {
 			h := u.hdrs[i*vnetHdrLen : (i+1)*vnetHdrLen]
 			encodeHdr(h, &f.Meta)
-			iov[0] = unix.Iovec{Base: &h[0]}
-			iov[0].SetLen(vnetHdrLen)
-			iovs = 2
+			u.vec = append(u.vec, h)
 		}
-		fr := &iov[iovs-1]
-		*fr = unix.Iovec{}
-		if f.N > 0 {
-			fr.Base = &f.Buf[0]
+		u.vec = appendFrame(u.vec, f)
+	}
+	u.span = append(u.span, len(u.vec))
+	if len(u.iov) < len(u.vec) { // before any iovec's address goes into an entry
+		u.iov = make([]unix.Iovec, len(u.vec))
+	}
+	for i, b := range u.vec {
+		u.iov[i] = unix.Iovec{}
+		if len(b) > 0 {
+			u.iov[i].Base = &b[0]
 		}
-		fr.SetLen(f.N)
+		u.iov[i].SetLen(len(b))
+	}
+	tail := atomic.LoadUint32(u.sqTail)
+	for i := range frames {
+		iov := u.iov[u.span[i]:u.span[i+1]]
 		slot := (tail + uint32(i)) & u.sqMask
 		sqe := u.sqes[int(slot)*sqeSize : int(slot+1)*sqeSize]
 		clear(sqe)
 		sqe[0] = ioringOpWritev
 		binary.LittleEndian.PutUint32(sqe[4:], uint32(int32(fd)))
 		binary.LittleEndian.PutUint64(sqe[16:], uint64(uintptr(unsafe.Pointer(&iov[0]))))
-		binary.LittleEndian.PutUint32(sqe[24:], uint32(iovs))
+		binary.LittleEndian.PutUint32(sqe[24:], uint32(len(iov)))
 		binary.LittleEndian.PutUint64(sqe[32:], uint64(i))
 		*(*uint32)(unsafe.Add(u.sqArray, 4*uintptr(slot))) = slot
 	}
@@ -133,11 +144,11 @@ func (u *uring) writeBatch(fd int, frames []frame.Frame, vnet bool, done func(i 
 		}
 		_, _, e := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(u.fd), uintptr(toSubmit), uintptr(want-min(got, want)), ioringEnterGetEvents, 0, 0)
 		if e != 0 && e != unix.EINTR {
-			clear(u.iov[:2*n])
+			u.forget()
 			return fmt.Errorf("io_uring_enter: %w", e)
 		}
 	}
-	clear(u.iov[:2*n]) // keep no reference to the caller's buffers
+	u.forget()
 	head := atomic.LoadUint32(u.cqHead)
 	for stop := head + want; head != stop; head++ {
 		cqe := unsafe.Add(u.cqes, uintptr(head&u.cqMask)*cqeSize)
@@ -145,6 +156,13 @@ func (u *uring) writeBatch(fd int, frames []frame.Frame, vnet bool, done func(i 
 	}
 	atomic.StoreUint32(u.cqHead, head)
 	return nil
+}
+
+// forget drops the batch's references to the caller's buffers and packets.
+func (u *uring) forget() {
+	clear(u.iov[:len(u.vec)])
+	clear(u.vec)
+	u.vec = u.vec[:0]
 }
 
 func (u *uring) close() {
