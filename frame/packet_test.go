@@ -13,43 +13,76 @@ type countPkt struct {
 
 func (p countPkt) CopyTo(b []byte) int { *p.copies++; return copy(b, p.b) }
 func (p countPkt) Release()            { *p.releases++ }
+func (p countPkt) Clone() Packet       { return p }
+
+// slicedPkt is a frame by reference in pieces, readable in place.
+type slicedPkt struct {
+	countPkt
+	pieces [][]byte
+}
+
+func (p slicedPkt) Slices(dst [][]byte) [][]byte { return append(dst, p.pieces...) }
+
+// refFrame returns the 300 bytes a test packet holds and the frame as a receiver sees
+// it: the packet's first PacketHead bytes in buf as its head, whose first byte was
+// then rewritten to 0xee.
+func refFrame() (sent, frame []byte) {
+	sent = make([]byte, 300)
+	for i := range sent {
+		sent[i] = byte(i % 251)
+	}
+	frame = append([]byte{0xee}, sent[1:]...)
+	return sent, frame
+}
+
+// withHead returns a buffer of size n holding the rewritten head of refFrame at off.
+func withHead(n, off int) []byte {
+	_, want := refFrame()
+	b := make([]byte, n)
+	copy(b[off:], want[:PacketHead])
+	return b
+}
 
 func TestPacketMaterializeAndRelease(t *testing.T) {
-	data := bytes.Repeat([]byte{7}, 300)
+	sent, want := refFrame()
 	var copies, releases int
-	pkt := func() Packet { return countPkt{b: data, copies: &copies, releases: &releases} }
+	pkt := func() Packet { return countPkt{b: sent, copies: &copies, releases: &releases} }
 
-	// Frame.Materialize: bytes copied in, the reference released, Pkt cleared.
-	f := Frame{Buf: make([]byte, 512), N: len(data), Pkt: pkt()}
+	// Frame.Materialize: the packet's bytes behind the frame's own head, the reference
+	// released, Pkt cleared.
+	f := Frame{Buf: withHead(512, 0), N: len(sent), Pkt: pkt()}
 	f.Materialize()
-	if f.Pkt != nil || !bytes.Equal(f.Bytes(), data) || copies != 1 || releases != 1 {
-		t.Fatalf("Frame.Materialize: Pkt %v, bytes equal %v, copies %d, releases %d", f.Pkt, bytes.Equal(f.Bytes(), data), copies, releases)
+	if f.Pkt != nil || !bytes.Equal(f.Bytes(), want) || copies != 1 || releases != 1 {
+		t.Fatalf("Frame.Materialize: Pkt %v, bytes equal %v, copies %d, releases %d", f.Pkt, bytes.Equal(f.Bytes(), want), copies, releases)
 	}
 	f.Materialize() // a plain frame: nothing happens
 	if copies != 1 || releases != 1 {
 		t.Fatalf("Materialize of a plain frame copied or released")
 	}
 
-	// Buf.Materialize writes at Off.
+	// Buf.Materialize writes at Off, behind the head there.
 	b := GetBuf(512)
-	b.Off, b.N, b.Pkt = 16, len(data), pkt()
+	copy(b.B, withHead(512, 16))
+	b.Off, b.N, b.Pkt = 16, len(sent), pkt()
 	b.Materialize()
-	if b.Pkt != nil || !bytes.Equal(b.Bytes(), data) || releases != 2 {
-		t.Fatalf("Buf.Materialize: Pkt %v, bytes equal %v, releases %d", b.Pkt, bytes.Equal(b.Bytes(), data), releases)
+	if b.Pkt != nil || !bytes.Equal(b.Bytes(), want) || releases != 2 {
+		t.Fatalf("Buf.Materialize: Pkt %v, bytes equal %v, releases %d", b.Pkt, bytes.Equal(b.Bytes(), want), releases)
 	}
 
 	// CopyFrom copies a frame by reference whole and leaves the reference with f.
-	g := Frame{Buf: make([]byte, PacketHead), N: len(data), Pkt: pkt()}
+	g := Frame{Buf: withHead(PacketHead, 0), N: len(sent), Pkt: pkt()}
 	b.CopyFrom(&g)
-	if !bytes.Equal(b.Bytes(), data) || g.Pkt == nil || releases != 2 {
-		t.Fatalf("CopyFrom: bytes equal %v, f kept Pkt %v, releases %d", bytes.Equal(b.Bytes(), data), g.Pkt != nil, releases)
+	if !bytes.Equal(b.Bytes(), want) || g.Pkt == nil || releases != 2 {
+		t.Fatalf("CopyFrom: bytes equal %v, f kept Pkt %v, releases %d", bytes.Equal(b.Bytes(), want), g.Pkt != nil, releases)
 	}
 
-	// CopyTo of a buffer holding a reference copies it whole.
+	// CopyTo of a buffer holding a reference copies it whole, its head from the buffer.
 	b.Pkt = g.Pkt
+	copy(b.B[b.Off:], sent[:PacketHead]) // the head as sent...
+	b.B[b.Off] = 0xee                    // ...rewritten
 	out := Frame{Buf: make([]byte, 512)}
-	if !b.CopyTo(&out) || !bytes.Equal(out.Bytes(), data) || out.Pkt != nil {
-		t.Fatalf("CopyTo: bytes equal %v, Pkt %v", bytes.Equal(out.Bytes(), data), out.Pkt)
+	if !b.CopyTo(&out) || !bytes.Equal(out.Bytes(), want) || out.Pkt != nil {
+		t.Fatalf("CopyTo: bytes equal %v, Pkt %v", bytes.Equal(out.Bytes(), want), out.Pkt)
 	}
 
 	// Release and ReleaseBufs release the reference they hold, once.
@@ -74,38 +107,36 @@ func TestPacketMaterializeAndRelease(t *testing.T) {
 	}
 }
 
-// slicedPkt is a frame by reference in pieces, readable in place.
-type slicedPkt struct {
-	countPkt
-	pieces [][]byte
-}
-
-func (p slicedPkt) Slices(dst [][]byte) [][]byte { return append(dst, p.pieces...) }
-
 func TestFrameSlices(t *testing.T) {
-	data := []byte("0123456789abcdef")
+	sent, want := refFrame()
 	var copies, releases int
 
-	plain := Frame{Buf: data, N: 10}
-	if got := plain.Slices(nil); len(got) != 1 || string(got[0]) != "0123456789" {
+	plain := Frame{Buf: want, N: 10}
+	if got := plain.Slices(nil); len(got) != 1 || !bytes.Equal(got[0], want[:10]) {
 		t.Fatalf("plain frame: Slices = %q, want its bytes", got)
 	}
 
-	pieces := [][]byte{data[:3], data[3:9], data[9:]}
-	sliced := Frame{Buf: make([]byte, 32), N: len(data),
-		Pkt: slicedPkt{countPkt{b: data, copies: &copies, releases: &releases}, pieces}}
-	got := sliced.Slices([][]byte{[]byte("hdr")})
-	if len(got) != 4 || string(bytes.Join(got[1:], nil)) != string(data) || copies != 0 {
-		t.Fatalf("sliced packet: Slices = %q (copies %d), want the header then its 3 pieces, uncopied", got, copies)
+	// In pieces of 50: the head, then the packet's storage from byte 64 on (the last 36
+	// bytes of piece 1, then pieces 2 to 5), uncopied.
+	var pieces [][]byte
+	for i := 0; i < len(sent); i += 50 {
+		pieces = append(pieces, sent[i:i+50])
 	}
-	if &got[1][0] != &data[0] {
-		t.Fatalf("sliced packet: the slices are copies, not the packet's storage")
+	sliced := Frame{Buf: withHead(512, 0), N: len(sent),
+		Pkt: slicedPkt{countPkt{b: sent, copies: &copies, releases: &releases}, pieces}}
+	got := sliced.Slices([][]byte{[]byte("hdr")})
+	if len(got) != 7 || !bytes.Equal(bytes.Join(got[1:], nil), want) || copies != 0 {
+		t.Fatalf("sliced packet: %d slices (copies %d), bytes equal %v; want 7: the header, the head, 5 pieces, uncopied",
+			len(got), copies, bytes.Equal(bytes.Join(got[1:], nil), want))
+	}
+	if &got[1][0] != &sliced.Buf[0] || &got[2][0] != &sent[PacketHead] {
+		t.Fatalf("sliced packet: the head is not the frame's, or the rest not the packet's storage")
 	}
 
-	opaque := Frame{Buf: make([]byte, 32), N: len(data), Pkt: countPkt{b: data, copies: &copies, releases: &releases}}
+	opaque := Frame{Buf: withHead(512, 0), N: len(sent), Pkt: countPkt{b: sent, copies: &copies, releases: &releases}}
 	got = opaque.Slices(nil)
-	if len(got) != 1 || string(got[0]) != string(data) || &got[0][0] != &opaque.Buf[0] || copies != 1 {
-		t.Fatalf("opaque packet: Slices = %q (copies %d), want its bytes copied into Buf", got, copies)
+	if len(got) != 1 || !bytes.Equal(got[0], want) || &got[0][0] != &opaque.Buf[0] || copies != 1 {
+		t.Fatalf("opaque packet: Slices = %d slices (copies %d), want its bytes copied into Buf", len(got), copies)
 	}
 	if releases != 0 {
 		t.Fatalf("Slices released a reference")

@@ -140,7 +140,7 @@ func (b *Buf) releasePkt() {
 func (b *Buf) CopyFrom(f *Frame) {
 	b.Off = 0
 	if f.Pkt != nil {
-		b.N = f.Pkt.CopyTo(b.B)
+		b.N = copyWhole(b.B, f.Pkt, f.Buf[:headLen(f.N)])
 	} else {
 		b.N = copy(b.B, f.Bytes())
 	}
@@ -154,7 +154,7 @@ func (b *Buf) CopyTo(f *Frame) bool {
 		return false
 	}
 	if b.Pkt != nil {
-		f.N = b.Pkt.CopyTo(f.Buf)
+		f.N = copyWhole(f.Buf, b.Pkt, b.B[b.Off:b.Off+headLen(b.N)])
 	} else {
 		f.N = copy(f.Buf, b.Bytes())
 	}

@@ -9,24 +9,8 @@ import (
 	"time"
 
 	"github.com/vnetd/vnetd/frame"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
 )
-
-// refCountingNIC is a NIC whose WriteFrames counts the frames it is given by reference.
-type refCountingNIC struct {
-	*NIC
-	byRef, plain atomic.Int64
-}
-
-func (n *refCountingNIC) WriteFrames(frames []frame.Frame) (int, error) {
-	for i := range frames {
-		if frames[i].Pkt != nil {
-			n.byRef.Add(1)
-		} else {
-			n.plain.Add(1)
-		}
-	}
-	return n.NIC.WriteFrames(frames)
-}
 
 // TestFramesCrossByReference: between two NICs the frames go by reference, not as
 // copies, and TCP both ways still delivers every byte intact (transfer checks them;
@@ -35,14 +19,13 @@ func (n *refCountingNIC) WriteFrames(frames []frame.Frame) (int, error) {
 // every shared packet's references are given back.
 func TestFramesCrossByReference(t *testing.T) {
 	a, b, na, nb := pairedNICs(t)
-	ca, cb := &refCountingNIC{NIC: na}, &refCountingNIC{NIC: nb}
-	stop := Connect(ca, cb)
+	stop := Connect(na, nb)
 	defer stop()
 	transfer(t, b, a, ":5000", "192.168.0.2:5000", 4<<20)
 	transfer(t, a, b, ":5001", "192.168.0.1:5001", 4<<20)
-	for _, n := range []*refCountingNIC{ca, cb} {
-		if n.byRef.Load() == 0 || n.plain.Load() != 0 {
-			t.Errorf("%s was written %d frames by reference and %d plain; want all by reference", n.Info().Name, n.byRef.Load(), n.plain.Load())
+	for _, n := range []*NIC{na, nb} {
+		if br, all := n.RxByReference(), n.Counters().RxFrames.Load(); br == 0 || br != all {
+			t.Errorf("%s received %d frames, %d of them by reference; want all by reference", n.Info().Name, all, br)
 		}
 	}
 }
@@ -55,9 +38,11 @@ type foreignPkt struct {
 
 func (p foreignPkt) CopyTo(b []byte) int { return copy(b, p.b) }
 func (p foreignPkt) Release()            { p.released.Add(1) }
+func (p foreignPkt) Clone() frame.Packet { return p }
 
 // TestForeignReferenceCopied: a frame by reference of another kind is copied in whole,
-// and the NIC does not release the caller's reference.
+// its head from the frame's buffer, and the NIC does not release the caller's
+// reference.
 func TestForeignReferenceCopied(t *testing.T) {
 	ns := newNS(t, "a")
 	nic, err := ns.AddNIC(NICConfig{Name: "eth0"})
@@ -73,9 +58,9 @@ func TestForeignReferenceCopied(t *testing.T) {
 	udp := testUDPFrame(t) // broadcast to 10.0.0.255:9, 16 zero bytes of payload
 	copy(udp[len(udp)-16:], "by reference 123")
 	var released atomic.Int64
-	head := make([]byte, len(udp))
-	copy(head, udp[:20]) // a short head: the rest is zeros a NIC must not read
-	f := frame.Frame{Buf: head, N: len(udp), Meta: frame.Meta{CsumValid: true}, Pkt: foreignPkt{b: udp, released: &released}}
+	// The whole 58-byte frame is the head, in the buffer: the packet's own bytes (zeros
+	// here) are superseded by it.
+	f := frame.Frame{Buf: udp, N: len(udp), Meta: frame.Meta{CsumValid: true}, Pkt: foreignPkt{b: make([]byte, len(udp)), released: &released}}
 	if n, err := nic.WriteFrames([]frame.Frame{f}); n != 1 || err != nil {
 		t.Fatalf("WriteFrames = %d, %v", n, err)
 	}
@@ -122,5 +107,48 @@ func TestPacketSlicesMatchCopy(t *testing.T) {
 	}
 	if !bytes.Equal(f.Buf[:frame.PacketHead], copied[:frame.PacketHead]) {
 		t.Fatal("the frame's head in Buf differs from its bytes")
+	}
+}
+
+// TestRewrittenHeadDelivered: a NIC's frame whose head was rewritten on the way (as a
+// router rewrites MACs and addresses) reaches the other namespace as rewritten, while
+// the bytes behind the head are still shared with the sender.
+func TestRewrittenHeadDelivered(t *testing.T) {
+	a, b, na, nb := pairedNICs(t)
+	rx, err := b.ListenPacket("udp", "192.168.0.2:9") // unicast only: no broadcasts
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	tx, err := a.ListenPacketWith("udp", "192.168.0.1:0", PacketOptions{Broadcast: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	payload := bytes.Repeat([]byte("rewritten head "), 60)
+	if _, err := tx.WriteTo(payload, &net.UDPAddr{IP: net.IPv4(192, 168, 0, 3), Port: 9}); err != nil {
+		t.Fatal(err)
+	}
+	frames := []frame.Frame{{Buf: make([]byte, na.Info().MaxFrame)}}
+	if n, err := na.ReadPackets(frames); n != 1 || err != nil || frames[0].Pkt == nil {
+		t.Fatalf("ReadPackets = %d, %v (by reference: %v)", n, err, frames[0].Pkt != nil)
+	}
+	f := &frames[0]
+	defer f.Pkt.Release()
+	// Broadcast to 192.168.0.3 becomes unicast to b: destination MAC, IP and checksum.
+	mac := nb.MAC()
+	copy(f.Buf[0:6], mac[:])
+	ip := header.IPv4(f.Buf[14:frame.PacketHead])
+	ip.SetDestinationAddress(toTCPIP(netip.MustParseAddr("192.168.0.2")))
+	ip.SetChecksum(0)
+	ip.SetChecksum(^ip.CalculateChecksum())
+	if n, err := nb.WriteFrames(frames); n != 1 || err != nil {
+		t.Fatalf("WriteFrames = %d, %v", n, err)
+	}
+	rx.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 2048)
+	n, _, err := rx.ReadFrom(buf)
+	if err != nil || !bytes.Equal(buf[:n], payload) {
+		t.Fatalf("b's unicast socket: ReadFrom = %d bytes, %v; want the %d-byte payload", n, err, len(payload))
 	}
 }

@@ -1,6 +1,7 @@
 package nsstack
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -58,6 +59,7 @@ type NIC struct {
 
 	dispatcher atomic.Pointer[dispatcherBox]
 	stats      frame.Counters
+	rxByRef    atomic.Uint64         // frames taken by reference (see RxByReference)
 	popBuf     []*stack.PacketBuffer // ReadFrames scratch; one reader at a time
 
 	closeOnce sync.Once
@@ -159,6 +161,10 @@ func (n *NIC) MAC() frame.MAC { return n.mac }
 // Counters returns the NIC's counters: rx is what the namespace received.
 func (n *NIC) Counters() *frame.Counters { return &n.stats }
 
+// RxByReference returns how many of the frames written to the NIC came by reference
+// (frame.Packet): their bytes shared with the sending namespace, not copied.
+func (n *NIC) RxByReference() uint64 { return n.rxByRef.Load() }
+
 // Info implements frame.Port. The port is named "NS.NIC".
 func (n *NIC) Info() frame.Info {
 	mtu := int(n.mtu.Load())
@@ -229,6 +235,7 @@ func (n *NIC) read(frames []frame.Frame, byRef bool) (int, error) {
 type gvPacket struct{ pkt *stack.PacketBuffer }
 
 func (p gvPacket) CopyTo(b []byte) int { return copyPacket(b, p.pkt) }
+func (p gvPacket) Clone() frame.Packet { return gvPacket{p.pkt.IncRef()} }
 func (p gvPacket) Release()            { p.pkt.DecRef() }
 
 // Slices implements frame.SlicedPacket: the packet's views, from its link header on.
@@ -301,7 +308,7 @@ func (n *NIC) WriteFrames(frames []frame.Frame) (int, error) {
 	default:
 	}
 	var batch [64]*stack.PacketBuffer
-	took, dropped := 0, 0
+	took, dropped, byRef := 0, 0, 0
 	for len(frames) > 0 {
 		k, taken := 0, 0 // taken: frames of this batch accepted, queued or not
 		for k < len(batch) && len(frames) > 0 {
@@ -315,6 +322,7 @@ func (n *NIC) WriteFrames(frames []frame.Frame) (int, error) {
 			var pkt *stack.PacketBuffer
 			if f.Pkt != nil {
 				pkt = inboundByReference(f)
+				byRef++
 			} else {
 				if !f.Meta.NeedsCsum && !f.Meta.CsumValid && !l4ChecksumOK(f.Bytes()) {
 					dropped++
@@ -339,6 +347,9 @@ func (n *NIC) WriteFrames(frames []frame.Frame) (int, error) {
 	}
 	if dropped > 0 {
 		n.stats.RxDropped.Add(uint64(dropped))
+	}
+	if byRef > 0 {
+		n.rxByRef.Add(uint64(byRef))
 	}
 	if took > 0 {
 		n.kick()
@@ -439,11 +450,21 @@ func (n *NIC) deliver() {
 // they are not checked again, as the kernel does not check a veth's.
 func inboundByReference(f *frame.Frame) *stack.PacketBuffer {
 	var payload buffer.Buffer
+	head := f.Buf[:min(f.N, frame.PacketHead)]
 	if gp, ok := f.Pkt.(gvPacket); ok {
 		payload = gp.pkt.ToBuffer()
+		var sent [frame.PacketHead]byte
+		if !bytes.Equal(head, sent[:copyPacket(sent[:len(head)], gp.pkt)]) {
+			// Rewritten on the way (a router's MACs and TTL): the head is the frame's.
+			payload.TrimFront(int64(len(head)))
+			rest := payload
+			payload = buffer.MakeWithData(head)
+			payload.Merge(&rest)
+		}
 	} else {
 		v := buffer.NewViewSize(f.N)
 		f.Pkt.CopyTo(v.AsSlice())
+		copy(v.AsSlice(), head)
 		payload = buffer.MakeWithView(v)
 	}
 	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: payload})

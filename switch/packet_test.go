@@ -25,6 +25,10 @@ type fakePkt struct {
 }
 
 func (p fakePkt) CopyTo(b []byte) int { p.refs.copies.Add(1); return copy(b, p.b) }
+func (p fakePkt) Clone() frame.Packet {
+	p.refs.out.Add(1)
+	return fakePkt{b: p.b, refs: p.refs, once: new(sync.Once)}
+}
 func (p fakePkt) Release() {
 	released := false
 	p.once.Do(func() { released = true; p.refs.released.Add(1) })

@@ -502,7 +502,8 @@ func appendFrame(dst [][]byte, f *frame.Frame) [][]byte {
 	dst = f.Slices(dst)
 	if len(dst)-start > maxFrameSlices {
 		clear(dst[start:])
-		dst = append(dst[:start], f.Buf[:f.Pkt.CopyTo(f.Buf)])
+		f.Fill()
+		dst = append(dst[:start], f.Bytes())
 	}
 	return dst
 }

@@ -94,34 +94,47 @@ func TestOpenWithoutPermission(t *testing.T) {
 	}
 }
 
-// piecesPkt is a frame by reference in n one-byte pieces.
+// piecesPkt is a frame by reference in 10-byte pieces.
 type piecesPkt struct{ b []byte }
 
 func (p piecesPkt) CopyTo(b []byte) int { return copy(b, p.b) }
 func (p piecesPkt) Release()            {}
+func (p piecesPkt) Clone() frame.Packet { return p }
 func (p piecesPkt) Slices(dst [][]byte) [][]byte {
-	for i := range p.b {
-		dst = append(dst, p.b[i:i+1])
+	for i := 0; i < len(p.b); i += 10 {
+		dst = append(dst, p.b[i:min(i+10, len(p.b))])
 	}
 	return dst
 }
 
-// TestAppendFrame: a frame by reference is written from the packet's own pieces, unless
-// it has more than maxFrameSlices of them: then it is copied into the frame's buffer.
+// TestAppendFrame: a frame by reference is written as its head (from the frame's
+// buffer, where it may have been rewritten) then the packet's own pieces behind it,
+// unless that makes more than maxFrameSlices pieces: then it is copied into the frame's
+// buffer.
 func TestAppendFrame(t *testing.T) {
-	for _, n := range []int{3, maxFrameSlices, maxFrameSlices + 1, 500} {
-		data := bytes.Repeat([]byte{'x'}, n)
-		f := frame.Frame{Buf: make([]byte, 600), N: n, Pkt: piecesPkt{data}}
-		got := appendFrame([][]byte{[]byte("hdr")}, &f)
-		want := n + 1
-		if n > maxFrameSlices {
-			want = 2
-			if &got[1][0] != &f.Buf[0] {
-				t.Errorf("%d pieces: not copied into the frame's buffer", n)
-			}
+	for _, c := range []struct{ pieces, slices int }{
+		{3, 1},                  // 30 bytes: all head
+		{20, 1 + 14},            // 200 bytes: the head, then the last 4 bytes of piece 6 and 13 more
+		{maxFrameSlices + 7, 1}, // copied into the buffer
+	} {
+		data := make([]byte, 10*c.pieces)
+		for i := range data {
+			data[i] = byte(i)
 		}
-		if len(got) != want || !bytes.Equal(bytes.Join(got[1:], nil), data) {
-			t.Errorf("%d pieces: %d slices, bytes equal %v; want %d slices, equal", n, len(got), bytes.Equal(bytes.Join(got[1:], nil), data), want)
+		f := frame.Frame{Buf: make([]byte, len(data)), N: len(data), Pkt: piecesPkt{data}}
+		h := copy(f.Buf, data[:min(len(data), frame.PacketHead)])
+		f.Buf[0] = 0xee // a rewritten head byte: the frame's, not the packet's
+		want := append([]byte{0xee}, data[1:]...)
+		got := appendFrame([][]byte{[]byte("hdr")}, &f)
+		if len(got)-1 != c.slices || !bytes.Equal(bytes.Join(got[1:], nil), want) {
+			t.Errorf("%d pieces: %d slices, bytes equal %v; want %d slices, equal", c.pieces, len(got)-1, bytes.Equal(bytes.Join(got[1:], nil), want), c.slices)
+			continue
+		}
+		if c.slices > 1 && &got[2][0] != &data[h] {
+			t.Errorf("%d pieces: the bytes behind the head are not the packet's own", c.pieces)
+		}
+		if c.slices == 1 && len(data) > frame.PacketHead && &got[1][0] != &f.Buf[0] {
+			t.Errorf("%d pieces: not copied into the frame's buffer", c.pieces)
 		}
 	}
 }
