@@ -93,14 +93,21 @@ func (i *iface) info() IfaceInfo {
 }
 
 // Info implements frame.Port. The router passes offload metadata through, so it
-// accepts every offload and may return superframes.
+// accepts every offload and may return superframes. It takes frames by reference and
+// forwards them so, rewriting only their head (see frame.Packet).
 func (i *iface) Info() frame.Info {
-	return frame.Info{Name: i.r.opts.Name + "." + i.cfg.Name, MTU: i.cfg.MTU, MaxFrame: frame.MaxSuperFrame, Caps: frame.CapsAll}
+	return frame.Info{Name: i.r.opts.Name + "." + i.cfg.Name, MTU: i.cfg.MTU, MaxFrame: frame.MaxSuperFrame, Caps: frame.CapsAll | frame.CapPacket}
 }
 
 // ReadFrames implements frame.Port: it returns frames the router sends out of this
 // interface.
-func (i *iface) ReadFrames(frames []frame.Frame) (int, error) {
+func (i *iface) ReadFrames(frames []frame.Frame) (int, error) { return i.read(frames, false) }
+
+// ReadPackets implements frame.PacketReader: as ReadFrames, but a frame the router
+// forwards by reference stays so, its head copied into the caller's buffer.
+func (i *iface) ReadPackets(frames []frame.Frame) (int, error) { return i.read(frames, true) }
+
+func (i *iface) read(frames []frame.Frame, byRef bool) (int, error) {
 	for {
 		n, err := i.q.Pop(i.rbufs[:min(len(frames), len(i.rbufs))])
 		if err != nil {
@@ -109,7 +116,15 @@ func (i *iface) ReadFrames(frames []frame.Frame) (int, error) {
 		k := 0
 		for j := 0; j < n; j++ {
 			b := i.rbufs[j]
-			if b.CopyTo(&frames[k]) {
+			if byRef && b.Pkt != nil && len(frames[k].Buf) >= b.N {
+				f := &frames[k]
+				copy(f.Buf, b.B[b.Off:b.Off+min(b.N, frame.PacketHead)])
+				f.N, f.Meta, f.Pkt = b.N, b.Meta, b.Pkt
+				b.Pkt = nil
+				i.ctr.TxFrames.Add(1)
+				i.ctr.TxBytes.Add(uint64(b.N))
+				k++
+			} else if b.CopyTo(&frames[k]) {
 				i.ctr.TxFrames.Add(1)
 				i.ctr.TxBytes.Add(uint64(b.N))
 				k++
@@ -159,7 +174,9 @@ func (i *iface) enqueue(b *frame.Buf) {
 	}
 }
 
-// input routes one received frame.
+// input routes one received frame. A frame by reference is forwarded so when its IP
+// header lies in its head (inputIPv4, inputIPv6); anything the router reads further
+// into is filled in first (frame.Frame.Fill).
 func (i *iface) input(f *frame.Frame) {
 	b := f.Bytes()
 	if len(b) < frame.EthHeaderLen {
@@ -173,6 +190,7 @@ func (i *iface) input(f *frame.Frame) {
 	}
 	switch binary.BigEndian.Uint16(b[12:14]) {
 	case etARP:
+		f.Fill()
 		i.inputARP(b)
 	case etIPv4:
 		i.inputIPv4(f, dst == i.mac)
@@ -389,8 +407,12 @@ func (via *iface) flushShortcut() {
 		return
 	}
 	fs := via.scFrames[:len(via.scBufs)]
+	byRef := via.capsOf(via.scPort)&frame.CapPacket != 0
 	for k, b := range via.scBufs {
-		fs[k].Buf, fs[k].N, fs[k].Meta = b.B[b.Off:b.Off+b.N], b.N, b.Meta
+		if !byRef {
+			b.Materialize()
+		}
+		fs[k].Buf, fs[k].N, fs[k].Meta, fs[k].Pkt = b.B[b.Off:b.Off+b.N], b.N, b.Meta, b.Pkt
 	}
 	n, _ := via.scPort.WriteFrames(fs)
 	out := via.scOut
@@ -402,9 +424,9 @@ func (via *iface) flushShortcut() {
 		} else {
 			out.drop(dropShortcut)
 		}
-		fs[k].Buf = nil
+		fs[k].Buf, fs[k].Pkt = nil, nil
 	}
-	frame.ReleaseBufs(via.scBufs)
+	frame.ReleaseBufs(via.scBufs) // with the references: the NIC took its own
 	via.scBufs = via.scBufs[:0]
 	via.scPort, via.scOut = nil, nil
 }

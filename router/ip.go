@@ -41,10 +41,18 @@ func (i *iface) inputIPv4(f *frame.Frame, unicast bool) {
 	b := f.Bytes()
 	ip := b[14:]
 	if len(ip) < 20 || ip[0]>>4 != 4 {
+		f.Fill()
 		i.drop(dropMalformed)
 		return
 	}
 	ihl := int(ip[0]&0xf) * 4
+	// Forwarded by reference if the IP header is in the frame's head, the frame has no
+	// padding behind the packet, and it is not ICMP (which the router may answer).
+	byRef := f.Pkt != nil && 14+ihl <= frame.PacketHead && ip[9] != 1 &&
+		(f.Meta.GSO != frame.GSONone || 14+int(binary.BigEndian.Uint16(ip[2:4])) == f.N)
+	if !byRef {
+		f.Fill() // everything below reads b and ip, the same memory
+	}
 	tot := int(binary.BigEndian.Uint16(ip[2:4]))
 	if ihl < 20 || ihl > len(ip) {
 		i.drop(dropMalformed)
@@ -76,12 +84,14 @@ func (i *iface) inputIPv4(f *frame.Frame, unicast bool) {
 	ttl := ip[8]
 	if ttl <= 1 {
 		i.drop(dropTTL)
+		f.Fill() // the error quotes the packet
 		i.icmpError4(ip, icmp4TimeExceeded, 0, 0)
 		return
 	}
 	rt, ok := i.r.lookup(dst)
 	if !ok {
 		i.drop(dropNoRoute)
+		f.Fill()
 		i.icmpError4(ip, icmp4Unreach, code4NetUnreach, 0)
 		return
 	}
@@ -93,14 +103,13 @@ func (i *iface) inputIPv4(f *frame.Frame, unicast bool) {
 	if l3Size(f, n) > out.cfg.MTU {
 		i.drop(dropTooBig)
 		if ip[6]&0x40 != 0 {
+			f.Fill()
 			i.icmpError4(ip, icmp4Unreach, code4FragNeeded, uint16(out.cfg.MTU))
 		}
 		return
 	}
 	_ = src
-	nb := frame.GetBuf(n)
-	nb.N = copy(nb.B, b[:n])
-	nb.Meta = f.Meta
+	nb := forwardCopy(f, b[:n], byRef)
 	o := nb.B[14:]
 	old := binary.BigEndian.Uint16(o[8:10])
 	o[8]--
@@ -111,6 +120,21 @@ func (i *iface) inputIPv4(f *frame.Frame, unicast bool) {
 		nh = rt.via
 	}
 	out.send(i, nb, nh)
+}
+
+// forwardCopy returns the router's own copy of the frame b (n bytes of f) to rewrite and
+// send on: whole, or by reference (its head copied, a new reference to f's packet).
+func forwardCopy(f *frame.Frame, b []byte, byRef bool) *frame.Buf {
+	nb := frame.GetBuf(len(b))
+	nb.Meta = f.Meta
+	if byRef {
+		nb.N = len(b)
+		copy(nb.B, b[:min(len(b), frame.PacketHead)])
+		nb.Pkt = f.Pkt.Clone()
+		return nb
+	}
+	nb.N = copy(nb.B, b)
+	return nb
 }
 
 // onLinkBroadcast reports whether dst is the broadcast address of connected prefix p.
@@ -188,10 +212,16 @@ func (i *iface) inputIPv6(f *frame.Frame, unicast bool) {
 	b := f.Bytes()
 	ip := b[14:]
 	if len(ip) < 40 || ip[0]>>4 != 6 {
+		f.Fill()
 		i.drop(dropMalformed)
 		return
 	}
 	pl := int(binary.BigEndian.Uint16(ip[4:6]))
+	// As for IPv4: by reference unless ICMPv6 (NDP, echo) or padded.
+	byRef := f.Pkt != nil && ip[6] != 58 && (f.Meta.GSO != frame.GSONone || 14+40+pl == f.N)
+	if !byRef {
+		f.Fill()
+	}
 	n := len(b)
 	if f.Meta.GSO == frame.GSONone {
 		if 40+pl > len(ip) {
@@ -230,24 +260,25 @@ func (i *iface) inputIPv6(f *frame.Frame, unicast bool) {
 	}
 	if ip[7] <= 1 {
 		i.drop(dropTTL)
+		f.Fill() // the error quotes the packet
 		i.icmpError6(ip, icmp6TimeExceeded, 0, 0)
 		return
 	}
 	rt, ok := i.r.lookup(dst)
 	if !ok {
 		i.drop(dropNoRoute)
+		f.Fill()
 		i.icmpError6(ip, icmp6Unreach, code6NoRoute, 0)
 		return
 	}
 	out := rt.iface
 	if l3Size(f, n) > out.cfg.MTU {
 		i.drop(dropTooBig)
+		f.Fill()
 		i.icmpError6(ip, icmp6TooBig, 0, uint32(out.cfg.MTU))
 		return
 	}
-	nb := frame.GetBuf(n)
-	nb.N = copy(nb.B, b[:n])
-	nb.Meta = f.Meta
+	nb := forwardCopy(f, b[:n], byRef)
 	nb.B[14+7]--
 	i.forwarded.Add(1)
 	nh := dst
