@@ -162,7 +162,9 @@ func TestNamespacesThroughRouter(t *testing.T) {
 			// 8 MiB each way: thousands of segments (hundreds of superframes), nearly all
 			// by reference; ARP, NDP and ICMP go as bytes.
 			for _, n := range []*nsstack.NIC{l.nicA, l.nicB} {
-				if br, all := n.RxByReference(), n.Counters().RxFrames.Load(); br < 100 || all-br > br/4 {
+				// (A frame counts as taken by reference when written to the NIC and as
+				// received once delivered: the count received may lag behind.)
+				if br, all := n.RxByReference(), n.Counters().RxFrames.Load(); br < 100 || all > br && all-br > br/4 {
 					t.Errorf("%s received %d frames, %d of them by reference; want nearly all by reference", n.Info().Name, all, br)
 				}
 			}
