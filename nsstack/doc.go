@@ -8,12 +8,18 @@
 //
 // Data path: packets the stack sends go, by reference, into the NIC's bounded outbound
 // queue, which whoever drives the port drains with ReadFrames (copying each packet
-// straight into the caller's frame). WriteFrames copies each frame into a gVisor packet
-// and queues it on a bounded inbound queue that the NIC's own goroutine delivers into
-// the stack (it runs only while the queue holds packets, so an idle NIC costs no
-// goroutine); WriteFrames never enters the stack itself, so a stack that answers
+// straight into the caller's frame) or ReadPackets (handing the packet on by reference,
+// frame.Packet, with only its first 64 bytes copied). WriteFrames turns each frame into
+// a gVisor packet, sharing the sender's copy-on-write buffers when the frame comes by
+// reference from another NIC (through a switch, a router or a pass-through pair) and
+// copying it otherwise, and queues it on a bounded inbound queue that the NIC's own
+// goroutine delivers into the stack (it runs only while the queue holds packets, so an
+// idle NIC costs no goroutine); WriteFrames never enters the stack itself, so a stack
+// that answers
 // inline (an ICMP error, a RST) can never deadlock against a caller holding its locks.
-// A payload byte is thus copied once into the NIC and once out of it.
+// Between two namespaces a payload byte is thus never copied (only by the sockets at
+// either end, as the kernel does); from or to a TAP it is copied once, into gVisor or
+// by the kernel straight out of gVisor's buffers.
 // Superframes cross with their GSO metadata: a NIC advertises host GSO to gVisor, so
 // TCP hands it up to 64 KiB segments, and accepts such segments inbound with the
 // checksum marked as validated.

@@ -7,7 +7,10 @@
 // rate-limited ICMP/ICMPv6 errors and answers pings to its own addresses.
 //
 // Frames written to an interface by its switch are handled inline and the results are
-// queued on the egress interface, whose switch reads them with ReadFrames. With
+// queued on the egress interface, whose switch reads them with ReadFrames or
+// ReadPackets. A TCP or UDP frame that comes by reference (frame.Packet, from a
+// namespace NIC) is forwarded so: the router rewrites its head (MACs, TTL, checksum)
+// in its own buffer and shares the rest with the sender. With
 // Options.Shortcut, a frame whose next hop is an in-process NIC is written straight to
 // that NIC instead, with the same bytes the full path would deliver.
 package router

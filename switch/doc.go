@@ -8,6 +8,14 @@
 // to the egress port's queue and takes a fresh buffer from the pool, so forwarding
 // allocates nothing. Flooded frames are copied once per extra egress port.
 //
+// Frames by reference: a port that is a frame.PacketReader (a namespace NIC, a router
+// interface) is read with ReadPackets, so its frames cross with only their head in the
+// switch's buffer and the rest shared with the sender (frame.Packet). They go on so to
+// ports that advertise frame.CapPacket, and are made plain (Materialize) for any other
+// port, for a flood's copies, for a VLAN tag edit and while a capture is open. A port
+// that also advertises frame.CapDirect (its WriteFrames only queues) is written by the
+// reader itself for such batches, without its writer goroutine.
+//
 // The FDB maps (VLAN, MAC), packed into one uint64, to a port. It is split into at
 // least 64 shards (more for a large MaxMACs: about 128 entries each when full). Each
 // shard's map is immutable once published behind an atomic pointer, so a lookup or a
