@@ -2,6 +2,7 @@ package l2switch
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"sync"
@@ -286,5 +287,40 @@ func TestDirectWritesOnlyByReference(t *testing.T) {
 	for range 3 { // flooded to the stuck port and to p2
 		h1.send(eth(frame.Broadcast, h1.mac, "b"))
 		h2.expect("b")
+	}
+}
+
+// TestCaptureOfFrameByReference: a capture gets a frame by reference whole, its head
+// as the switch's buffer holds it (rewritten here) and the rest from the packet.
+func TestCaptureOfFrameByReference(t *testing.T) {
+	r := new(refs)
+	sw := New(Config{Name: "ref", AgeEvery: -1})
+	defer sw.Close()
+	a := newRefPort("a", frame.CapsAll|frame.CapPacket, r)
+	if err := sw.AddPort(a, PortConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := sw.Capture("a", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sent := bigFrame(mac(2), mac(1), 'p')
+	want := append([]byte{0xee}, sent[1:]...)
+	f := frame.Frame{Buf: make([]byte, len(sent)), N: len(sent), Pkt: fakePkt{b: sent, refs: r, once: new(sync.Once)}}
+	copy(f.Buf, want[:frame.PacketHead])
+	sw.capture(*sw.captures.Load(), (*sw.ports.Load())[0], []frame.Frame{f}, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	got, err := c.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Buf.Release()
+	if !bytes.Equal(got.Buf.Bytes(), want) {
+		t.Fatalf("captured %d bytes, equal to the frame %v; want the whole frame with its head", got.Buf.N, bytes.Equal(got.Buf.Bytes(), want))
+	}
+	if r.released.Load() != 0 {
+		t.Fatal("the capture released the frame's reference")
 	}
 }
