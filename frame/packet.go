@@ -124,3 +124,17 @@ func (f *Frame) Slices(dst [][]byte) [][]byte {
 	clear(dst[start+n:])
 	return dst[:start+n]
 }
+
+// SlicesAtMost is Slices, except that a frame in more than max pieces (a TCP stream of
+// tiny writes) is filled into f.Buf and given as one: a gather write keeps far below
+// the kernel's 1,024 iovecs.
+func (f *Frame) SlicesAtMost(dst [][]byte, max int) [][]byte {
+	start := len(dst)
+	dst = f.Slices(dst)
+	if len(dst)-start > max {
+		clear(dst[start:])
+		f.Fill()
+		dst = append(dst[:start], f.Bytes())
+	}
+	return dst
+}

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vnetd/vnetd/frame"
+	"github.com/vnetd/vnetd/internal/gather"
 	"github.com/vnetd/vnetd/offload"
 )
 
@@ -135,7 +136,7 @@ type Port struct {
 	// Writer state (under wmu).
 	wmu      sync.Mutex
 	msgs     []unix.Mmsghdr
-	iovs     []unix.Iovec
+	batch    gather.Batch
 	hdrs     []byte
 	rejectLg sync.Once
 }
@@ -309,10 +310,11 @@ func Open(o Options) (*Port, error) {
 	}
 	p := &Port{
 		name: o.Name, ifindex: ifindex, file: file, raw: raw, offload: o.Offload, log: log,
-		info: frame.Info{Name: "hostif:" + o.Name, MTU: mtu, MaxFrame: frame.MaxFrameFor(mtu, o.Offload), Caps: caps},
+		// CapPacket: a namespace's frames are sent from its gVisor buffers.
+		info: frame.Info{Name: "hostif:" + o.Name, MTU: mtu, MaxFrame: frame.MaxFrameFor(mtu, o.Offload), Caps: caps | frame.CapPacket},
 		ring: ring{mem: mem, blockSize: bs, blocks: nb, vnet: true},
 		mem:  mem,
-		msgs: make([]unix.Mmsghdr, txBatch), iovs: make([]unix.Iovec, 2*txBatch), hdrs: make([]byte, vnetHdrLen*txBatch),
+		msgs: make([]unix.Mmsghdr, txBatch), hdrs: make([]byte, vnetHdrLen*txBatch),
 	}
 	if !o.Offload {
 		p.scratch = make([]byte, frame.MaxSuperFrame)
@@ -703,23 +705,20 @@ func (p *Port) WriteFrames(frames []frame.Frame) (int, error) {
 // sendBatch sends up to txBatch frames, returning how many it dealt with (sent or
 // dropped) and an error only when the interface is gone.
 func (p *Port) sendBatch(fd int, frames []frame.Frame) (int, error) {
+	p.batch.Reset()
 	for i := range frames {
 		f := &frames[i]
 		h := p.hdrs[i*vnetHdrLen : (i+1)*vnetHdrLen]
 		encodeVnet(h, &f.Meta)
-		iov := p.iovs[2*i : 2*i+2]
-		iov[0].Base = &h[0]
-		iov[0].SetLen(vnetHdrLen)
-		iov[1].Base = nil
-		iov[1].SetLen(0)
-		if f.N > 0 {
-			iov[1].Base = &f.Buf[0]
-			iov[1].SetLen(f.N)
-		}
-		p.msgs[i].Hdr = unix.Msghdr{Iov: &iov[0]}
-		p.msgs[i].Hdr.SetIovlen(2)
+		p.batch.Add(h, f) // a frame by reference: from the sending stack's buffers
 	}
-	defer clear(p.iovs[:2*len(frames)]) // keep no reference to the caller's buffers
+	p.batch.Finish()
+	for i := range frames {
+		iov := p.batch.Iov(i)
+		p.msgs[i].Hdr = unix.Msghdr{Iov: &iov[0]}
+		p.msgs[i].Hdr.SetIovlen(len(iov))
+	}
+	defer p.batch.Release() // keep no reference to the caller's buffers
 	i := 0
 	for i < len(frames) {
 		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&p.msgs[i])),

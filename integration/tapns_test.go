@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vnetd/vnetd/hostif"
 	"github.com/vnetd/vnetd/nsstack"
 	"github.com/vnetd/vnetd/router"
 	l2switch "github.com/vnetd/vnetd/switch"
@@ -162,6 +163,35 @@ func TestTAPKernelToNamespace(t *testing.T) {
 				t.Fatalf("ping 10.98.0.2 from %s: %v", k, err)
 			}
 			kernelNSExchange(t, k, ns, "10.98.0.2:6001", "10.98.0.1:6002", 8<<20)
+		})
+	}
+}
+
+// A kernel netns on a veth whose other end vnetd attaches as a host interface, and a
+// vnetd namespace on the same switch: TCP both ways with verified bytes, offload on
+// (the namespace's superframes are sent from its gVisor buffers) and off (segmented in
+// software first).
+func TestHostIfKernelToNamespace(t *testing.T) {
+	needRoot(t)
+	for _, offload := range []bool{false, true} {
+		t.Run(fmt.Sprintf("offload=%v", offload), func(t *testing.T) {
+			k, v := newNetns(t, "hk"), newNetns(t, "hv")
+			hostifVeth(t, v, "hpk", k, "eth0")
+			p := openHostIf(t, v, "hpk", hostif.Options{Offload: offload})
+			sw := l2switch.New(l2switch.Config{Name: "lan0", Logger: slog.New(slog.DiscardHandler)})
+			t.Cleanup(func() { sw.Close() })
+			if err := sw.AddPort(p, l2switch.PortConfig{}); err != nil {
+				t.Fatalf("AddPort(hostif): %v", err)
+			}
+			inNetns(t, k, "ip", "addr", "add", "10.97.0.1/24", "dev", "eth0")
+			ns := newNamespaceOn(t, sw, "v", "10.97.0.2/24")
+			if err := ping(k, "10.97.0.2"); err != nil {
+				t.Fatalf("ping 10.97.0.2 from %s: %v", k, err)
+			}
+			kernelNSExchange(t, k, ns, "10.97.0.2:6011", "10.97.0.1:6012", 8<<20)
+			if c := p.Counters.Snapshot(); c.TxDropped != 0 {
+				t.Errorf("host interface dropped frames toward the kernel: %+v", c)
+			}
 		})
 	}
 }

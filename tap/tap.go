@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vnetd/vnetd/frame"
+	"github.com/vnetd/vnetd/internal/gather"
 )
 
 // Options configures Open.
@@ -489,23 +490,11 @@ func (t *TAP) writeAll(fd uintptr) bool {
 	return true
 }
 
-// maxFrameSlices bounds the slices one frame is written from: a packet in more pieces
-// (a TCP stream of tiny writes) is copied into the frame's buffer instead, keeping every
-// write far below the kernel's 1,024 iovecs.
-const maxFrameSlices = 64
-
-// appendFrame appends f's bytes to dst: a frame by reference as the slices of the
-// packet's own storage, so that the kernel copies it straight from the sending stack's
-// buffers (one copy fewer than materializing it first).
+// appendFrame appends f's bytes to dst: a frame by reference as its head and the
+// slices of the packet's own storage, so that the kernel copies it straight from the
+// sending stack's buffers (one copy fewer than materializing it first).
 func appendFrame(dst [][]byte, f *frame.Frame) [][]byte {
-	start := len(dst)
-	dst = f.Slices(dst)
-	if len(dst)-start > maxFrameSlices {
-		clear(dst[start:])
-		f.Fill()
-		dst = append(dst[:start], f.Bytes())
-	}
-	return dst
+	return f.SlicesAtMost(dst, gather.MaxFrameSlices)
 }
 
 // uringDone accounts for the write of t.wframes[t.wbase+i] that returned res.

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/vnetd/vnetd/frame"
+	"github.com/vnetd/vnetd/internal/gather"
 )
 
 func TestVnetHdrRoundTrip(t *testing.T) {
@@ -109,13 +110,13 @@ func (p piecesPkt) Slices(dst [][]byte) [][]byte {
 
 // TestAppendFrame: a frame by reference is written as its head (from the frame's
 // buffer, where it may have been rewritten) then the packet's own pieces behind it,
-// unless that makes more than maxFrameSlices pieces: then it is copied into the frame's
+// unless that makes more than gather.MaxFrameSlices pieces: then it is copied into the frame's
 // buffer.
 func TestAppendFrame(t *testing.T) {
 	for _, c := range []struct{ pieces, slices int }{
-		{3, 1},                  // 30 bytes: all head
-		{20, 1 + 14},            // 200 bytes: the head, then the last 4 bytes of piece 6 and 13 more
-		{maxFrameSlices + 7, 1}, // copied into the buffer
+		{3, 1},                         // 30 bytes: all head
+		{20, 1 + 14},                   // 200 bytes: the head, then the last 4 bytes of piece 6 and 13 more
+		{gather.MaxFrameSlices + 7, 1}, // copied into the buffer
 	} {
 		data := make([]byte, 10*c.pieces)
 		for i := range data {

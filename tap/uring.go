@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vnetd/vnetd/frame"
+	"github.com/vnetd/vnetd/internal/gather"
 )
 
 // uring submits a batch of TAP writes with one io_uring_enter instead of one writev
@@ -26,10 +27,8 @@ type uring struct {
 	sqArray                        unsafe.Pointer // uint32[entries]
 	cqes                           unsafe.Pointer // struct io_uring_cqe[cq entries]
 
-	hdrs []byte       // a virtio-net header per entry
-	vec  [][]byte     // this batch's header and frame slices, in order
-	span []int        // frame i's slices are vec[span[i]:span[i+1]]
-	iov  []unix.Iovec // vec as iovecs
+	hdrs  []byte // a virtio-net header per entry
+	batch gather.Batch
 }
 
 const (
@@ -87,42 +86,29 @@ func newURing() (*uring, error) {
 	u.sqArray, u.cqes = at(sqOffArray), at(cqOffCQEs)
 	u.entries = min(sqEntries, cqEntries)
 	u.hdrs = make([]byte, int(u.entries)*vnetHdrLen)
-	u.iov = make([]unix.Iovec, 2*u.entries)
-	u.span = make([]int, 0, u.entries+1)
 	ok = true
 	return u, nil
 }
 
 // writeBatch writes frames (at most u.entries) to fd and calls done with each frame's
 // index and result (bytes written, or a negative errno) in submission order. A frame by
-// reference is written from the packet's own storage (see appendFrame).
+// reference is written from the packet's own storage (package gather).
 func (u *uring) writeBatch(fd int, frames []frame.Frame, vnet bool, done func(i int, res int32)) error {
 	n := uint32(len(frames))
-	u.vec, u.span = u.vec[:0], u.span[:0]
+	u.batch.Reset()
 	for i := range frames {
 		f := &frames[i]
-		u.span = append(u.span, len(u.vec))
+		var h []byte
 		if vnet {
-			h := u.hdrs[i*vnetHdrLen : (i+1)*vnetHdrLen]
+			h = u.hdrs[i*vnetHdrLen : (i+1)*vnetHdrLen]
 			encodeHdr(h, &f.Meta)
-			u.vec = append(u.vec, h)
 		}
-		u.vec = appendFrame(u.vec, f)
+		u.batch.Add(h, f)
 	}
-	u.span = append(u.span, len(u.vec))
-	if len(u.iov) < len(u.vec) { // before any iovec's address goes into an entry
-		u.iov = make([]unix.Iovec, len(u.vec))
-	}
-	for i, b := range u.vec {
-		u.iov[i] = unix.Iovec{}
-		if len(b) > 0 {
-			u.iov[i].Base = &b[0]
-		}
-		u.iov[i].SetLen(len(b))
-	}
+	u.batch.Finish()
 	tail := atomic.LoadUint32(u.sqTail)
 	for i := range frames {
-		iov := u.iov[u.span[i]:u.span[i+1]]
+		iov := u.batch.Iov(i)
 		slot := (tail + uint32(i)) & u.sqMask
 		sqe := u.sqes[int(slot)*sqeSize : int(slot+1)*sqeSize]
 		clear(sqe)
@@ -144,11 +130,11 @@ func (u *uring) writeBatch(fd int, frames []frame.Frame, vnet bool, done func(i 
 		}
 		_, _, e := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(u.fd), uintptr(toSubmit), uintptr(want-min(got, want)), ioringEnterGetEvents, 0, 0)
 		if e != 0 && e != unix.EINTR {
-			u.forget()
+			u.batch.Release()
 			return fmt.Errorf("io_uring_enter: %w", e)
 		}
 	}
-	u.forget()
+	u.batch.Release() // keep no reference to the caller's buffers
 	head := atomic.LoadUint32(u.cqHead)
 	for stop := head + want; head != stop; head++ {
 		cqe := unsafe.Add(u.cqes, uintptr(head&u.cqMask)*cqeSize)
@@ -156,13 +142,6 @@ func (u *uring) writeBatch(fd int, frames []frame.Frame, vnet bool, done func(i 
 	}
 	atomic.StoreUint32(u.cqHead, head)
 	return nil
-}
-
-// forget drops the batch's references to the caller's buffers and packets.
-func (u *uring) forget() {
-	clear(u.iov[:len(u.vec)])
-	clear(u.vec)
-	u.vec = u.vec[:0]
 }
 
 func (u *uring) close() {
