@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -322,5 +324,41 @@ func TestCaptureOfFrameByReference(t *testing.T) {
 	}
 	if r.released.Load() != 0 {
 		t.Fatal("the capture released the frame's reference")
+	}
+}
+
+// portGoroutines counts the goroutines switches started for their ports.
+func portGoroutines() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Count(string(buf[:n]), "created by github.com/vnetd/vnetd/switch.(*Switch).AddPort")
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// TestTwoGoroutinesPerPort: a port costs its reader and its writer, nothing else (a
+// lab of thousands of namespaces has thousands of ports), and removing it stops both.
+func TestTwoGoroutinesPerPort(t *testing.T) {
+	sw := New(Config{Name: "g", AgeEvery: -1})
+	defer sw.Close()
+	base := portGoroutines()
+	const ports = 50
+	r := new(refs)
+	for i := range ports {
+		if err := sw.AddPort(newRefPort(fmt.Sprint("p", i), frame.CapsAll, r), PortConfig{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := portGoroutines() - base; got != 2*ports {
+		t.Errorf("%d ports run %d goroutines, want %d", ports, got, 2*ports)
+	}
+	if err := sw.RemovePort("p0"); err != nil { // waits for both of its goroutines
+		t.Fatal(err)
+	}
+	if got := portGoroutines() - base; got != 2*(ports-1) {
+		t.Errorf("after removing a port: %d goroutines, want %d", got, 2*(ports-1))
 	}
 }

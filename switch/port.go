@@ -68,6 +68,7 @@ type swPort struct {
 	drops    [numDrops]atomic.Uint64
 	segments atomic.Uint64 // frames produced by software segmentation for this port
 	done     chan struct{} // closed when both goroutines have exited
+	running  atomic.Int32  // of the two goroutines
 }
 
 func newSwPort(p frame.Port, pc PortConfig, queueLen int) *swPort {

@@ -152,12 +152,18 @@ func (s *Switch) AddPort(p frame.Port, pc PortConfig) error {
 	next = append(next, sp)
 	s.ports.Store(&next)
 
-	var both sync.WaitGroup
-	both.Add(2)
+	// Two goroutines per port; whichever exits last closes done (no third goroutine
+	// waiting for both: with thousands of namespace ports that was thousands of stacks).
+	sp.running.Store(2)
 	s.wg.Add(1)
-	go func() { defer both.Done(); s.readLoop(sp) }()
-	go func() { defer both.Done(); s.writeLoop(sp) }()
-	go func() { both.Wait(); close(sp.done); s.wg.Done() }()
+	exited := func() {
+		if sp.running.Add(-1) == 0 {
+			close(sp.done)
+			s.wg.Done()
+		}
+	}
+	go func() { defer exited(); s.readLoop(sp) }()
+	go func() { defer exited(); s.writeLoop(sp) }()
 	return nil
 }
 
