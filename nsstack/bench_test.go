@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	l2switch "github.com/vnetd/vnetd/switch"
 )
 
 // BenchmarkNamespaceCreate creates N namespaces and reports what each one costs: heap
@@ -24,21 +26,31 @@ import (
 // 1.3 GB and 5 s); "nic" adds one NIC with an IPv4 and an IPv6 address. One op is the
 // whole batch, so run with -benchtime=1x; -short skips the 10,000 case.
 func BenchmarkNamespaceCreate(b *testing.B) {
-	for _, kind := range []string{"bare", "nic"} {
+	for _, kind := range []string{"bare", "nic", "switched"} {
 		for _, n := range []int{1000, 10000} {
 			b.Run(fmt.Sprintf("%s/%d", kind, n), func(b *testing.B) {
 				if n > 1000 && testing.Short() {
 					b.Skip("10,000 namespaces: not in -short")
 				}
 				for range b.N {
-					benchCreate(b, n, kind == "nic")
+					benchCreate(b, n, kind)
 				}
 			})
 		}
 	}
 }
 
-func benchCreate(b *testing.B, n int, withNIC bool) {
+// benchCreate creates n namespaces of a kind: "bare" (loopback only), "nic" (a NIC
+// with an IPv4 and an IPv6 address) or "switched" (that NIC plugged into a switch, 100
+// namespaces per switch, as a lab would have them).
+func benchCreate(b *testing.B, n int, kind string) {
+	withNIC := kind != "bare"
+	var switches []*l2switch.Switch
+	defer func() {
+		for _, sw := range switches {
+			sw.Close()
+		}
+	}()
 	quiet := slog.New(slog.DiscardHandler)
 	settle := func() { runtime.GC(); debug.FreeOSMemory() }
 	settle()
@@ -58,8 +70,17 @@ func benchCreate(b *testing.B, n int, withNIC bool) {
 		if !withNIC {
 			continue
 		}
-		if _, err := ns.AddNIC(NICConfig{Name: "eth0"}); err != nil {
+		nic, err := ns.AddNIC(NICConfig{Name: "eth0"})
+		if err != nil {
 			b.Fatal(err)
+		}
+		if kind == "switched" {
+			if i%100 == 0 {
+				switches = append(switches, l2switch.New(l2switch.Config{Name: fmt.Sprint("sw", i/100), Logger: quiet}))
+			}
+			if err := switches[len(switches)-1].AddPort(nic, l2switch.PortConfig{}); err != nil {
+				b.Fatal(err)
+			}
 		}
 		if err := ns.AddAddress("eth0", netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 8)); err != nil {
 			b.Fatal(err)
