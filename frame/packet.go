@@ -62,13 +62,20 @@ func copyWhole(dst []byte, p Packet, head []byte) int {
 }
 
 // Fill copies a frame by reference's bytes into f.Buf behind its head, keeping the
-// reference: afterwards f.Bytes() is the whole frame. f.Buf must hold f.N bytes (a
-// frame by reference always comes with room for all of it). It does nothing to a plain
-// frame.
+// reference: afterwards f.Bytes() is the whole frame. When f.Buf cannot hold f.N bytes
+// (a frame read from a port whose buffers hold only heads, Info.ByRefOnly), Fill
+// points f.Buf at a new buffer first: slices of the old f.Buf are then stale. It does
+// nothing to a plain frame.
 func (f *Frame) Fill() {
-	if f.Pkt != nil {
-		f.N = copyWhole(f.Buf, f.Pkt, f.Buf[:headLen(f.N)])
+	if f.Pkt == nil {
+		return
 	}
+	if len(f.Buf) < f.N { // off the hot path: errors, ICMP, odd frames
+		b := make([]byte, f.N)
+		copy(b, f.Buf[:headLen(f.N)])
+		f.Buf = b
+	}
+	f.N = copyWhole(f.Buf, f.Pkt, f.Buf[:headLen(f.N)])
 }
 
 // Materialize turns a frame by reference into a plain one: it fills f.Buf (Fill) and
@@ -83,16 +90,32 @@ func (f *Frame) Materialize() {
 }
 
 // Materialize turns a buffer holding a frame by reference into one holding its bytes,
-// at B[Off:], and releases the reference. B[Off:] must hold N bytes, as a buffer sized
-// for the ingress port's MaxFrame does.
+// at B[Off:], and releases the reference. When B[Off:] cannot hold N bytes (a buffer
+// sized for heads only, Info.ByRefOnly), b first takes the storage of a pooled buffer
+// that can: slices of the old B are then stale.
 func (b *Buf) Materialize() {
 	if b.Pkt == nil {
 		return
 	}
+	b.Grow()
 	dst := b.B[b.Off:]
 	b.N = copyWhole(dst, b.Pkt, dst[:headLen(b.N)])
 	b.Pkt.Release()
 	b.Pkt = nil
+}
+
+// Grow makes sure B[Off:] can hold the N bytes of the frame b holds: a buffer sized for
+// a head only (Info.ByRefOnly) takes the storage of a pooled buffer that can, head
+// copied along. Slices of the old B are then stale.
+func (b *Buf) Grow() {
+	if len(b.B)-b.Off >= b.N {
+		return
+	}
+	big := GetBuf(b.Off + b.N)
+	copy(big.B[b.Off:], b.B[b.Off:b.Off+headLen(b.N)])
+	b.B, big.B = big.B, b.B
+	b.class, big.class = big.class, b.class
+	big.Release()
 }
 
 // Slices appends f's bytes to dst as slices: f.Bytes() for a plain frame; for a frame

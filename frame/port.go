@@ -47,6 +47,10 @@ type Info struct {
 	MaxFrame int
 	// Caps lists the offloads WriteFrames accepts.
 	Caps Caps
+	// ByRefOnly: the port is a PacketReader whose ReadPackets returns every frame by
+	// reference, so its read buffers need hold only PacketHead bytes (a namespace NIC:
+	// a switch then keeps small buffers for it instead of MaxFrame-sized ones).
+	ByRefOnly bool
 }
 
 // Caps is a set of offloads a port accepts on write.
@@ -67,7 +71,9 @@ const (
 	// CapDirect: WriteFrames only hands frames to a queue of the port's own (it never
 	// blocks) and is safe for concurrent use, so a switch's port readers call it
 	// themselves, for frames they read by reference, instead of going through the
-	// port's output queue and writer goroutine. Not an offload either.
+	// port's output queue and writer goroutine. It also takes a frame by reference
+	// whose buffer holds only its head (every other port is given room for all of
+	// it). Not an offload either.
 	CapDirect
 )
 

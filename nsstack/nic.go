@@ -175,7 +175,7 @@ func (n *NIC) Info() frame.Info {
 	if n.gso {
 		caps |= frame.CapTSO4 | frame.CapTSO6
 	}
-	return frame.Info{Name: n.ns.name + "." + n.name, MTU: mtu, MaxFrame: frame.MaxFrameFor(mtu, n.gso), Caps: caps}
+	return frame.Info{Name: n.ns.name + "." + n.name, MTU: mtu, MaxFrame: frame.MaxFrameFor(mtu, n.gso), Caps: caps, ByRefOnly: true}
 }
 
 // ReadFrames implements frame.Port: it returns frames the namespace sent, copying each
@@ -207,7 +207,7 @@ func (n *NIC) read(frames []frame.Frame, byRef bool) (int, error) {
 			pkts[i] = nil
 			f := &frames[got]
 			size := pkt.Size()
-			if size > len(f.Buf) { // (by reference: it could not be made plain later)
+			if !byRef && size > len(f.Buf) || byRef && len(f.Buf) < frame.PacketHead {
 				n.stats.TxDropped.Add(1)
 				pkt.DecRef()
 				continue

@@ -116,7 +116,7 @@ func (i *iface) read(frames []frame.Frame, byRef bool) (int, error) {
 		k := 0
 		for j := 0; j < n; j++ {
 			b := i.rbufs[j]
-			if byRef && b.Pkt != nil && len(frames[k].Buf) >= b.N {
+			if byRef && b.Pkt != nil && len(frames[k].Buf) >= frame.PacketHead {
 				f := &frames[k]
 				copy(f.Buf, b.B[b.Off:b.Off+min(b.N, frame.PacketHead)])
 				f.N, f.Meta, f.Pkt = b.N, b.Meta, b.Pkt

@@ -44,12 +44,13 @@ func (p fakePkt) Release() {
 // NIC) and records what it is given to write: whether each frame came by reference, and
 // its bytes either way.
 type refPort struct {
-	name string
-	caps frame.Caps
-	refs *refs
-	in   chan []byte
-	done chan struct{}
-	once sync.Once
+	name      string
+	caps      frame.Caps
+	byRefOnly bool // Info.ByRefOnly: the switch reads it into head-sized buffers
+	refs      *refs
+	in        chan []byte
+	done      chan struct{}
+	once      sync.Once
 
 	mu  sync.Mutex
 	got []written
@@ -65,7 +66,7 @@ func newRefPort(name string, caps frame.Caps, r *refs) *refPort {
 }
 
 func (p *refPort) Info() frame.Info {
-	return frame.Info{Name: p.name, MTU: 1500, MaxFrame: frame.MaxSuperFrame, Caps: p.caps}
+	return frame.Info{Name: p.name, MTU: 9000, MaxFrame: frame.MaxSuperFrame, Caps: p.caps, ByRefOnly: p.byRefOnly}
 }
 
 func (p *refPort) ReadFrames(frames []frame.Frame) (int, error) {
@@ -86,7 +87,7 @@ func (p *refPort) ReadPackets(frames []frame.Frame) (int, error) {
 		f.N = len(b)
 		f.Meta = frame.Meta{}
 		copy(f.Buf[:frame.PacketHead], b)
-		clear(f.Buf[frame.PacketHead:f.N]) // whoever uses these bytes without materializing sees zeros
+		clear(f.Buf[frame.PacketHead:min(f.N, len(f.Buf))]) // whoever uses these bytes without materializing sees zeros
 		p.refs.out.Add(1)
 		f.Pkt = fakePkt{b: b, refs: p.refs, once: new(sync.Once)}
 		return 1, nil
@@ -105,8 +106,12 @@ func (p *refPort) WriteFrames(frames []frame.Frame) (int, error) {
 			if p.caps&frame.CapPacket == 0 {
 				panic("frame by reference given to a port without CapPacket")
 			}
+			if p.caps&frame.CapDirect == 0 && len(f.Buf) < f.N {
+				panic("frame by reference without room for all of it given to a port without CapDirect")
+			}
 			w.bytes = make([]byte, f.N)
 			f.Pkt.CopyTo(w.bytes)
+			copy(w.bytes, f.Buf[:min(f.N, frame.PacketHead)]) // the head is the frame's
 		} else {
 			w.bytes = bytes.Clone(f.Bytes())
 		}
@@ -139,7 +144,7 @@ func (p *refPort) wait(t *testing.T, n int) []written {
 // reference forwarded without materializing would lose its tail.
 func bigFrame(dst, src frame.MAC, tag byte) []byte {
 	b := eth(dst, src, "by reference")
-	for len(b) < 1000 {
+	for len(b) < 3000 { // more than a head-sized buffer holds
 		b = append(b, tag)
 	}
 	return b
@@ -151,19 +156,26 @@ func bigFrame(dst, src frame.MAC, tag byte) []byte {
 // is pushed. Every reference is released exactly once.
 // Each runs twice: ports written through their queue and writer, and ports written
 // directly by the switch's readers (frame.CapDirect).
+// They also run with the ports read into head-sized buffers (Info.ByRefOnly, as
+// namespace NICs are).
 func TestFramesByReference(t *testing.T) {
 	for _, direct := range []frame.Caps{0, frame.CapDirect} {
-		t.Run(fmt.Sprintf("direct=%v", direct != 0), func(t *testing.T) { testFramesByReference(t, direct) })
+		for _, refOnly := range []bool{false, true} {
+			t.Run(fmt.Sprintf("direct=%v/refonly=%v", direct != 0, refOnly), func(t *testing.T) { testFramesByReference(t, direct, refOnly) })
+		}
 	}
 }
 
-func testFramesByReference(t *testing.T, direct frame.Caps) {
+func testFramesByReference(t *testing.T, direct frame.Caps, refOnly bool) {
 	r := new(refs)
 	sw := New(Config{Name: "ref", AgeEvery: -1})
 	a := newRefPort("a", frame.CapsAll|frame.CapPacket|direct, r)
 	b := newRefPort("b", frame.CapsAll|frame.CapPacket|direct, r)
 	c := newRefPort("c", frame.CapsAll|direct, r)
 	d := newRefPort("d", frame.CapsAll|frame.CapPacket|direct, r)
+	for _, p := range []*refPort{a, b, c, d} {
+		p.byRefOnly = refOnly
+	}
 	for _, p := range []*refPort{a, b, c} {
 		if err := sw.AddPort(p, PortConfig{}); err != nil {
 			t.Fatal(err)
@@ -201,8 +213,8 @@ func testFramesByReference(t *testing.T, direct frame.Caps) {
 	a.in <- bigFrame(md, ma, 'z')
 	gotD := d.wait(t, 3) // the two broadcasts, then the unicast, tagged
 	for i, w := range gotD {
-		if w.byRef || len(w.bytes) != 1004 || w.bytes[12] != 0x81 || w.bytes[len(w.bytes)-1] == 0 {
-			t.Errorf("d (trunk): frame %d: by reference %v, %d bytes; want a plain tagged 1004-byte frame", i, w.byRef, len(w.bytes))
+		if w.byRef || len(w.bytes) != 3004 || w.bytes[12] != 0x81 || w.bytes[len(w.bytes)-1] == 0 {
+			t.Errorf("d (trunk): frame %d: by reference %v, %d bytes; want a plain tagged 3004-byte frame", i, w.byRef, len(w.bytes))
 		}
 	}
 

@@ -258,14 +258,24 @@ func (s *Switch) LookupPort(vlan uint16, mac frame.MAC) (frame.Port, bool) {
 // port that can return frames by reference (a namespace NIC) is read that way, unless a
 // capture is open: then every frame is copied anyway.
 func (s *Switch) readLoop(sp *swPort) {
-	b := newBatch(s.cfg.Batch, max(sp.info.MaxFrame, frame.MaxFrameFor(sp.info.MTU, false), 64))
+	pr, _ := sp.p.(frame.PacketReader)
+	// A port that returns only frames by reference gets buffers for their heads: a
+	// superframe-sized batch per namespace NIC was 4.9 MB of Go heap per port. Its
+	// frames are made plain, when they must be, in a buffer taken then (Materialize).
+	refOnly := pr != nil && sp.info.ByRefOnly
+	need := max(sp.info.MaxFrame, frame.MaxFrameFor(sp.info.MTU, false), 64)
+	if refOnly {
+		need = frame.PacketHead
+	}
+	b := newBatch(s.cfg.Batch, need)
 	b.sw = s
 	defer b.release()
-	pr, _ := sp.p.(frame.PacketReader)
 	for {
 		var n int
 		var err error
-		b.byRef = pr != nil && s.captures.Load() == nil
+		// With a capture open, a port that can return plain frames does (the capture
+		// copies every frame anyway); one whose buffers hold heads only cannot.
+		b.byRef = refOnly || pr != nil && s.captures.Load() == nil
 		if b.byRef {
 			n, err = pr.ReadPackets(b.frames)
 		} else {
@@ -313,6 +323,8 @@ func (s *Switch) egress(sp *swPort, bufs []*frame.Buf, sc *egressScratch) {
 	for _, b := range bufs {
 		if b.Pkt != nil && (sp.info.Caps&frame.CapPacket == 0 || !sp.info.Caps.Accepts(&b.Meta)) {
 			b.Materialize()
+		} else if b.Pkt != nil && sp.info.Caps&frame.CapDirect == 0 {
+			b.Grow() // a port other than a NIC may fill the frame in place
 		}
 		if sp.info.Caps.Accepts(&b.Meta) {
 			sc.frames = append(sc.frames, frame.Frame{Buf: b.B[b.Off:], N: b.N, Meta: b.Meta, Pkt: b.Pkt})
@@ -481,6 +493,7 @@ func (s *Switch) forwardBatch(in *swPort, b *batch, n int) {
 		rxBytes += f.N
 		buf.Off = b.off // a previous frame's tag pop may have moved it
 		buf.Pkt, f.Pkt = f.Pkt, nil
+		buf.N = f.N // Materialize and Grow size by it
 		if s.forward(in, ports, b, buf, f, now) {
 			b.taken = append(b.taken, i)
 		} else if buf.Pkt != nil { // dropped: the buffer stays, the reference goes
@@ -497,8 +510,10 @@ func (s *Switch) forwardBatch(in *swPort, b *batch, n int) {
 // forward switches one frame held in buf (f views it) and reports whether buf was
 // handed on (and must be replaced).
 func (s *Switch) forward(in *swPort, ports []*swPort, rb *batch, buf *frame.Buf, f *frame.Frame, now int64) bool {
-	pkt := f.Bytes()
-	if len(pkt) < frame.EthHeaderLen {
+	// A frame by reference read into a head-sized buffer (Info.ByRefOnly) has only its
+	// head in pkt; lengths come from f.N.
+	pkt := f.Buf[:min(f.N, len(f.Buf))]
+	if f.N < frame.EthHeaderLen {
 		in.drops[dropTooShort].Add(1)
 		return false
 	}
@@ -516,7 +531,7 @@ func (s *Switch) forward(in *swPort, ports []*swPort, rb *batch, buf *frame.Buf,
 			in.drops[dropTaggedOnAccess].Add(1)
 			return false
 		}
-		if len(pkt) < frame.EthHeaderLen+frame.VLANTagLen {
+		if f.N < frame.EthHeaderLen+frame.VLANTagLen {
 			in.drops[dropTooShort].Add(1)
 			return false
 		}
@@ -536,7 +551,7 @@ func (s *Switch) forward(in *swPort, ports []*swPort, rb *batch, buf *frame.Buf,
 		if taggedIn {
 			limit += frame.VLANTagLen
 		}
-		if len(pkt) > limit {
+		if f.N > limit {
 			in.drops[dropTooBig].Add(1)
 			return false
 		}
@@ -575,7 +590,11 @@ func (s *Switch) forward(in *swPort, ports []*swPort, rb *batch, buf *frame.Buf,
 			continue
 		}
 		if last != nil {
-			buf.Materialize() // a copy needs the bytes (f views the same memory)
+			if buf.Pkt != nil { // a copy needs the bytes, maybe in new storage
+				buf.Materialize()
+				f.Buf, f.N = buf.B[buf.Off:], buf.N
+				pkt = f.Bytes()
+			}
 			c := frame.GetBuf(buf.Off + f.N)
 			c.Off = buf.Off
 			c.N = copy(c.B[c.Off:], pkt)
