@@ -339,38 +339,68 @@ func TestCaptureOfFrameByReference(t *testing.T) {
 	}
 }
 
-// portGoroutines counts the goroutines switches started for their ports.
-func portGoroutines() int {
+// portGoroutines counts the goroutines switches run for their ports: readers and
+// writers.
+func portGoroutines() (readers, writers int) {
 	buf := make([]byte, 1<<20)
 	for {
 		n := runtime.Stack(buf, true)
 		if n < len(buf) {
-			return strings.Count(string(buf[:n]), "created by github.com/vnetd/vnetd/switch.(*Switch).AddPort")
+			st := string(buf[:n])
+			return strings.Count(st, "created by github.com/vnetd/vnetd/switch.(*Switch).AddPort"),
+				strings.Count(st, "created by github.com/vnetd/vnetd/switch.(*Switch).kickWriter")
 		}
 		buf = make([]byte, 2*len(buf))
 	}
 }
 
-// TestTwoGoroutinesPerPort: a port costs its reader and its writer, nothing else (a
-// lab of thousands of namespaces has thousands of ports), and removing it stops both.
-func TestTwoGoroutinesPerPort(t *testing.T) {
+// TestGoroutinesPerPort: an idle port costs one goroutine, its reader (a lab of
+// thousands of namespaces has thousands of ports); its writer runs only while frames
+// are queued for it, and exits once idle; removing a port stops its goroutines.
+func TestGoroutinesPerPort(t *testing.T) {
+	defer func(d time.Duration) { writerLinger = d }(writerLinger)
+	writerLinger = 200 * time.Millisecond
 	sw := New(Config{Name: "g", AgeEvery: -1})
 	defer sw.Close()
-	base := portGoroutines()
+	r0, w0 := portGoroutines()
 	const ports = 50
 	r := new(refs)
+	ps := make([]*refPort, ports)
 	for i := range ports {
-		if err := sw.AddPort(newRefPort(fmt.Sprint("p", i), frame.CapsAll, r), PortConfig{}); err != nil {
+		ps[i] = newRefPort(fmt.Sprint("p", i), frame.CapsAll|frame.CapPacket, r)
+		if err := sw.AddPort(ps[i], PortConfig{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got := portGoroutines() - base; got != 2*ports {
-		t.Errorf("%d ports run %d goroutines, want %d", ports, got, 2*ports)
+	if rd, wr := portGoroutines(); rd-r0 != ports || wr-w0 != 0 {
+		t.Errorf("%d idle ports run %d readers and %d writers, want %d and 0", ports, rd-r0, wr-w0, ports)
 	}
-	if err := sw.RemovePort("p0"); err != nil { // waits for both of its goroutines
+	// p1 learns its MAC, then p0 sends it frames: p1's writer starts, and stops.
+	ps[1].in <- bigFrame(frame.Broadcast, mac(2), 'l')
+	ps[0].wait(t, 1)
+	ps[0].in <- bigFrame(mac(2), mac(1), 'x')
+	ps[1].wait(t, 1)
+	if _, wr := portGoroutines(); wr-w0 < 1 {
+		t.Errorf("frames queued for p1, yet %d writers run", wr-w0)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		_, wr := portGoroutines()
+		if wr == w0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d writers still run %v after the last frame, want 0", wr-w0, 5*time.Second)
+		}
+	}
+	// A writer starts again for more frames (the exit did not strand the queue).
+	ps[0].in <- bigFrame(mac(2), mac(1), 'y')
+	if got := ps[1].wait(t, 2); len(got) < 2 {
+		t.Fatal("p1 got nothing after its writer had exited")
+	}
+	if err := sw.RemovePort("p0"); err != nil { // waits for its goroutines
 		t.Fatal(err)
 	}
-	if got := portGoroutines() - base; got != 2*(ports-1) {
-		t.Errorf("after removing a port: %d goroutines, want %d", got, 2*(ports-1))
+	if rd, _ := portGoroutines(); rd-r0 != ports-1 {
+		t.Errorf("after removing a port: %d readers, want %d", rd-r0, ports-1)
 	}
 }

@@ -2,6 +2,7 @@ package l2switch
 
 import (
 	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/vnetd/vnetd/frame"
@@ -67,13 +68,19 @@ type swPort struct {
 	stats    frame.Counters
 	drops    [numDrops]atomic.Uint64
 	segments atomic.Uint64 // frames produced by software segmentation for this port
-	done     chan struct{} // closed when both goroutines have exited
-	running  atomic.Int32  // of the two goroutines
+	done     chan struct{} // closed when the reader has exited
+
+	// The writer runs only while frames are queued (kickWriter, writeLoop).
+	writing  atomic.Bool   // a writer runs
+	wake     chan struct{} // capacity 1: "out may have frames", for a waiting writer
+	wmu      sync.Mutex    // orders kickWriter's writers.Add before shutPort's Wait
+	wstopped bool          // guarded by wmu: the port is shut, start no writer
+	writers  sync.WaitGroup
 }
 
 func newSwPort(p frame.Port, pc PortConfig, queueLen int) *swPort {
 	info := p.Info()
-	sp := &swPort{name: pc.Name, p: p, info: info, out: frame.NewQueue(queueLen), done: make(chan struct{}),
+	sp := &swPort{name: pc.Name, p: p, info: info, out: frame.NewQueue(queueLen), done: make(chan struct{}), wake: make(chan struct{}, 1),
 		direct: info.Caps&frame.CapDirect != 0}
 	if sp.name == "" {
 		sp.name = info.Name

@@ -152,18 +152,15 @@ func (s *Switch) AddPort(p frame.Port, pc PortConfig) error {
 	next = append(next, sp)
 	s.ports.Store(&next)
 
-	// Two goroutines per port; whichever exits last closes done (no third goroutine
-	// waiting for both: with thousands of namespace ports that was thousands of stacks).
-	sp.running.Store(2)
+	// One goroutine per port, its reader; the writer runs only while frames are
+	// queued for the port (kickWriter), so the thousands of ports of idle namespaces, or
+	// of busy ones written directly (CapDirect), cost one goroutine each.
 	s.wg.Add(1)
-	exited := func() {
-		if sp.running.Add(-1) == 0 {
-			close(sp.done)
-			s.wg.Done()
-		}
-	}
-	go func() { defer exited(); s.readLoop(sp) }()
-	go func() { defer exited(); s.writeLoop(sp) }()
+	go func() {
+		defer s.wg.Done()
+		defer close(sp.done)
+		s.readLoop(sp)
+	}()
 	return nil
 }
 
@@ -197,6 +194,10 @@ func (s *Switch) shutPort(sp *swPort) {
 	sp.p.Close()
 	sp.out.Close()
 	<-sp.done
+	sp.wmu.Lock()
+	sp.wstopped = true // no writer starts from now on
+	sp.wmu.Unlock()
+	sp.writers.Wait()
 }
 
 // Close removes every port and stops the switch. It is idempotent.
@@ -293,20 +294,70 @@ func (s *Switch) readLoop(sp *swPort) {
 	}
 }
 
-// writeLoop drains sp's output queue into the port. Superframes the port cannot take
-// are segmented here, at the port's edge, as Linux segments GSO packets only when the
-// device transmits: the queue holds (and its bound counts) one entry per superframe, not
-// its up to 45 segments, so a TCP burst toward a port without offloads no longer
-// overflows the queue and loses most of a window at once.
-func (s *Switch) writeLoop(sp *swPort) {
-	bufs := make([]*frame.Buf, s.cfg.Batch)
-	var sc egressScratch
-	for {
-		n, err := sp.out.Pop(bufs)
-		if err != nil {
+// writerLinger is how long an idle writer waits for more frames before it exits.
+var writerLinger = time.Second
+
+// kickWriter makes sure a writer sees the frames just queued for sp: it starts one, or
+// wakes the one that runs (which re-checks the queue before it exits, so a frame
+// queued while it was leaving is not stranded).
+func (s *Switch) kickWriter(sp *swPort) {
+	if !sp.writing.Load() {
+		sp.wmu.Lock()
+		started := !sp.wstopped && sp.writing.CompareAndSwap(false, true)
+		if started {
+			sp.writers.Add(1)
+			go s.writeLoop(sp)
+		}
+		sp.wmu.Unlock()
+		if started {
 			return
 		}
-		s.egress(sp, bufs[:n], &sc)
+	}
+	select {
+	case sp.wake <- struct{}{}:
+	default: // a wake-up is pending already
+	}
+}
+
+// writeLoop drains sp's output queue into the port until the queue has been empty for
+// writerLinger or is closed. Superframes the port cannot take are segmented here, at
+// the port's edge, as Linux segments GSO packets only when the device transmits: the
+// queue holds (and its bound counts) one entry per superframe, not its up to 45
+// segments, so a TCP burst toward a port without offloads no longer overflows the
+// queue and loses most of a window at once.
+func (s *Switch) writeLoop(sp *swPort) {
+	defer sp.writers.Done()
+	bufs := make([]*frame.Buf, s.cfg.Batch)
+	var sc egressScratch
+	var idle *time.Timer
+	defer func() {
+		if idle != nil {
+			idle.Stop()
+		}
+	}()
+	for {
+		if n := sp.out.TryPop(bufs); n > 0 {
+			s.egress(sp, bufs[:n], &sc)
+			continue
+		}
+		if idle == nil {
+			idle = time.NewTimer(writerLinger)
+		} else {
+			idle.Reset(writerLinger)
+		}
+		select {
+		case <-sp.wake:
+			continue
+		case <-sp.out.Done():
+			return
+		case <-idle.C:
+		}
+		// Idle: exit, unless a frame was queued after TryPop by a kickWriter that saw
+		// writing still set (then it started nobody).
+		sp.writing.Store(false)
+		if sp.out.Len() == 0 || !sp.writing.CompareAndSwap(false, true) {
+			return
+		}
 	}
 }
 
@@ -453,6 +504,9 @@ func (b *batch) flush() {
 		return
 	}
 	k := out.out.PushBatch(b.pend)
+	if k > 0 {
+		b.sw.kickWriter(out)
+	}
 	if k < len(b.pend) {
 		out.drops[dropQueueFull].Add(uint64(len(b.pend) - k))
 		out.stats.TxDropped.Add(uint64(len(b.pend) - k))
@@ -665,6 +719,7 @@ func (s *Switch) emit(out *swPort, rb *batch, gather bool, buf *frame.Buf, vlan 
 		out.stats.TxDropped.Add(1)
 		return dropBuf(buf, owned)
 	}
+	s.kickWriter(out)
 	return true
 }
 
