@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vnetd/vnetd/frame"
+	"github.com/vnetd/vnetd/internal/worker"
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -50,12 +51,8 @@ type NIC struct {
 
 	// The delivery goroutine runs only while frames come in (see kick, deliver): an
 	// idle NIC costs no goroutine, and 10,000 idle namespaces no 10,000 parked stacks.
-	delivering atomic.Bool           // a delivery goroutine runs
-	wake       chan struct{}         // capacity 1: "in may have frames", for a parked deliverer
+	deliverer  *worker.Lazy
 	deliverBuf []*stack.PacketBuffer // its Pop scratch; one delivery goroutine at a time
-	runMu      sync.Mutex            // orders kick's wg.Add before wait's wg.Wait
-	stopped    bool                  // guarded by runMu: wait was called, start no more
-	deliverWG  sync.WaitGroup
 
 	dispatcher atomic.Pointer[dispatcherBox]
 	stats      frame.Counters
@@ -115,7 +112,8 @@ func (ns *Namespace) AddNIC(c NICConfig) (*NIC, error) {
 		return nil, fmt.Errorf("namespace %q: add NIC %q: name in use", ns.name, c.Name)
 	}
 	n := &NIC{ns: ns, id: ns.nextID, name: c.Name, mac: c.MAC, gso: !c.NoGSO,
-		out: newPacketQueue(c.QueueLen), in: newPacketQueue(c.QueueLen), wake: make(chan struct{}, 1)}
+		out: newPacketQueue(c.QueueLen), in: newPacketQueue(c.QueueLen)}
+	n.deliverer = worker.New(n.deliver)
 	n.mtu.Store(uint32(c.MTU))
 	ep := ethernet.New(&linkEP{nic: n})
 	if e := ns.st.CreateNICWithOptions(n.id, ep, stack.NICOptions{Name: c.Name}); e != nil {
@@ -365,60 +363,21 @@ func (n *NIC) WriteFrames(frames []frame.Frame) (int, error) {
 const deliverLinger = time.Second
 
 // kick makes sure a delivery goroutine sees the frames just queued: it starts one, or
-// wakes the one that runs (which re-checks the queue before it exits, so a frame
-// queued while it was leaving is not stranded).
-func (n *NIC) kick() {
-	if !n.delivering.Load() {
-		n.runMu.Lock()
-		started := !n.stopped && n.delivering.CompareAndSwap(false, true)
-		if started {
-			n.deliverWG.Add(1)
-			go n.deliver()
-		}
-		n.runMu.Unlock()
-		if started {
-			return
-		}
-	}
-	select {
-	case n.wake <- struct{}{}:
-	default: // a wake-up is pending already
-	}
-}
+// wakes the one that runs.
+func (n *NIC) kick() { n.deliverer.Kick() }
 
 // deliver hands queued inbound packets to the stack, on the NIC's own goroutine, until
 // the queue has been empty for deliverLinger or is closed.
 func (n *NIC) deliver() {
-	defer n.deliverWG.Done()
 	if n.deliverBuf == nil {
 		n.deliverBuf = make([]*stack.PacketBuffer, 64)
 	}
 	pkts := n.deliverBuf
-	var idle *time.Timer
-	defer func() {
-		if idle != nil {
-			idle.Stop()
-		}
-	}()
+	pending := func() bool { return n.in.Len() > 0 }
 	for {
 		k := n.in.TryPop(pkts)
 		if k == 0 {
-			if idle == nil {
-				idle = time.NewTimer(deliverLinger)
-			} else {
-				idle.Reset(deliverLinger)
-			}
-			select {
-			case <-n.wake:
-				continue
-			case <-n.in.Done():
-				return
-			case <-idle.C:
-			}
-			// Idle: exit, unless a frame came in after TryPop and its WriteFrames saw
-			// delivering still set (then it started nobody).
-			n.delivering.Store(false)
-			if n.in.Len() == 0 || !n.delivering.CompareAndSwap(false, true) {
+			if !n.deliverer.Idle(deliverLinger, n.in.Done(), pending) {
 				return
 			}
 			continue
@@ -505,12 +464,7 @@ func (n *NIC) Close() error {
 
 // wait waits for the delivery goroutine, if one runs, and keeps new ones from
 // starting. Call it after Close.
-func (n *NIC) wait() {
-	n.runMu.Lock()
-	n.stopped = true
-	n.runMu.Unlock()
-	n.deliverWG.Wait()
-}
+func (n *NIC) wait() { n.deliverer.Stop() }
 
 // send queues one outbound packet (Ethernet header included), holding a reference to
 // it until ReadFrames has copied it out. Holding it is safe: gVisor does not change a

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/vnetd/vnetd/frame"
+	"github.com/vnetd/vnetd/internal/worker"
 	"github.com/vnetd/vnetd/veth"
 )
 
@@ -27,7 +28,8 @@ func newDirect(tb testing.TB, pcs ...PortConfig) *direct {
 			pc.Name = string(rune('a' + i))
 		}
 		sp := newSwPort(a, pc, 1<<12)
-		close(sp.done) // no goroutines: the test drives the port
+		close(sp.done)                    // no reader: the test drives the port
+		sp.writer = worker.New(func() {}) // nor writer: drain empties the queues
 		ports = append(ports, sp)
 	}
 	d.sw.ports.Store(&ports)

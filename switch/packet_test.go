@@ -348,7 +348,7 @@ func portGoroutines() (readers, writers int) {
 		if n < len(buf) {
 			st := string(buf[:n])
 			return strings.Count(st, "created by github.com/vnetd/vnetd/switch.(*Switch).AddPort"),
-				strings.Count(st, "created by github.com/vnetd/vnetd/switch.(*Switch).kickWriter")
+				strings.Count(st, "created by github.com/vnetd/vnetd/internal/worker.(*Lazy).Kick")
 		}
 		buf = make([]byte, 2*len(buf))
 	}

@@ -2,10 +2,10 @@ package l2switch
 
 import (
 	"slices"
-	"sync"
 	"sync/atomic"
 
 	"github.com/vnetd/vnetd/frame"
+	"github.com/vnetd/vnetd/internal/worker"
 )
 
 // PortConfig describes how a port joins a switch.
@@ -70,17 +70,12 @@ type swPort struct {
 	segments atomic.Uint64 // frames produced by software segmentation for this port
 	done     chan struct{} // closed when the reader has exited
 
-	// The writer runs only while frames are queued (kickWriter, writeLoop).
-	writing  atomic.Bool   // a writer runs
-	wake     chan struct{} // capacity 1: "out may have frames", for a waiting writer
-	wmu      sync.Mutex    // orders kickWriter's writers.Add before shutPort's Wait
-	wstopped bool          // guarded by wmu: the port is shut, start no writer
-	writers  sync.WaitGroup
+	writer *worker.Lazy // runs writeLoop only while frames are queued (kickWriter)
 }
 
 func newSwPort(p frame.Port, pc PortConfig, queueLen int) *swPort {
 	info := p.Info()
-	sp := &swPort{name: pc.Name, p: p, info: info, out: frame.NewQueue(queueLen), done: make(chan struct{}), wake: make(chan struct{}, 1),
+	sp := &swPort{name: pc.Name, p: p, info: info, out: frame.NewQueue(queueLen), done: make(chan struct{}),
 		direct: info.Caps&frame.CapDirect != 0}
 	if sp.name == "" {
 		sp.name = info.Name

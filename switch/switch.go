@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vnetd/vnetd/frame"
+	"github.com/vnetd/vnetd/internal/worker"
 )
 
 // Config configures a switch.
@@ -155,6 +156,7 @@ func (s *Switch) AddPort(p frame.Port, pc PortConfig) error {
 	// One goroutine per port, its reader; the writer runs only while frames are
 	// queued for the port (kickWriter), so the thousands of ports of idle namespaces, or
 	// of busy ones written directly (CapDirect), cost one goroutine each.
+	sp.writer = worker.New(func() { s.writeLoop(sp) })
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -194,10 +196,7 @@ func (s *Switch) shutPort(sp *swPort) {
 	sp.p.Close()
 	sp.out.Close()
 	<-sp.done
-	sp.wmu.Lock()
-	sp.wstopped = true // no writer starts from now on
-	sp.wmu.Unlock()
-	sp.writers.Wait()
+	sp.writer.Stop() // no writer starts from now on
 }
 
 // Close removes every port and stops the switch. It is idempotent.
@@ -298,26 +297,8 @@ func (s *Switch) readLoop(sp *swPort) {
 var writerLinger = time.Second
 
 // kickWriter makes sure a writer sees the frames just queued for sp: it starts one, or
-// wakes the one that runs (which re-checks the queue before it exits, so a frame
-// queued while it was leaving is not stranded).
-func (s *Switch) kickWriter(sp *swPort) {
-	if !sp.writing.Load() {
-		sp.wmu.Lock()
-		started := !sp.wstopped && sp.writing.CompareAndSwap(false, true)
-		if started {
-			sp.writers.Add(1)
-			go s.writeLoop(sp)
-		}
-		sp.wmu.Unlock()
-		if started {
-			return
-		}
-	}
-	select {
-	case sp.wake <- struct{}{}:
-	default: // a wake-up is pending already
-	}
-}
+// wakes the one that runs.
+func (s *Switch) kickWriter(sp *swPort) { sp.writer.Kick() }
 
 // writeLoop drains sp's output queue into the port until the queue has been empty for
 // writerLinger or is closed. Superframes the port cannot take are segmented here, at
@@ -326,36 +307,15 @@ func (s *Switch) kickWriter(sp *swPort) {
 // segments, so a TCP burst toward a port without offloads no longer overflows the
 // queue and loses most of a window at once.
 func (s *Switch) writeLoop(sp *swPort) {
-	defer sp.writers.Done()
 	bufs := make([]*frame.Buf, s.cfg.Batch)
 	var sc egressScratch
-	var idle *time.Timer
-	defer func() {
-		if idle != nil {
-			idle.Stop()
-		}
-	}()
+	pending := func() bool { return sp.out.Len() > 0 }
 	for {
 		if n := sp.out.TryPop(bufs); n > 0 {
 			s.egress(sp, bufs[:n], &sc)
 			continue
 		}
-		if idle == nil {
-			idle = time.NewTimer(writerLinger)
-		} else {
-			idle.Reset(writerLinger)
-		}
-		select {
-		case <-sp.wake:
-			continue
-		case <-sp.out.Done():
-			return
-		case <-idle.C:
-		}
-		// Idle: exit, unless a frame was queued after TryPop by a kickWriter that saw
-		// writing still set (then it started nobody).
-		sp.writing.Store(false)
-		if sp.out.Len() == 0 || !sp.writing.CompareAndSwap(false, true) {
+		if !sp.writer.Idle(writerLinger, sp.out.Done(), pending) {
 			return
 		}
 	}
