@@ -403,6 +403,7 @@ type batch struct {
 	// a TAP lost a third of its throughput when the TAP's reader made it).
 	byRef  bool
 	direct egressScratch // for writes to ports that take them directly
+	one    [1]*frame.Buf // a single flooded frame written directly
 
 	// Slots whose buffers were handed on, refilled together after the batch.
 	taken []int
@@ -671,7 +672,8 @@ func (s *Switch) emit(out *swPort, rb *batch, gather bool, buf *frame.Buf, vlan 
 		return true
 	}
 	if out.direct && rb.byRef {
-		s.egress(out, []*frame.Buf{buf}, &rb.direct)
+		rb.one[0] = buf // egress releases it and clears the slot
+		s.egress(out, rb.one[:], &rb.direct)
 		return true
 	}
 	if !out.out.Push(buf) {
