@@ -105,6 +105,11 @@ func (b *Buf) Release() {
 
 // ReleaseBufs releases every non-nil buffer of bufs and sets its slot to nil.
 func ReleaseBufs(bufs []*Buf) {
+	for _, b := range bufs { // outside the pools' locks: a release may be gVisor's work
+		if b != nil {
+			b.releasePkt()
+		}
+	}
 	for len(bufs) > 0 {
 		if bufs[0] == nil {
 			bufs = bufs[1:]
@@ -115,9 +120,6 @@ func ReleaseBufs(bufs []*Buf) {
 		p.mu.Lock()
 		i := 0
 		for ; i < len(bufs) && (bufs[i] == nil || bufs[i].class == c); i++ {
-			if bufs[i] != nil {
-				bufs[i].releasePkt()
-			}
 			if bufs[i] != nil && len(p.free) < p.limit {
 				p.free = append(p.free, bufs[i])
 			}

@@ -213,7 +213,7 @@ func (n *NIC) read(frames []frame.Frame, byRef bool) (int, error) {
 			f.N = size
 			f.Meta = outboundMeta(pkt)
 			if byRef {
-				copyPacket(f.Buf[:min(frame.PacketHead, len(f.Buf))], pkt)
+				copyPacket(f.Buf[:frame.PacketHead], pkt)
 				f.Pkt = gvPacket{pkt} // the queue's reference, now the caller's
 			} else {
 				copyPacket(f.Buf, pkt)
@@ -238,34 +238,33 @@ func (p gvPacket) Release()            { p.pkt.DecRef() }
 
 // Slices implements frame.SlicedPacket: the packet's views, from its link header on.
 func (p gvPacket) Slices(dst [][]byte) [][]byte {
-	views, skip := p.pkt.AsViewList()
+	eachView(p.pkt, func(s []byte) bool { dst = append(dst, s); return true })
+	return dst
+}
+
+// eachView calls fn with each of pkt's views from its link header on, in order, until
+// fn returns false. It walks them as pkt.AsSlices does, without allocating a slice of
+// them.
+func eachView(pkt *stack.PacketBuffer, fn func([]byte) bool) {
+	views, skip := pkt.AsViewList()
 	for v := views.Front(); v != nil; v = v.Next() {
 		s := v.AsSlice()
 		if skip >= len(s) {
 			skip -= len(s)
 			continue
 		}
-		dst = append(dst, s[skip:])
+		if !fn(s[skip:]) {
+			return
+		}
 		skip = 0
 	}
-	return dst
 }
 
 // copyPacket copies pkt, from its link header on, into b: all of it when b holds
-// pkt.Size() bytes, its first len(b) bytes otherwise. It walks the packet's views as
-// pkt.AsSlices does, without allocating a slice of them.
+// pkt.Size() bytes, its first len(b) bytes otherwise.
 func copyPacket(b []byte, pkt *stack.PacketBuffer) int {
-	views, skip := pkt.AsViewList()
 	n := 0
-	for v := views.Front(); v != nil && n < len(b); v = v.Next() {
-		s := v.AsSlice()
-		if skip >= len(s) {
-			skip -= len(s)
-			continue
-		}
-		n += copy(b[n:], s[skip:])
-		skip = 0
-	}
+	eachView(pkt, func(s []byte) bool { n += copy(b[n:], s); return n < len(b) })
 	return n
 }
 

@@ -62,7 +62,6 @@ type swPort struct {
 	access   uint16            // access VLAN (trunk: native VLAN or 0)
 	allowed  [4096 / 64]uint64 // VLANs carried (trunk)
 	out      *frame.Queue      // frames waiting for the writer
-	direct   bool              // readers write to the port themselves (frame.CapDirect)
 	macs     atomic.Int64      // FDB entries on this port
 	up       atomic.Bool
 	stats    frame.Counters
@@ -70,13 +69,12 @@ type swPort struct {
 	segments atomic.Uint64 // frames produced by software segmentation for this port
 	done     chan struct{} // closed when the reader has exited
 
-	writer *worker.Lazy // runs writeLoop only while frames are queued (kickWriter)
+	writer *worker.Lazy // runs writeLoop only while frames are queued (Kick after a push)
 }
 
 func newSwPort(p frame.Port, pc PortConfig, queueLen int) *swPort {
 	info := p.Info()
-	sp := &swPort{name: pc.Name, p: p, info: info, out: frame.NewQueue(queueLen), done: make(chan struct{}),
-		direct: info.Caps&frame.CapDirect != 0}
+	sp := &swPort{name: pc.Name, p: p, info: info, out: frame.NewQueue(queueLen), done: make(chan struct{})}
 	if sp.name == "" {
 		sp.name = info.Name
 	}
@@ -99,6 +97,9 @@ func newSwPort(p frame.Port, pc PortConfig, queueLen int) *swPort {
 	sp.up.Store(true)
 	return sp
 }
+
+// direct reports whether readers write to the port themselves (frame.CapDirect).
+func (p *swPort) direct() bool { return p.info.Caps&frame.CapDirect != 0 }
 
 // carries reports whether the port carries vlan.
 func (p *swPort) carries(vlan uint16) bool { return p.allowed[vlan/64]&(1<<(vlan%64)) != 0 }

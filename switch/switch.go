@@ -154,7 +154,7 @@ func (s *Switch) AddPort(p frame.Port, pc PortConfig) error {
 	s.ports.Store(&next)
 
 	// One goroutine per port, its reader; the writer runs only while frames are
-	// queued for the port (kickWriter), so the thousands of ports of idle namespaces, or
+	// queued for the port (its Kick), so the thousands of ports of idle namespaces, or
 	// of busy ones written directly (CapDirect), cost one goroutine each.
 	sp.writer = worker.New(func() { s.writeLoop(sp) })
 	s.wg.Add(1)
@@ -295,10 +295,6 @@ func (s *Switch) readLoop(sp *swPort) {
 
 // writerLinger is how long an idle writer waits for more frames before it exits.
 var writerLinger = time.Second
-
-// kickWriter makes sure a writer sees the frames just queued for sp: it starts one, or
-// wakes the one that runs.
-func (s *Switch) kickWriter(sp *swPort) { sp.writer.Kick() }
 
 // writeLoop drains sp's output queue into the port until the queue has been empty for
 // writerLinger or is closed. Superframes the port cannot take are segmented here, at
@@ -457,21 +453,18 @@ func (b *batch) flush() {
 		return
 	}
 	out := b.pendPort
-	if out.direct && b.byRef {
+	if out.direct() && b.byRef {
 		b.sw.egress(out, b.pend, &b.direct)
-		clear(b.pend)
-		b.pend = b.pend[:0]
-		b.pendPort = nil
-		return
-	}
-	k := out.out.PushBatch(b.pend)
-	if k > 0 {
-		b.sw.kickWriter(out)
-	}
-	if k < len(b.pend) {
-		out.drops[dropQueueFull].Add(uint64(len(b.pend) - k))
-		out.stats.TxDropped.Add(uint64(len(b.pend) - k))
-		frame.ReleaseBufs(b.pend[k:])
+	} else {
+		k := out.out.PushBatch(b.pend)
+		if k > 0 {
+			out.writer.Kick()
+		}
+		if k < len(b.pend) {
+			out.drops[dropQueueFull].Add(uint64(len(b.pend) - k))
+			out.stats.TxDropped.Add(uint64(len(b.pend) - k))
+			frame.ReleaseBufs(b.pend[k:])
+		}
 	}
 	clear(b.pend)
 	b.pend = b.pend[:0]
@@ -671,7 +664,7 @@ func (s *Switch) emit(out *swPort, rb *batch, gather bool, buf *frame.Buf, vlan 
 		rb.pend = append(rb.pend, buf)
 		return true
 	}
-	if out.direct && rb.byRef {
+	if out.direct() && rb.byRef {
 		rb.one[0] = buf // egress releases it and clears the slot
 		s.egress(out, rb.one[:], &rb.direct)
 		return true
@@ -681,7 +674,7 @@ func (s *Switch) emit(out *swPort, rb *batch, gather bool, buf *frame.Buf, vlan 
 		out.stats.TxDropped.Add(1)
 		return dropBuf(buf, owned)
 	}
-	s.kickWriter(out)
+	out.writer.Kick()
 	return true
 }
 
