@@ -191,6 +191,9 @@ func testFramesByReference(t *testing.T, direct frame.Caps, refOnly bool) {
 	b.in <- bigFrame(bcast, mb, 'b')
 	c.in <- bigFrame(bcast, mc, 'c')
 	a.wait(t, 2)
+	// d is the last port each broadcast is flooded to: once it has both, b and c have
+	// theirs queued ahead of the unicasts below.
+	d.wait(t, 2)
 	toB, toC := bigFrame(mb, ma, 'x'), bigFrame(mc, ma, 'y')
 	a.in <- toB
 	a.in <- toC
@@ -354,6 +357,21 @@ func portGoroutines() (readers, writers int) {
 	}
 }
 
+// settledPortGoroutines is portGoroutines once the count has held still for a while:
+// the goroutines of earlier tests' switches may still be winding down.
+func settledPortGoroutines() (readers, writers int) {
+	r, w := portGoroutines()
+	for stable := 0; stable < 5; time.Sleep(20 * time.Millisecond) {
+		r2, w2 := portGoroutines()
+		if r2 == r && w2 == w {
+			stable++
+		} else {
+			r, w, stable = r2, w2, 0
+		}
+	}
+	return r, w
+}
+
 // TestGoroutinesPerPort: an idle port costs one goroutine, its reader (a lab of
 // thousands of namespaces has thousands of ports); its writer runs only while frames
 // are queued for it, and exits once idle; removing a port stops its goroutines.
@@ -362,7 +380,7 @@ func TestGoroutinesPerPort(t *testing.T) {
 	writerLinger = 200 * time.Millisecond
 	sw := New(Config{Name: "g", AgeEvery: -1})
 	defer sw.Close()
-	r0, w0 := portGoroutines()
+	r0, w0 := settledPortGoroutines()
 	const ports = 50
 	r := new(refs)
 	ps := make([]*refPort, ports)
