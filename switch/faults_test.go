@@ -3,6 +3,7 @@ package l2switch
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"testing"
@@ -227,5 +228,39 @@ func TestSuperframesSegmentedAtTheEgressEdge(t *testing.T) {
 	st := portStatus(t, sw, "plain")
 	if got != supers*perSuper || st.Segments != supers*perSuper || st.Drops[DropQueueFull] != 0 {
 		t.Fatalf("plain port got %d segments, status %+v; want %d segments, no queue_full drops", got, st, supers*perSuper)
+	}
+}
+
+// TestPortsAddedWhileFlooding adds ports while another port floods: a reader may see a
+// new port the moment it is published, so the port must be complete by then (its
+// writer once was not, a race found by the daemon's VM test).
+func TestPortsAddedWhileFlooding(t *testing.T) {
+	sw := newSwitch(t, Config{})
+	src := addHost(t, sw, "src", mac(1), PortConfig{})
+	const floods = 2000
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b := eth(frame.Broadcast, mac(1), "flood")
+		for range floods {
+			src.end.WriteFrames([]frame.Frame{{Buf: b, N: len(b)}}) // a full queue drops: fine
+		}
+	}()
+	var hosts []*host
+	for i := range 40 {
+		hosts = append(hosts, addHost(t, sw, fmt.Sprintf("p%d", i), mac(100+i), PortConfig{}))
+	}
+	<-done
+	src.send(eth(frame.Broadcast, mac(1), "last"))
+	for _, h := range hosts {
+		deadline := time.After(5 * time.Second)
+		for got := ""; got != "last"; {
+			select {
+			case b := <-h.rx:
+				got = payload(b)
+			case <-deadline:
+				t.Fatalf("%s never received the flood sent after it was added", h.name)
+			}
+		}
 	}
 }

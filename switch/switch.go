@@ -148,15 +148,17 @@ func (s *Switch) AddPort(p frame.Port, pc PortConfig) error {
 			return fmt.Errorf("switch %q: add port %q: name already in use", s.cfg.Name, sp.name)
 		}
 	}
+	// One goroutine per port, its reader; the writer runs only while frames are
+	// queued for the port (its Kick), so the thousands of ports of idle namespaces, or
+	// of busy ones written directly (CapDirect), cost one goroutine each. The writer
+	// exists before the port is published: other ports' readers Kick it as soon as
+	// they can see the port.
+	sp.writer = worker.New(func() { s.writeLoop(sp) })
 	next := make([]*swPort, len(old), len(old)+1)
 	copy(next, old)
 	next = append(next, sp)
 	s.ports.Store(&next)
 
-	// One goroutine per port, its reader; the writer runs only while frames are
-	// queued for the port (its Kick), so the thousands of ports of idle namespaces, or
-	// of busy ones written directly (CapDirect), cost one goroutine each.
-	sp.writer = worker.New(func() { s.writeLoop(sp) })
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
