@@ -75,6 +75,13 @@ const (
 	// whose buffer holds only its head (every other port is given room for all of
 	// it). Not an offload either.
 	CapDirect
+	// CapInline: WriteFrames never blocks (the kernel takes or drops each frame at
+	// once, as a TAP does) and is safe for concurrent use, so a switch's port readers
+	// write every frame to the port themselves, plain or by reference, run to
+	// completion as Open vSwitch's userspace datapath does. The write's cost is the
+	// kernel's either way; handing it to a writer goroutine only adds a hand-off and
+	// its wake-ups (and the frame's bytes change caches). Not an offload either.
+	CapInline
 )
 
 // CapsAll is every offload this package knows.

@@ -98,8 +98,11 @@ func newSwPort(p frame.Port, pc PortConfig, queueLen int) *swPort {
 	return sp
 }
 
-// direct reports whether readers write to the port themselves (frame.CapDirect).
-func (p *swPort) direct() bool { return p.info.Caps&frame.CapDirect != 0 }
+// direct reports whether readers write the port's frames themselves: every frame for
+// a frame.CapInline port, frames read by reference (byRef) for a frame.CapDirect one.
+func (p *swPort) direct(byRef bool) bool {
+	return p.info.Caps&frame.CapInline != 0 || byRef && p.info.Caps&frame.CapDirect != 0
+}
 
 // carries reports whether the port carries vlan.
 func (p *swPort) carries(vlan uint16) bool { return p.allowed[vlan/64]&(1<<(vlan%64)) != 0 }

@@ -395,10 +395,11 @@ type batch struct {
 	pendPort *swPort
 	pend     []*frame.Buf
 	// byRef: this batch was read by reference (ReadPackets). Only such batches are
-	// written straight to ports that take direct writes: handing on a reference is
-	// cheap, while a plain frame costs the receiving port a copy, which its own writer
+	// written straight to CapDirect ports (NICs): handing on a reference is cheap,
+	// while a plain frame costs the receiving NIC a copy, which its own writer
 	// goroutine makes in parallel with this reader's next read (kernel -> namespace over
-	// a TAP lost a third of its throughput when the TAP's reader made it).
+	// a TAP lost a third of its throughput when the TAP's reader made it). CapInline
+	// ports (TAPs) are written straight whatever the batch: see swPort.direct.
 	byRef  bool
 	direct egressScratch // for writes to ports that take them directly
 	one    [1]*frame.Buf // a single flooded frame written directly
@@ -455,7 +456,7 @@ func (b *batch) flush() {
 		return
 	}
 	out := b.pendPort
-	if out.direct() && b.byRef {
+	if out.direct(b.byRef) {
 		b.sw.egress(out, b.pend, &b.direct)
 	} else {
 		k := out.out.PushBatch(b.pend)
@@ -666,7 +667,7 @@ func (s *Switch) emit(out *swPort, rb *batch, gather bool, buf *frame.Buf, vlan 
 		rb.pend = append(rb.pend, buf)
 		return true
 	}
-	if out.direct() && rb.byRef {
+	if out.direct(rb.byRef) {
 		rb.one[0] = buf // egress releases it and clears the slot
 		s.egress(out, rb.one[:], &rb.direct)
 		return true

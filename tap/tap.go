@@ -222,7 +222,7 @@ func OpenQueues(o Options) ([]*TAP, error) {
 		t := &TAP{
 			name: o.Name, file: file, raw: raw, vnet: o.Offload, log: log,
 			// CapPacket: a namespace's frames are written from its gVisor buffers.
-			info: frame.Info{Name: portName, MTU: mtu, MaxFrame: frame.MaxFrameFor(mtu, o.Offload), Caps: caps | frame.CapPacket},
+			info: frame.Info{Name: portName, MTU: mtu, MaxFrame: frame.MaxFrameFor(mtu, o.Offload), Caps: caps | frame.CapPacket | frame.CapInline},
 			rhdr: make([]byte, vnetHdrLen), riov: make([][]byte, 2),
 			whdr: make([]byte, vnetHdrLen), wiov: make([][]byte, 2),
 		}
