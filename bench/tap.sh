@@ -10,6 +10,9 @@
 # Env: OFFLOAD=false opens the TAPs without offloads; BATCH=n sets frames per read;
 # QUEUES=n opens n queues per TAP (each a switch port); GOMAXPROCS reaches the helper;
 # PROFILE=file writes the TAP<->TAP helper's CPU profile (go tool pprof file).
+# It also measures a relay with no switch (two TAPs whose readers write into each other):
+# the most any userspace TAP path can do here, since a TAP hop's read and write copies
+# are the kernel's.
 # Besides throughput it prints the CPU the 1-stream runs cost per GB moved (iperf3 client
 # and server, plus the vnetd helper on the TAP path): unlike throughput, that figure
 # holds up when other work shares the machine.
@@ -18,18 +21,18 @@ T=${1:-5}
 cd "$(dirname "$0")/.."
 command -v iperf3 >/dev/null || { apt-get update -qq && apt-get install -y -qq iperf3 >/dev/null; }
 S=$$
-NA=tb-a-$S NB=tb-b-$S NS=tb-s-$S NR=tb-r-$S NK=tb-k-$S NV=tb-v-$S
+NA=tb-a-$S NB=tb-b-$S NS=tb-s-$S NR=tb-r-$S NK=tb-k-$S NV=tb-v-$S NF=tb-f-$S
 BIN=$(mktemp -d)/tapswitch
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  for n in $NA $NB $NS $NR $NK $NV; do ip netns del "$n" 2>/dev/null || true; done
+  for n in $NA $NB $NS $NR $NK $NV $NF; do ip netns del "$n" 2>/dev/null || true; done
   rm -rf "$(dirname "$BIN")"
 }
 trap cleanup EXIT
 go build -o "$BIN" ./bench/tapswitch
-for n in $NA $NB $NS $NR $NK $NV; do ip netns add "$n"; ip -n "$n" link set lo up; done
+for n in $NA $NB $NS $NR $NK $NV $NF; do ip netns add "$n"; ip -n "$n" link set lo up; done
 
 # vnetd path: TAPs created in NS by tapswitch, host sides moved into A and B.
 ip netns exec $NS "$BIN" -a tpa -b tpb ${OFFLOAD:+-offload=$OFFLOAD} ${BATCH:+-batch=$BATCH} ${QUEUES:+-queues=$QUEUES} ${PROFILE:+-cpuprofile=$PROFILE} > "$BIN.out" 2>&1 &
@@ -40,6 +43,17 @@ grep -q ready "$BIN.out" || { cat "$BIN.out"; exit 1; }
 ip -n $NS link set tpa netns $NA; ip -n $NS link set tpb netns $NB
 ip -n $NA addr add 10.77.0.1/24 dev tpa; ip -n $NA link set tpa up
 ip -n $NB addr add 10.77.0.2/24 dev tpb; ip -n $NB link set tpb up
+
+# The ceiling of any userspace TAP relay: two more TAPs joined with no switch at all
+# (tapswitch -direct: each TAP's reader writes into the other), created in NF.
+ip netns exec $NF "$BIN" -direct -a tqa -b tqb ${OFFLOAD:+-offload=$OFFLOAD} > "$BIN.relay" 2>&1 &
+RLPID=$!
+PIDS+=($RLPID)
+for _ in $(seq 50); do grep -q ready "$BIN.relay" 2>/dev/null && break; sleep 0.1; done
+grep -q ready "$BIN.relay" || { cat "$BIN.relay"; exit 1; }
+ip -n $NF link set tqa netns $NA; ip -n $NF link set tqb netns $NB
+ip -n $NA addr add 10.76.0.1/24 dev tqa; ip -n $NA link set tqa up
+ip -n $NB addr add 10.76.0.2/24 dev tqb; ip -n $NB link set tqb up
 
 # kernel path: veths into a bridge inside NR.
 ip -n $NR link add br0 type bridge; ip -n $NR link set br0 up
@@ -65,6 +79,7 @@ ip netns exec $NB iperf3 -s -p 5201 >/dev/null 2>&1 & PIDS+=($!)
 sleep 0.5
 ip netns exec $NA ping -c 1 -W 2 10.77.0.2 >/dev/null || { echo "no ping over TAP path"; cat "$BIN.out"; ip -n $NA link; exit 1; }
 ip netns exec $NA ping -c 1 -W 2 10.78.0.2 >/dev/null || { echo "no ping over bridge"; exit 1; }
+ip netns exec $NA ping -c 1 -W 2 10.76.0.2 >/dev/null || { echo "no ping over the relay"; cat "$BIN.relay"; exit 1; }
 ip netns exec $NK ping -c 1 -W 2 10.79.0.2 >/dev/null || { echo "no ping to the vnetd namespace"; cat "$BIN.ns"; exit 1; }
 grep -q ready "$BIN.serve" || { echo "meter server in $NB not ready"; cat "$BIN.serve"; exit 1; }
 
@@ -91,12 +106,14 @@ meter() { # netns mode host -> Gbit/s, measured at the receiving end
 ratio() { python3 -c "print('%.2f' % ($1/$2))"; }
 
 read -r TAP1 TAPC <<<"$(tcp 10.77.0.2 1 $SWPID)"; read -r BR1 BRC <<<"$(tcp 10.78.0.2 1)"
+read -r RL1 RLC <<<"$(tcp 10.76.0.2 1 $RLPID)"
 read -r TAP4 _ <<<"$(tcp 10.77.0.2 4)"; read -r BR4 _ <<<"$(tcp 10.78.0.2 4)"
 TAPP=$(pps 10.77.0.2);   BRP=$(pps 10.78.0.2)
 NSS=$(meter $NK send 10.79.0.2); BRS=$(meter $NA send 10.78.0.2)
 NSR=$(meter $NK recv 10.79.0.2); BRR=$(meter $NA recv 10.78.0.2)
 echo "tcp 1 stream:  tap=${TAP1} Gbit/s bridge=${BR1} Gbit/s ratio=$(ratio "$TAP1" "$BR1")"
 echo "tcp 1 stream CPU per GB moved: tap=${TAPC} ms bridge=${BRC} ms (bridge/tap=$(ratio "$BRC" "$TAPC"))"
+echo "tcp 1 stream, relay with no switch (the ceiling of any userspace TAP path here): ${RL1} Gbit/s ratio=$(ratio "$RL1" "$BR1"), ${RLC} ms per GB"
 echo "tcp 4 streams: tap=${TAP4} Gbit/s bridge=${BR4} Gbit/s ratio=$(ratio "$TAP4" "$BR4")"
 echo "udp 64B pps:   tap=${TAPP} bridge=${BRP} ratio=$(ratio "$TAPP" "$BRP")"
 echo "kernel->vnetd ns (TAP, 1 conn):  ${NSS} Gbit/s, kernel->kernel bridge same meter ${BRS} Gbit/s, ratio=$(ratio "$NSS" "$BRS")"
