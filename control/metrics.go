@@ -28,10 +28,14 @@ var (
 	descFwdBytes   = prometheus.NewDesc("vnetd_forward_bytes_total", "Bytes relayed by a forward.", []string{"forward", "direction"}, nil)
 	descFwdErrs    = prometheus.NewDesc("vnetd_forward_dial_errors_total", "Forward connections whose target could not be reached.", []string{"forward"}, nil)
 	descNamespaces = prometheus.NewDesc("vnetd_namespaces", "Running namespaces.", nil, nil)
+	descNICFrames  = prometheus.NewDesc("vnetd_nic_frames_total", "Frames a namespace NIC received (rx) or sent (tx).", []string{"namespace", "nic", "direction"}, nil)
+	descNICBytes   = prometheus.NewDesc("vnetd_nic_bytes_total", "Bytes a namespace NIC received (rx) or sent (tx).", []string{"namespace", "nic", "direction"}, nil)
+	descNICDrops   = prometheus.NewDesc("vnetd_nic_drops_total", "Frames a namespace NIC's queues dropped, by direction.", []string{"namespace", "nic", "direction"}, nil)
+	descNICByRef   = prometheus.NewDesc("vnetd_nic_rx_by_reference_total", "Frames a namespace NIC received by reference (sharing the sender's buffers) instead of copied.", []string{"namespace", "nic"}, nil)
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPortFrames, descPortBytes, descPortDrops, descFDB, descFwdConns, descFwdBytes, descFwdErrs, descNamespaces} {
+	for _, d := range []*prometheus.Desc{descPortFrames, descPortBytes, descPortDrops, descFDB, descFwdConns, descFwdBytes, descFwdErrs, descNamespaces, descNICFrames, descNICBytes, descNICDrops, descNICByRef} {
 		ch <- d
 	}
 }
@@ -58,6 +62,21 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descFwdErrs, ctr, float64(f.Stats.DialErrors), f.Name)
 	}
 	ch <- prometheus.MustNewConstMetric(descNamespaces, prometheus.GaugeValue, float64(len(st.Namespaces)))
+	for _, n := range st.Namespaces {
+		for _, i := range n.Interfaces {
+			c := i.Counters
+			if c == nil {
+				continue
+			}
+			ch <- prometheus.MustNewConstMetric(descNICFrames, ctr, float64(c.RxFrames), n.Name, i.Name, "rx")
+			ch <- prometheus.MustNewConstMetric(descNICFrames, ctr, float64(c.TxFrames), n.Name, i.Name, "tx")
+			ch <- prometheus.MustNewConstMetric(descNICBytes, ctr, float64(c.RxBytes), n.Name, i.Name, "rx")
+			ch <- prometheus.MustNewConstMetric(descNICBytes, ctr, float64(c.TxBytes), n.Name, i.Name, "tx")
+			ch <- prometheus.MustNewConstMetric(descNICDrops, ctr, float64(c.RxDropped), n.Name, i.Name, "rx")
+			ch <- prometheus.MustNewConstMetric(descNICDrops, ctr, float64(c.TxDropped), n.Name, i.Name, "tx")
+			ch <- prometheus.MustNewConstMetric(descNICByRef, ctr, float64(c.RxByReference), n.Name, i.Name)
+		}
+	}
 }
 
 // Metrics is a running Prometheus endpoint.

@@ -29,6 +29,30 @@ func TestFramesCrossByReference(t *testing.T) {
 			t.Errorf("%s received %d frames, %d of them by reference; want all by reference", n.Info().Name, all, br)
 		}
 	}
+	// The listing (`vnetd status`, metrics) shows the same counters, the loopback none.
+	for _, c := range []struct {
+		ns  *Namespace
+		nic *NIC
+	}{{a, na}, {b, nb}} {
+		var got *NICCounters
+		for _, it := range c.ns.Interfaces() {
+			if it.Name == "lo" && it.Counters != nil {
+				t.Errorf("%s: loopback has counters %+v", c.ns.Name(), *it.Counters)
+			}
+			if it.Name == "p0" {
+				got = it.Counters
+			}
+		}
+		st := c.nic.Counters()
+		switch {
+		case got == nil:
+			t.Errorf("%s: Interfaces lists p0 without counters", c.ns.Name())
+		case got.RxByReference != c.nic.RxByReference() || got.RxFrames != st.RxFrames.Load() || got.TxFrames != st.TxFrames.Load():
+			t.Errorf("%s p0: listed %+v, NIC has rx %d (%d by reference) tx %d", c.ns.Name(), *got, st.RxFrames.Load(), c.nic.RxByReference(), st.TxFrames.Load())
+		case got.TxBytes < 4<<20 || got.RxBytes < 4<<20:
+			t.Errorf("%s p0: listed %d bytes sent, %d received; each way carried 4 MiB", c.ns.Name(), got.TxBytes, got.RxBytes)
+		}
+	}
 }
 
 // settledRx returns how many frames n took by reference and how many it delivered,

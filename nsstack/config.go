@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/vnetd/vnetd/frame"
+
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
@@ -198,6 +200,17 @@ type Interface struct {
 	MAC       string         `json:"mac,omitempty"`
 	MTU       int            `json:"mtu"`
 	Addresses []netip.Prefix `json:"addresses"`
+	// Counters are a NIC's, like `ip -s link`: frames and bytes the namespace received
+	// (rx) and sent (tx), and what its queues dropped. None for the loopback.
+	Counters *NICCounters `json:"counters,omitempty"`
+}
+
+// NICCounters is a snapshot of a NIC's counters.
+type NICCounters struct {
+	frame.CounterSnapshot
+	// RxByReference: received frames that came by reference (sharing the sender's
+	// buffers, see frame.Packet) rather than copied.
+	RxByReference uint64 `json:"rx_by_reference"`
 }
 
 func (ns *Namespace) nicNamesLocked() map[tcpip.NICID]*NIC {
@@ -224,7 +237,8 @@ func (ns *Namespace) Interfaces() []Interface {
 		id := tcpip.NICID(i)
 		it := Interface{Name: "lo", MTU: 65536}
 		if n, ok := byID[id]; ok {
-			it = Interface{Name: n.name, MAC: n.mac.String(), MTU: int(n.mtu.Load())}
+			it = Interface{Name: n.name, MAC: n.mac.String(), MTU: int(n.mtu.Load()),
+				Counters: &NICCounters{CounterSnapshot: n.stats.Snapshot(), RxByReference: n.RxByReference()}}
 		} else if id != loopbackNIC {
 			continue
 		}

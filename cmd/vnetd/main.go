@@ -488,6 +488,11 @@ func printStatus(w io.Writer, st daemon.Status) {
 			}
 		}
 		fmt.Fprintf(w, "namespace %s\t%s\n", n.Name, strings.Join(addrs, ", "))
+		for _, i := range n.Interfaces {
+			if c := i.Counters; c != nil {
+				fmt.Fprintf(w, "  nic %s\trx %d\ttx %d\tdrops %d\n", i.Name, c.RxFrames, c.TxFrames, c.RxDropped+c.TxDropped)
+			}
+		}
 		if len(n.Services) > 0 {
 			fmt.Fprintf(w, "  services\t%s\n", strings.Join(n.Services, ", "))
 		}

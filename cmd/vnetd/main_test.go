@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -109,7 +110,7 @@ func TestCLIAgainstRunningDaemon(t *testing.T) {
 		want []string // substrings of stdout
 	}{
 		{[]string{"-s", sock, "ping", "alpha", "10.0.0.20", "-c", "2"}, 0, []string{"icmp_seq=2", "0% packet loss"}},
-		{[]string{"status", "-s", sock}, 0, []string{"switch lan0", "alpha.eth0", "namespace beta", "echo :7"}},
+		{[]string{"status", "-s", sock}, 0, []string{"switch lan0", "alpha.eth0", "namespace beta", "echo :7", "  nic eth0"}},
 		{[]string{"fdb", "lan0", "-s", sock}, 0, []string{"VLAN", "alpha.eth0", "beta.eth0"}},
 		{[]string{"ns", "alpha", "addr", "-s", sock}, 0, []string{"eth0", "10.0.0.10/24"}},
 		{[]string{"ns", "alpha", "route", "-s", sock}, 0, []string{"10.0.0.0/24"}},
@@ -154,9 +155,18 @@ func TestCLIAgainstRunningDaemon(t *testing.T) {
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		for _, w := range []string{`vnetd_port_frames_total{direction="rx",port="alpha.eth0",switch="lan0"}`, "vnetd_namespaces 2"} {
+		for _, w := range []string{`vnetd_port_frames_total{direction="rx",port="alpha.eth0",switch="lan0"}`, "vnetd_namespaces 2",
+			`vnetd_nic_bytes_total{direction="tx",namespace="alpha",nic="eth0"}`, `vnetd_nic_rx_by_reference_total{namespace="beta",nic="eth0"}`} {
 			if !strings.Contains(string(b), w) {
 				t.Errorf("GET /metrics lacks %s", w)
+			}
+		}
+		// The pings above crossed alpha's NIC, and reached beta's by reference.
+		for _, w := range []string{`vnetd_nic_frames_total{direction="rx",namespace="alpha",nic="eth0"}`,
+			`vnetd_nic_frames_total{direction="tx",namespace="alpha",nic="eth0"}`, `vnetd_nic_rx_by_reference_total{namespace="beta",nic="eth0"}`} {
+			m := regexp.MustCompile(regexp.QuoteMeta(w) + ` (\d+)`).FindSubmatch(b)
+			if m == nil || string(m[1]) == "0" {
+				t.Errorf("GET /metrics: %s = %q, want a count above 0", w, m)
 			}
 		}
 	})
