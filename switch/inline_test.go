@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/vnetd/vnetd/frame"
 )
@@ -68,5 +69,36 @@ func TestInlinePortWrittenByReaders(t *testing.T) {
 		if in.byWriter[i] {
 			t.Errorf("frame %d (%q) was written by the port's writer goroutine, want its reader", i, payload(sent[i]))
 		}
+	}
+}
+
+// TestInlinePortDownDrops: once a CapInline port is down (its device gone: the reader
+// failed), frames still switched to it are counted as dropped without a write.
+func TestInlinePortDownDrops(t *testing.T) {
+	sw := newSwitch(t, Config{})
+	h1 := addHost(t, sw, "p1", mac(1), PortConfig{})
+	in := &inlinePort{refPort: newRefPort("tap", frame.CapPacket, &refs{})}
+	if err := sw.AddPort(plainInline{in}, PortConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	tapMAC := mac(2)
+	in.in <- eth(h1.mac, tapMAC, "learn")
+	h1.expect("learn")
+	in.Close() // its reader fails: the port goes down, its MAC stays learned
+	for deadline := time.Now().Add(5 * time.Second); portStatus(t, sw, "tap").Up; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("port still up 5 s after its reader failed")
+		}
+	}
+	h1.send(eth(tapMAC, h1.mac, "unicast-1"), eth(tapMAC, h1.mac, "unicast-2"))
+	for deadline := time.Now().Add(5 * time.Second); portStatus(t, sw, "tap").Drops[DropQueueFull] < 2; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("drops = %v, want 2 %s", portStatus(t, sw, "tap").Drops, DropQueueFull)
+		}
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if len(in.got) != 0 {
+		t.Errorf("%d frames written to a port that is down", len(in.got))
 	}
 }

@@ -32,7 +32,7 @@ const (
 	DropTaggedOnAccess = "tagged_on_access" // 802.1Q frame on an access port
 	DropVLANNotAllowed = "vlan_not_allowed" // VLAN not carried by the port
 	DropSamePort       = "same_port"        // destination learned on the ingress port
-	DropQueueFull      = "queue_full"       // egress queue full (slow or dead port)
+	DropQueueFull      = "queue_full"       // egress queue full, or the port is down (slow or dead port)
 	DropOffload        = "offload"          // superframe the egress port cannot take and software could not segment
 	DropDoubleTagged   = "double_tagged"    // popping the tag for this port would expose a second tag (VLAN hopping)
 )

@@ -456,7 +456,11 @@ func (b *batch) flush() {
 		return
 	}
 	out := b.pendPort
-	if out.direct(b.byRef) {
+	if out.direct(b.byRef) && !out.up.Load() { // a dead port: not a syscall per batch
+		out.drops[dropQueueFull].Add(uint64(len(b.pend)))
+		out.stats.TxDropped.Add(uint64(len(b.pend)))
+		frame.ReleaseBufs(b.pend)
+	} else if out.direct(b.byRef) {
 		b.sw.egress(out, b.pend, &b.direct)
 	} else {
 		k := out.out.PushBatch(b.pend)
@@ -666,6 +670,11 @@ func (s *Switch) emit(out *swPort, rb *batch, gather bool, buf *frame.Buf, vlan 
 		}
 		rb.pend = append(rb.pend, buf)
 		return true
+	}
+	if out.direct(rb.byRef) && !out.up.Load() {
+		out.drops[dropQueueFull].Add(1)
+		out.stats.TxDropped.Add(1)
+		return dropBuf(buf, owned)
 	}
 	if out.direct(rb.byRef) {
 		rb.one[0] = buf // egress releases it and clears the slot
