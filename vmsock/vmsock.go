@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vnetd/vnetd/frame"
+	"github.com/vnetd/vnetd/internal/gather"
 )
 
 // Options configure a socket listener.
@@ -30,9 +31,11 @@ type Options struct {
 	// OnPort is called for every new connection with its port and name.
 	OnPort func(p frame.Port, name string)
 	// OnPortGone is called when a connection's port goes away. It runs on the
-	// port's reader or writer goroutine, so it must not wait for the port to stop.
+	// goroutine that found it gone, the port's reader or the one in WriteFrames (a
+	// switch's writer), so it must not wait for the port to stop.
 	OnPortGone func(name string)
-	// QueueLen bounds each port's transmit queue; 0 means 256.
+	// QueueLen bounds each dgram peer's receive queue; 0 means 256. (A stream port
+	// has no queue of its own: the switch's queue for the port is the one.)
 	QueueLen int
 }
 
@@ -169,20 +172,20 @@ type Port struct {
 	c         net.Conn
 	r         *bufio.Reader
 	name      string
-	q         *frame.Queue
 	counters  frame.Counters
 	closed    atomic.Bool
 	closeOnce sync.Once
-	done      chan struct{}
 	hdr       [4]byte
+
+	wmu  sync.Mutex // one gather write at a time; guards what follows
+	hdrs [][4]byte  // the length prefix of each frame of the write
+	vec  net.Buffers
 }
 
 var _ frame.Port = (*Port)(nil)
 
 func newPort(l *Listener, c net.Conn, name string) *Port {
-	p := &Port{l: l, c: c, r: bufio.NewReaderSize(c, 64<<10), name: name, q: frame.NewQueue(l.opts.QueueLen), done: make(chan struct{})}
-	go p.writer()
-	return p
+	return &Port{l: l, c: c, r: bufio.NewReaderSize(c, 64<<10), name: name}
 }
 
 // Counters returns the port's traffic counters.
@@ -190,7 +193,8 @@ func (p *Port) Counters() *frame.Counters { return &p.counters }
 
 // Info describes the port.
 func (p *Port) Info() frame.Info {
-	return frame.Info{Name: p.name, MTU: p.l.opts.MTU, MaxFrame: frame.MaxFrameFor(p.l.opts.MTU, false)}
+	// CapPacket: a namespace's frames are written from its gVisor buffers.
+	return frame.Info{Name: p.name, MTU: p.l.opts.MTU, MaxFrame: frame.MaxFrameFor(p.l.opts.MTU, false), Caps: frame.CapPacket}
 }
 
 // ReadFrames reads at least one frame, then whatever is already buffered.
@@ -242,53 +246,47 @@ func (p *Port) readErr(n int, err error) (int, error) {
 	return 0, net.ErrClosed
 }
 
-// WriteFrames queues frames for the writer goroutine, dropping (and counting) when the
-// queue is full.
+// WriteFrames writes frames to the VM in one gather write (writev): each frame's 4-byte
+// length and its bytes, for a frame by reference straight from the sending stack's
+// buffers. It blocks while the VM does not read, as a socket does: the switch's writer
+// for the port does the waiting and its bounded queue the dropping, so one slow VM
+// never holds up another port. A failed write (the VM went away, or the port was
+// closed under a blocked write) closes the port.
 func (p *Port) WriteFrames(frames []frame.Frame) (int, error) {
 	if p.closed.Load() {
 		return 0, net.ErrClosed
 	}
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	if len(p.hdrs) < len(frames) {
+		p.hdrs = make([][4]byte, len(frames))
+	}
+	vec, bytes := p.vec[:0], 0
 	for i := range frames {
-		b := frame.GetBuf(frames[i].N)
-		b.CopyFrom(&frames[i])
-		if !p.q.Push(b) {
-			b.Release()
-			p.counters.TxDropped.Add(1)
-		}
+		f := &frames[i]
+		binary.BigEndian.PutUint32(p.hdrs[i][:], uint32(f.N))
+		vec = append(vec, p.hdrs[i][:])
+		vec = f.SlicesAtMost(vec, gather.MaxFrameSlices)
+		bytes += f.N
 	}
+	p.vec = vec[:0]
+	w := vec // WriteTo consumes its receiver
+	_, err := w.WriteTo(p.c)
+	clear(vec) // keep no reference to the caller's buffers
+	if err != nil {
+		p.counters.TxDropped.Add(uint64(len(frames)))
+		p.Close()
+		return 0, net.ErrClosed
+	}
+	p.counters.TxFrames.Add(uint64(len(frames)))
+	p.counters.TxBytes.Add(uint64(bytes))
 	return len(frames), nil
-}
-
-func (p *Port) writer() {
-	defer close(p.done)
-	bufs := make([]*frame.Buf, 64)
-	w := bufio.NewWriterSize(p.c, 64<<10)
-	var hdr [4]byte
-	for {
-		n, err := p.q.Pop(bufs)
-		if err != nil {
-			return
-		}
-		for _, b := range bufs[:n] {
-			binary.BigEndian.PutUint32(hdr[:], uint32(b.N))
-			w.Write(hdr[:])
-			w.Write(b.Bytes())
-			p.counters.TxFrames.Add(1)
-			p.counters.TxBytes.Add(uint64(b.N))
-		}
-		frame.ReleaseBufs(bufs[:n])
-		if err := w.Flush(); err != nil {
-			p.Close()
-			return
-		}
-	}
 }
 
 // Close closes the connection. Idempotent.
 func (p *Port) Close() error {
 	p.closeOnce.Do(func() {
 		p.closed.Store(true)
-		p.q.Close()
 		p.c.Close()
 		p.l.gone(p)
 	})

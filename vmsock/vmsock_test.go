@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -174,7 +175,10 @@ func TestStaleSocket(t *testing.T) {
 	}
 }
 
-func TestWriteNeverBlocks(t *testing.T) {
+// TestWriteBlocksUntilClosed: toward a VM that does not read, WriteFrames blocks once
+// the socket is full (the switch's queue for the port then drops), and closing the
+// port, as the switch's RemovePort does, releases it.
+func TestWriteBlocksUntilClosed(t *testing.T) {
 	_, path, ev := listen(t)
 	c, err := net.Dial("unix", path)
 	if err != nil {
@@ -183,12 +187,110 @@ func TestWriteNeverBlocks(t *testing.T) {
 	defer c.Close()
 	p := waitPort(t, ev).(*Port)
 	out := []frame.Frame{{Buf: ethFrame(1514, 1), N: 1514}}
-	// Nobody reads c: the socket buffer and queue fill, then frames are dropped.
-	for i := 0; i < 5000; i++ {
-		p.WriteFrames(out)
+	var written atomic.Int64
+	done := make(chan error, 1)
+	go func() {
+		for range 1 << 20 { // bounded: far more than any socket buffer holds
+			if _, err := p.WriteFrames(out); err != nil {
+				done <- err
+				return
+			}
+			written.Add(1)
+		}
+		done <- nil
+	}()
+	// Wait until the writes stop making progress: the socket is full.
+	for last := int64(-1); ; {
+		time.Sleep(100 * time.Millisecond)
+		n := written.Load()
+		if n == last && n > 0 {
+			break
+		}
+		last = n
 	}
-	if p.Counters().TxDropped.Load() == 0 {
-		t.Errorf("TxDropped = 0 after 5000 unread writes, want > 0")
+	select {
+	case err := <-done:
+		t.Fatalf("WriteFrames returned %v while the VM read nothing; want it blocked", err)
+	default:
+	}
+	p.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("blocked WriteFrames returned %v after Close, want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("WriteFrames still blocked 5 s after Close")
+	}
+}
+
+// slicedPkt is a frame by reference whose bytes are in several pieces of its own, as
+// a gVisor packet's are.
+type slicedPkt struct{ parts [][]byte }
+
+func (p slicedPkt) CopyTo(b []byte) int {
+	n := 0
+	for _, s := range p.parts {
+		n += copy(b[n:], s)
+	}
+	return n
+}
+func (p slicedPkt) Clone() frame.Packet          { return p }
+func (p slicedPkt) Release()                     {}
+func (p slicedPkt) Slices(dst [][]byte) [][]byte { return append(dst, p.parts...) }
+
+var _ frame.SlicedPacket = slicedPkt{}
+
+// TestWriteGathersFramesByReference: plain frames and frames by reference (head in the
+// buffer, rewritten here, the rest in the packet's pieces) reach the VM whole and in
+// order, each behind its length.
+func TestWriteGathersFramesByReference(t *testing.T) {
+	_, path, ev := listen(t)
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p := waitPort(t, ev)
+	if p.Info().Caps&frame.CapPacket == 0 {
+		t.Fatal("a stream port does not take frames by reference (CapPacket)")
+	}
+	var want [][]byte
+	var out []frame.Frame
+	for i, size := range []int{60, 1514, 300, 1000} {
+		b := ethFrame(size, byte(i+1))
+		want = append(want, b)
+		if i%2 == 0 {
+			out = append(out, frame.Frame{Buf: bytes.Clone(b), N: size})
+			continue
+		}
+		// By reference: the packet's own first bytes are stale, the buffer's head is the
+		// frame's.
+		stale := bytes.Clone(b)
+		copy(stale, bytes.Repeat([]byte{0xee}, frame.PacketHead))
+		buf := make([]byte, size)
+		copy(buf, b[:frame.PacketHead])
+		out = append(out, frame.Frame{Buf: buf, N: size, Pkt: slicedPkt{parts: [][]byte{stale[:100], stale[100:700], stale[700:]}}})
+	}
+	if n, err := p.WriteFrames(out); n != len(out) || err != nil {
+		t.Fatalf("WriteFrames = %d, %v", n, err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for i, w := range want {
+		var h [4]byte
+		if _, err := io.ReadFull(c, h[:]); err != nil {
+			t.Fatalf("frame %d: read length: %v", i, err)
+		}
+		got := make([]byte, binary.BigEndian.Uint32(h[:]))
+		if _, err := io.ReadFull(c, got); err != nil {
+			t.Fatalf("frame %d: read %d bytes: %v", i, len(got), err)
+		}
+		if !bytes.Equal(got, w) {
+			t.Errorf("frame %d: VM got %d bytes %x..., want %d bytes %x...", i, len(got), got[:16], len(w), w[:16])
+		}
+	}
+	if got := p.(*Port).Counters().TxFrames.Load(); got != uint64(len(want)) {
+		t.Errorf("TxFrames = %d, want %d", got, len(want))
 	}
 }
 
@@ -283,4 +385,51 @@ func TestDgramPerPeer(t *testing.T) {
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Errorf("after Close, Stat(%q) = %v, want not exist", path, err)
 	}
+}
+
+// BenchmarkStreamTx: WriteFrames of 1514-byte frames, 64 per call, to a VM that reads
+// as fast as it can; the timer stops once the VM has every frame not dropped.
+func BenchmarkStreamTx(b *testing.B) {
+	_, path, ev := listen(b)
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	p := waitPort(b, ev).(*Port)
+	var received atomic.Int64
+	go func() {
+		buf := make([]byte, 256<<10)
+		for {
+			k, err := c.Read(buf)
+			received.Add(int64(k))
+			if err != nil {
+				return
+			}
+		}
+	}()
+	frames := make([]frame.Frame, 64)
+	for i := range frames {
+		frames[i] = frame.Frame{Buf: ethFrame(1514, byte(i)), N: 1514}
+	}
+	b.ResetTimer()
+	b.ReportAllocs()
+	start := time.Now()
+	for sent := 0; sent < b.N; sent += len(frames) {
+		k := min(len(frames), b.N-sent)
+		if n, err := p.WriteFrames(frames[:k]); n != k || err != nil {
+			b.Fatalf("WriteFrames = %d, %v", n, err)
+		}
+	}
+	dropped := int64(p.Counters().TxDropped.Load())
+	want := (int64(b.N) - dropped) * (4 + 1514)
+	for deadline := time.Now().Add(10 * time.Second); received.Load() < want; time.Sleep(50 * time.Microsecond) {
+		if time.Now().After(deadline) {
+			b.Fatalf("VM received %d bytes, want %d", received.Load(), want)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(dropped)/float64(b.N), "dropped/op")
+	b.ReportMetric(float64(int64(b.N)-dropped)/time.Since(start).Seconds(), "delivered/s")
+	b.SetBytes(1514)
 }
