@@ -310,8 +310,10 @@ func Open(o Options) (*Port, error) {
 	}
 	p := &Port{
 		name: o.Name, ifindex: ifindex, file: file, raw: raw, offload: o.Offload, log: log,
-		// CapPacket: a namespace's frames are sent from its gVisor buffers.
-		info: frame.Info{Name: "hostif:" + o.Name, MTU: mtu, MaxFrame: frame.MaxFrameFor(mtu, o.Offload), Caps: caps | frame.CapPacket},
+		// CapPacket: a namespace's frames are sent from its gVisor buffers. CapInline:
+		// WriteFrames never blocks (MSG_DONTWAIT; what the socket cannot take now is
+		// dropped) and is safe for concurrent use, so the switch's readers write to it.
+		info: frame.Info{Name: "hostif:" + o.Name, MTU: mtu, MaxFrame: frame.MaxFrameFor(mtu, o.Offload), Caps: caps | frame.CapPacket | frame.CapInline},
 		ring: ring{mem: mem, blockSize: bs, blocks: nb, vnet: true},
 		mem:  mem,
 		msgs: make([]unix.Mmsghdr, txBatch), hdrs: make([]byte, vnetHdrLen*txBatch),

@@ -17,8 +17,8 @@
 // that also advertises frame.CapDirect (its WriteFrames only queues) is written by the
 // reader itself for such batches, without its writer goroutine.
 //
-// Run to completion: a port that advertises frame.CapInline (a TAP: the kernel takes or
-// drops a write at once) is written by the readers themselves for every frame, plain or
+// Run to completion: a port that advertises frame.CapInline (a TAP, a host interface:
+// the kernel takes or drops a write at once) is written by the readers themselves for every frame, plain or
 // by reference, as Open vSwitch's userspace datapath transmits from the thread that
 // received; its writer goroutine never runs. Between two TAPs this costs 20% less CPU
 // per GB than the hand-off to a writer and its wake-ups.
