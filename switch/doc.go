@@ -50,6 +50,12 @@
 // bound counts superframes, and a superframe the software cannot segment (malformed) is
 // counted as the "offload" drop of that port.
 //
+// A port whose read or write fails (a TAP deleted under vnetd, a VM gone) goes down:
+// it is logged once, floods skip it, and the MACs learned on it are forgotten, as a
+// bridge forgets a disabled port's, so frames for them flood to the live ports until
+// their owner is heard again; a frame switched to it in the meantime is counted as a
+// queue_full drop. Other ports are not affected.
+//
 // Lock order: Switch.mu (control plane) before an FDB shard's mu. The data path takes
 // a shard's mu only to learn a new MAC or move one, one shard at a time.
 package l2switch

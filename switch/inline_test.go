@@ -72,8 +72,9 @@ func TestInlinePortWrittenByReaders(t *testing.T) {
 	}
 }
 
-// TestInlinePortDownDrops: once a CapInline port is down (its device gone: the reader
-// failed), frames still switched to it are counted as dropped without a write.
+// TestInlinePortDownDrops: a frame switched to a CapInline port that is down (its
+// device gone), in the moment before the port's MACs are forgotten, is counted as
+// dropped without a write.
 func TestInlinePortDownDrops(t *testing.T) {
 	sw := newSwitch(t, Config{})
 	h1 := addHost(t, sw, "p1", mac(1), PortConfig{})
@@ -84,10 +85,9 @@ func TestInlinePortDownDrops(t *testing.T) {
 	tapMAC := mac(2)
 	in.in <- eth(h1.mac, tapMAC, "learn")
 	h1.expect("learn")
-	in.Close() // its reader fails: the port goes down, its MAC stays learned
-	for deadline := time.Now().Add(5 * time.Second); portStatus(t, sw, "tap").Up; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("port still up 5 s after its reader failed")
+	for _, sp := range *sw.ports.Load() {
+		if sp.name == "tap" {
+			sp.up.Store(false) // down, its MAC not yet forgotten
 		}
 	}
 	h1.send(eth(tapMAC, h1.mac, "unicast-1"), eth(tapMAC, h1.mac, "unicast-2"))
@@ -96,6 +96,43 @@ func TestInlinePortDownDrops(t *testing.T) {
 			t.Fatalf("drops = %v, want 2 %s", portStatus(t, sw, "tap").Drops, DropQueueFull)
 		}
 	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if len(in.got) != 0 {
+		t.Errorf("%d frames written to a port that is down", len(in.got))
+	}
+}
+
+// TestPortDownForgetsItsMACs: when a port's reader fails (a TAP deleted under vnetd),
+// the switch forgets the MACs learned on it, as a bridge does for a disabled port:
+// frames for them flood to the live ports instead of being dropped at the dead one.
+func TestPortDownForgetsItsMACs(t *testing.T) {
+	sw := newSwitch(t, Config{})
+	h1 := addHost(t, sw, "p1", mac(1), PortConfig{})
+	h2 := addHost(t, sw, "p2", mac(2), PortConfig{})
+	in := &inlinePort{refPort: newRefPort("tap", frame.CapPacket, &refs{})}
+	if err := sw.AddPort(plainInline{in}, PortConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	tapMAC := mac(3)
+	in.in <- eth(h1.mac, tapMAC, "learn") // h1 is not known yet: flooded
+	h1.expect("learn")
+	h2.expect("learn")
+	in.Close() // its reader fails
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		known := false
+		for _, e := range sw.FDB() {
+			known = known || e.MAC == tapMAC
+		}
+		if !portStatus(t, sw, "tap").Up && !known {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("5 s after its reader failed: port up %v, its MAC still learned %v", portStatus(t, sw, "tap").Up, known)
+		}
+	}
+	h1.send(eth(tapMAC, h1.mac, "to-the-gone"))
+	h2.expect("to-the-gone") // flooded
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if len(in.got) != 0 {

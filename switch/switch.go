@@ -287,7 +287,9 @@ func (s *Switch) readLoop(sp *swPort) {
 			if !errors.Is(err, net.ErrClosed) {
 				s.cfg.Logger.Warn("port down: read failed", "port", sp.name, "err", err)
 			}
-			sp.up.Store(false)
+			if sp.up.Swap(false) {
+				s.fdb.flushPort(sp) // as a bridge forgets a disabled port's MACs: flood, not drop
+			}
 			sp.out.Close() // stops the writer too
 			return
 		}
@@ -380,6 +382,7 @@ func (s *Switch) writeFrames(sp *swPort, frames []frame.Frame) {
 	}
 	if werr != nil && !errors.Is(werr, net.ErrClosed) && sp.up.Swap(false) {
 		s.cfg.Logger.Warn("port down: write failed", "port", sp.name, "err", werr)
+		s.fdb.flushPort(sp)
 	}
 }
 
