@@ -5,8 +5,9 @@
 # both ways at MTU 1500, measured at the receiving end by tapswitch's TCP sink/source
 # meter, against the same meter between A and B over the bridge. Everything lives in
 # netns this script creates and deletes; nothing is configured in the root netns.
-# Prints each figure and the ratios; the last line is ratio=<TAP 1-stream / bridge>.
-# Usage: sudo bench/tap.sh [seconds per run, default 5]
+# Prints each figure and the ratios; the last line is ratio=<TAP 1-stream / bridge>, the
+# median over ROUNDS interleaved rounds (default 3).
+# Usage: sudo [ROUNDS=n] bench/tap.sh [seconds per run, default 5]
 # Env: OFFLOAD=false opens the TAPs without offloads; BATCH=n sets frames per read;
 # QUEUES=n opens n queues per TAP (each a switch port); GOMAXPROCS reaches the helper;
 # PROFILE=file writes the TAP<->TAP helper's CPU profile (go tool pprof file).
@@ -18,6 +19,7 @@
 # holds up when other work shares the machine.
 set -eo pipefail
 T=${1:-5}
+ROUNDS=${ROUNDS:-3}
 cd "$(dirname "$0")/.."
 command -v iperf3 >/dev/null || { apt-get update -qq && apt-get install -y -qq iperf3 >/dev/null; }
 S=$$
@@ -105,17 +107,31 @@ meter() { # netns mode host -> Gbit/s, measured at the receiving end
 }
 ratio() { python3 -c "print('%.2f' % ($1/$2))"; }
 
-read -r TAP1 TAPC <<<"$(tcp 10.77.0.2 1 $SWPID)"; read -r BR1 BRC <<<"$(tcp 10.78.0.2 1)"
-read -r RL1 RLC <<<"$(tcp 10.76.0.2 1 $RLPID)"
+median() { # format values... -> the median, printed with format
+  python3 -c "import statistics,sys; print(sys.argv[1] % statistics.median(map(float, sys.argv[2:])))" "$@"
+}
+
+# The headline, 1 TCP stream, is interleaved over ROUNDS rounds (vnetd, relay, bridge in
+# each) so that load from elsewhere hits all three alike; each figure is the median of
+# its rounds, the ratios the median of the rounds' ratios.
+T1=() TC=() R1=() RC=() B1=() BC=() RT=() RR=()
+for r in $(seq 1 "$ROUNDS"); do
+  read -r a ac <<<"$(tcp 10.77.0.2 1 $SWPID)"; read -r l lc <<<"$(tcp 10.76.0.2 1 $RLPID)"
+  read -r b bc <<<"$(tcp 10.78.0.2 1)"
+  echo "round $r, tcp 1 stream: tap=$a relay=$l bridge=$b Gbit/s (tap $(ratio "$a" "$b"), relay $(ratio "$l" "$b")); CPU per GB tap=$ac relay=$lc bridge=$bc ms"
+  T1+=("$a") TC+=("$ac") R1+=("$l") RC+=("$lc") B1+=("$b") BC+=("$bc") RT+=("$(ratio "$a" "$b")") RR+=("$(ratio "$l" "$b")")
+done
+TAP1=$(median %.2f "${T1[@]}") TAPC=$(median %.0f "${TC[@]}") RL1=$(median %.2f "${R1[@]}") RLC=$(median %.0f "${RC[@]}")
+BR1=$(median %.2f "${B1[@]}") BRC=$(median %.0f "${BC[@]}") RATIO1=$(median %.2f "${RT[@]}") RATIOR=$(median %.2f "${RR[@]}")
 read -r TAP4 _ <<<"$(tcp 10.77.0.2 4)"; read -r BR4 _ <<<"$(tcp 10.78.0.2 4)"
 TAPP=$(pps 10.77.0.2);   BRP=$(pps 10.78.0.2)
 NSS=$(meter $NK send 10.79.0.2); BRS=$(meter $NA send 10.78.0.2)
 NSR=$(meter $NK recv 10.79.0.2); BRR=$(meter $NA recv 10.78.0.2)
-echo "tcp 1 stream:  tap=${TAP1} Gbit/s bridge=${BR1} Gbit/s ratio=$(ratio "$TAP1" "$BR1")"
+echo "tcp 1 stream (medians of $ROUNDS rounds):  tap=${TAP1} Gbit/s bridge=${BR1} Gbit/s ratio=${RATIO1}"
 echo "tcp 1 stream CPU per GB moved: tap=${TAPC} ms bridge=${BRC} ms (bridge/tap=$(ratio "$BRC" "$TAPC"))"
-echo "tcp 1 stream, relay with no switch (the ceiling of any userspace TAP path here): ${RL1} Gbit/s ratio=$(ratio "$RL1" "$BR1"), ${RLC} ms per GB"
+echo "tcp 1 stream, relay with no switch (the ceiling of any userspace TAP path here): ${RL1} Gbit/s ratio=${RATIOR}, ${RLC} ms per GB"
 echo "tcp 4 streams: tap=${TAP4} Gbit/s bridge=${BR4} Gbit/s ratio=$(ratio "$TAP4" "$BR4")"
 echo "udp 64B pps:   tap=${TAPP} bridge=${BRP} ratio=$(ratio "$TAPP" "$BRP")"
 echo "kernel->vnetd ns (TAP, 1 conn):  ${NSS} Gbit/s, kernel->kernel bridge same meter ${BRS} Gbit/s, ratio=$(ratio "$NSS" "$BRS")"
 echo "vnetd ns->kernel (TAP, 1 conn):  ${NSR} Gbit/s, kernel->kernel bridge same meter ${BRR} Gbit/s, ratio=$(ratio "$NSR" "$BRR")"
-echo "ratio=$(ratio "$TAP1" "$BR1")"
+echo "ratio=${RATIO1}"
