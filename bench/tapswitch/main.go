@@ -5,7 +5,9 @@
 //     attached, and exits (removing them) on SIGINT/SIGTERM.
 //   - -ns: one host TAP (-a) and an in-process vnetd namespace (nsstack) on the same
 //     switch, address -nsaddr, running a TCP sink (port 5001) and a TCP source (port
-//     5002) for the client below. Prints "ready" and runs until SIGINT/SIGTERM.
+//     5002) for the client below. Prints "ready" and runs until SIGINT/SIGTERM. With
+//     -hostif NAME the switch attaches the existing interface NAME (a veth end) through
+//     package hostif instead of creating a TAP (bench/hostif.sh).
 //   - -serve: the same sink and source on kernel sockets of the current network
 //     namespace, for the veth + bridge baseline.
 //   - -writecost n: WriteFrames' CPU per frame with and without io_uring batching
@@ -28,6 +30,7 @@ import (
 	"time"
 
 	"github.com/vnetd/vnetd/frame"
+	"github.com/vnetd/vnetd/hostif"
 	"github.com/vnetd/vnetd/nsstack"
 	l2switch "github.com/vnetd/vnetd/switch"
 	"github.com/vnetd/vnetd/tap"
@@ -52,6 +55,7 @@ func main() {
 	writev := flag.Bool("writev", false, "write each frame with its own writev instead of one io_uring submission per batch")
 	wcost := flag.Int("writecost", 0, "measure WriteFrames' CPU per frame, io_uring vs writev, over this many rounds, and exit (creates two TAPs in the current netns)")
 	stats := flag.Bool("stats", false, "print frames per ReadFrames/WriteFrames call of each TAP port at exit")
+	hostIf := flag.String("hostif", "", "with -ns: attach this existing interface through hostif instead of creating a TAP")
 	flag.Parse()
 	if *client != "" {
 		bps, err := runClient(*client, *host, time.Duration(*secs*float64(time.Second)), *streams)
@@ -99,6 +103,17 @@ func main() {
 	taps := []string{*a, *b}
 	if *ns {
 		taps = taps[:1]
+	}
+	if *ns && *hostIf != "" {
+		taps = nil
+		p, err := hostif.Open(hostif.Options{Name: *hostIf, Offload: *offload, SetUp: true, Logger: log})
+		if err != nil {
+			fail(err)
+		}
+		defer p.Close()
+		if err := sw.AddPort(p, l2switch.PortConfig{}); err != nil {
+			fail(err)
+		}
 	}
 	for _, name := range taps {
 		qs, err := tap.OpenQueues(tap.Options{Name: name, Create: true, MTU: *mtu, Offload: *offload, Queues: *queues, WritevOnly: *writev, Logger: log})
