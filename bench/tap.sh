@@ -36,26 +36,35 @@ trap cleanup EXIT
 go build -o "$BIN" ./bench/tapswitch
 for n in $NA $NB $NS $NR $NK $NV $NF; do ip netns add "$n"; ip -n "$n" link set lo up; done
 
+# helper NETNS OUT ARGS...: starts tapswitch ARGS in NETNS (its output in $BIN.OUT) and
+# waits until it is ready; its pid is in HPID.
+helper() {
+  local ns=$1 out=$BIN.$2
+  shift 2
+  ip netns exec "$ns" "$BIN" "$@" > "$out" 2>&1 &
+  HPID=$!
+  PIDS+=($HPID)
+  for _ in $(seq 50); do grep -q ready "$out" 2>/dev/null && break; sleep 0.1; done
+  grep -q ready "$out" || { cat "$out"; exit 1; }
+}
+# tappair NETNS A B SUBNET: moves TAPs A and B from NETNS into NA and NB, addresses
+# SUBNET.1 and SUBNET.2.
+tappair() {
+  ip -n "$1" link set "$2" netns $NA; ip -n "$1" link set "$3" netns $NB
+  ip -n $NA addr add "$4.1/24" dev "$2"; ip -n $NA link set "$2" up
+  ip -n $NB addr add "$4.2/24" dev "$3"; ip -n $NB link set "$3" up
+}
+
 # vnetd path: TAPs created in NS by tapswitch, host sides moved into A and B.
-ip netns exec $NS "$BIN" -a tpa -b tpb ${OFFLOAD:+-offload=$OFFLOAD} ${BATCH:+-batch=$BATCH} ${QUEUES:+-queues=$QUEUES} ${PROFILE:+-cpuprofile=$PROFILE} > "$BIN.out" 2>&1 &
-SWPID=$!
-PIDS+=($SWPID)
-for _ in $(seq 50); do grep -q ready "$BIN.out" 2>/dev/null && break; sleep 0.1; done
-grep -q ready "$BIN.out" || { cat "$BIN.out"; exit 1; }
-ip -n $NS link set tpa netns $NA; ip -n $NS link set tpb netns $NB
-ip -n $NA addr add 10.77.0.1/24 dev tpa; ip -n $NA link set tpa up
-ip -n $NB addr add 10.77.0.2/24 dev tpb; ip -n $NB link set tpb up
+helper $NS out -a tpa -b tpb ${OFFLOAD:+-offload=$OFFLOAD} ${BATCH:+-batch=$BATCH} ${QUEUES:+-queues=$QUEUES} ${PROFILE:+-cpuprofile=$PROFILE}
+SWPID=$HPID
+tappair $NS tpa tpb 10.77.0
 
 # The ceiling of any userspace TAP relay: two more TAPs joined with no switch at all
 # (tapswitch -direct: each TAP's reader writes into the other), created in NF.
-ip netns exec $NF "$BIN" -direct -a tqa -b tqb ${OFFLOAD:+-offload=$OFFLOAD} > "$BIN.relay" 2>&1 &
-RLPID=$!
-PIDS+=($RLPID)
-for _ in $(seq 50); do grep -q ready "$BIN.relay" 2>/dev/null && break; sleep 0.1; done
-grep -q ready "$BIN.relay" || { cat "$BIN.relay"; exit 1; }
-ip -n $NF link set tqa netns $NA; ip -n $NF link set tqb netns $NB
-ip -n $NA addr add 10.76.0.1/24 dev tqa; ip -n $NA link set tqa up
-ip -n $NB addr add 10.76.0.2/24 dev tqb; ip -n $NB link set tqb up
+helper $NF relay -direct -a tqa -b tqb ${OFFLOAD:+-offload=$OFFLOAD}
+RLPID=$HPID
+tappair $NF tqa tqb 10.76.0
 
 # kernel path: veths into a bridge inside NR.
 ip -n $NR link add br0 type bridge; ip -n $NR link set br0 up
@@ -69,13 +78,10 @@ ip -n $NB addr add 10.78.0.2/24 dev veb; ip -n $NB link set veb up
 
 # kernel <-> vnetd namespace: TAP created in NV by tapswitch -ns, host side moved into K;
 # the meter's kernel-socket server in B for the bridge baseline.
-ip netns exec $NV "$BIN" -ns -a tpk -nsaddr 10.79.0.2/24 ${OFFLOAD:+-offload=$OFFLOAD} > "$BIN.ns" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 50); do grep -q ready "$BIN.ns" 2>/dev/null && break; sleep 0.1; done
-grep -q ready "$BIN.ns" || { cat "$BIN.ns"; exit 1; }
+helper $NV ns -ns -a tpk -nsaddr 10.79.0.2/24 ${OFFLOAD:+-offload=$OFFLOAD}
 ip -n $NV link set tpk netns $NK
 ip -n $NK addr add 10.79.0.1/24 dev tpk; ip -n $NK link set tpk up
-ip netns exec $NB "$BIN" -serve > "$BIN.serve" 2>&1 & PIDS+=($!)
+helper $NB serve -serve
 
 ip netns exec $NB iperf3 -s -p 5201 >/dev/null 2>&1 & PIDS+=($!)
 sleep 0.5
@@ -83,7 +89,6 @@ ip netns exec $NA ping -c 1 -W 2 10.77.0.2 >/dev/null || { echo "no ping over TA
 ip netns exec $NA ping -c 1 -W 2 10.78.0.2 >/dev/null || { echo "no ping over bridge"; exit 1; }
 ip netns exec $NA ping -c 1 -W 2 10.76.0.2 >/dev/null || { echo "no ping over the relay"; cat "$BIN.relay"; exit 1; }
 ip netns exec $NK ping -c 1 -W 2 10.79.0.2 >/dev/null || { echo "no ping to the vnetd namespace"; cat "$BIN.ns"; exit 1; }
-grep -q ready "$BIN.serve" || { echo "meter server in $NB not ready"; cat "$BIN.serve"; exit 1; }
 
 cputicks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 tcp() { # dst streams [helper pid] -> "Gbit/s cpu-ms-per-GB"

@@ -45,6 +45,18 @@ func waitPort(t testing.TB, ev *events) frame.Port {
 	return nil
 }
 
+// dialVM connects a VM to a new listener and returns its port and the VM's end.
+func dialVM(t testing.TB) (frame.Port, net.Conn) {
+	t.Helper()
+	_, path, ev := listen(t)
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatalf("Dial(%q) = %v", path, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return waitPort(t, ev), c
+}
+
 func ethFrame(n int, b byte) []byte {
 	f := bytes.Repeat([]byte{b}, n)
 	return f
@@ -179,13 +191,8 @@ func TestStaleSocket(t *testing.T) {
 // the socket is full (the switch's queue for the port then drops), and closing the
 // port, as the switch's RemovePort does, releases it.
 func TestWriteBlocksUntilClosed(t *testing.T) {
-	_, path, ev := listen(t)
-	c, err := net.Dial("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	p := waitPort(t, ev).(*Port)
+	port, _ := dialVM(t) // the VM never reads
+	p := port.(*Port)
 	out := []frame.Frame{{Buf: ethFrame(1514, 1), N: 1514}}
 	var written atomic.Int64
 	done := make(chan error, 1)
@@ -245,13 +252,7 @@ var _ frame.SlicedPacket = slicedPkt{}
 // buffer, rewritten here, the rest in the packet's pieces) reach the VM whole and in
 // order, each behind its length.
 func TestWriteGathersFramesByReference(t *testing.T) {
-	_, path, ev := listen(t)
-	c, err := net.Dial("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	p := waitPort(t, ev)
+	p, c := dialVM(t)
 	if p.Info().Caps&frame.CapPacket == 0 {
 		t.Fatal("a stream port does not take frames by reference (CapPacket)")
 	}
@@ -295,13 +296,7 @@ func TestWriteGathersFramesByReference(t *testing.T) {
 }
 
 func BenchmarkStreamRx(b *testing.B) {
-	_, path, ev := listen(b)
-	c, err := net.Dial("unix", path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	p := waitPort(b, ev)
+	p, c := dialVM(b)
 	go func() {
 		buf := make([]byte, 0, 64*1518)
 		f := ethFrame(1514, 3)
@@ -390,13 +385,8 @@ func TestDgramPerPeer(t *testing.T) {
 // BenchmarkStreamTx: WriteFrames of 1514-byte frames, 64 per call, to a VM that reads
 // as fast as it can; the timer stops once the VM has every frame not dropped.
 func BenchmarkStreamTx(b *testing.B) {
-	_, path, ev := listen(b)
-	c, err := net.Dial("unix", path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	p := waitPort(b, ev).(*Port)
+	port, c := dialVM(b)
+	p := port.(*Port)
 	var received atomic.Int64
 	go func() {
 		buf := make([]byte, 256<<10)
