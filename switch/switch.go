@@ -364,6 +364,19 @@ func (s *Switch) egress(sp *swPort, bufs []*frame.Buf, sc *egressScratch) {
 	sc.segs = sc.segs[:0]
 }
 
+// writeDirect writes bufs to sp from the calling reader (sp.direct), or counts them
+// dropped when sp is down (a deleted TAP: no failed syscall per batch); either way it
+// releases bufs and clears their slots.
+func (s *Switch) writeDirect(sp *swPort, bufs []*frame.Buf, sc *egressScratch) {
+	if !sp.up.Load() {
+		sp.drops[dropQueueFull].Add(uint64(len(bufs)))
+		sp.stats.TxDropped.Add(uint64(len(bufs)))
+		frame.ReleaseBufs(bufs)
+		return
+	}
+	s.egress(sp, bufs, sc)
+}
+
 // writeFrames writes one batch to sp's port and counts the result.
 func (s *Switch) writeFrames(sp *swPort, frames []frame.Frame) {
 	bytes := 0
@@ -459,12 +472,8 @@ func (b *batch) flush() {
 		return
 	}
 	out := b.pendPort
-	if out.direct(b.byRef) && !out.up.Load() { // a dead port: not a syscall per batch
-		out.drops[dropQueueFull].Add(uint64(len(b.pend)))
-		out.stats.TxDropped.Add(uint64(len(b.pend)))
-		frame.ReleaseBufs(b.pend)
-	} else if out.direct(b.byRef) {
-		b.sw.egress(out, b.pend, &b.direct)
+	if out.direct(b.byRef) {
+		b.sw.writeDirect(out, b.pend, &b.direct)
 	} else {
 		k := out.out.PushBatch(b.pend)
 		if k > 0 {
@@ -674,14 +683,9 @@ func (s *Switch) emit(out *swPort, rb *batch, gather bool, buf *frame.Buf, vlan 
 		rb.pend = append(rb.pend, buf)
 		return true
 	}
-	if out.direct(rb.byRef) && !out.up.Load() {
-		out.drops[dropQueueFull].Add(1)
-		out.stats.TxDropped.Add(1)
-		return dropBuf(buf, owned)
-	}
 	if out.direct(rb.byRef) {
-		rb.one[0] = buf // egress releases it and clears the slot
-		s.egress(out, rb.one[:], &rb.direct)
+		rb.one[0] = buf // writeDirect releases it and clears the slot
+		s.writeDirect(out, rb.one[:], &rb.direct)
 		return true
 	}
 	if !out.out.Push(buf) {
