@@ -18,6 +18,7 @@ import (
 	"github.com/vnetd/vnetd/frame"
 	"github.com/vnetd/vnetd/internal/gather"
 	"github.com/vnetd/vnetd/offload"
+	"github.com/vnetd/vnetd/vnethdr"
 )
 
 // Options configures Open.
@@ -85,6 +86,7 @@ const (
 	ringFrameSize       = 2048 // tp_frame_size: only a hint for TPACKET_V3
 	txBatch             = 64   // frames per sendmmsg
 	downPoll            = 100 * time.Millisecond
+	vnetHdrLen          = vnethdr.Len
 )
 
 // Port is a host interface attached through an AF_PACKET socket, as a frame.Port.
@@ -499,7 +501,7 @@ func (p *Port) take(pk *rxPacket, out []frame.Frame) int {
 		return 0
 	}
 	var m frame.Meta
-	if !decodeVnet(pk.vnet, &m) {
+	if !vnethdr.Decode(pk.vnet, &m) {
 		p.Counters.RxDropped.Add(1)
 		return 0
 	}
@@ -711,7 +713,9 @@ func (p *Port) sendBatch(fd int, frames []frame.Frame) (int, error) {
 	for i := range frames {
 		f := &frames[i]
 		h := p.hdrs[i*vnetHdrLen : (i+1)*vnetHdrLen]
-		encodeVnet(h, &f.Meta)
+		m := f.Meta
+		m.CsumValid = false // receive-side information: a packet socket ignores it
+		vnethdr.Encode(h, &m)
 		p.batch.Add(h, f) // a frame by reference: from the sending stack's buffers
 	}
 	p.batch.Finish()

@@ -15,59 +15,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vnetd/vnetd/frame"
+	"github.com/vnetd/vnetd/vnethdr"
 )
-
-func TestVnetRoundTrip(t *testing.T) {
-	for _, m := range []frame.Meta{
-		{},
-		{CsumValid: true},
-		{NeedsCsum: true, CsumStart: 34, CsumOffset: 16},
-		{GSO: frame.GSOTCPv4, NeedsCsum: true, HdrLen: 66, GSOSize: 1448, CsumStart: 34, CsumOffset: 16},
-		{GSO: frame.GSOTCPv6, NeedsCsum: true, HdrLen: 86, GSOSize: 1428, CsumStart: 54, CsumOffset: 16},
-		{GSO: frame.GSOUDPL4, NeedsCsum: true, HdrLen: 42, GSOSize: 1200, CsumStart: 34, CsumOffset: 6},
-	} {
-		var h [vnetHdrLen]byte
-		encodeVnet(h[:], &m)
-		var got frame.Meta
-		if !decodeVnet(h[:], &got) {
-			t.Fatalf("decodeVnet(encodeVnet(%+v)) rejected the header % x", m, h)
-		}
-		want := m
-		want.CsumValid = false // receive-side information, never sent
-		if got != want {
-			t.Errorf("decodeVnet(encodeVnet(%+v)) = %+v", m, got)
-		}
-	}
-}
-
-func TestVnetDecode(t *testing.T) {
-	le := binary.LittleEndian
-	h := make([]byte, vnetHdrLen)
-	h[0], h[1] = vnetFlagNeedsCsum|vnetFlagDataValid, vnetGSOTCPv4|vnetGSOECN
-	le.PutUint16(h[2:], 66)
-	le.PutUint16(h[4:], 1448)
-	le.PutUint16(h[6:], 34)
-	le.PutUint16(h[8:], 16)
-	var m frame.Meta
-	if !decodeVnet(h, &m) {
-		t.Fatalf("decodeVnet(TCPv4|ECN) rejected")
-	}
-	want := frame.Meta{GSO: frame.GSOTCPv4, NeedsCsum: true, CsumValid: true, HdrLen: 66, GSOSize: 1448, CsumStart: 34, CsumOffset: 16}
-	if m != want {
-		t.Errorf("decodeVnet = %+v, want %+v", m, want)
-	}
-	// A plain frame keeps no GSO fields, and no checksum offsets without NeedsCsum.
-	h[0], h[1] = vnetFlagDataValid, vnetGSONone
-	if !decodeVnet(h, &m) || m != (frame.Meta{CsumValid: true}) {
-		t.Errorf("decodeVnet(plain, data valid) = %+v", m)
-	}
-	for _, g := range []byte{3 /* UFO */, 0x10, 0x7f} {
-		h[1] = g
-		if decodeVnet(h, &m) {
-			t.Errorf("decodeVnet accepted GSO type %#x", g)
-		}
-	}
-}
 
 // fakePkt is one packet to lay out in a synthetic ring block.
 type fakePkt struct {
@@ -108,7 +57,7 @@ func putBlock(mem []byte, bs, idx int, status uint32, pkts []fakePkt) {
 		ne.PutUint32(h[pktVlanTCIOff:], uint32(p.tci))
 		ne.PutUint16(h[pktVlanTPIDOff:], p.tpid)
 		h[sllPkttypeOff] = p.pkttype
-		encodeVnet(h[fakeMac-vnetHdrLen:], &p.meta)
+		vnethdr.Encode(h[fakeMac-vnetHdrLen:], &p.meta)
 		copy(h[fakeMac:], p.data)
 		off += next
 	}
@@ -347,7 +296,7 @@ func TestTakeInPlace(t *testing.T) {
 	copy(f.Buf, f0)
 	var h [vnetHdrLen]byte
 	m := frame.Meta{NeedsCsum: true, CsumStart: 34, CsumOffset: 16}
-	encodeVnet(h[:], &m)
+	vnethdr.Encode(h[:], &m)
 	pk := rxPacket{data: f.Buf[:100], wireLen: 100, vnet: h[:], status: unix.TP_STATUS_VLAN_VALID, vlanTCI: 0x0123}
 	if !p.takeInPlace(&pk, &f) {
 		t.Fatalf("takeInPlace rejected a tagged frame")

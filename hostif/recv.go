@@ -6,6 +6,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vnetd/vnetd/frame"
+	"github.com/vnetd/vnetd/vnethdr"
 )
 
 // Reading without a ring (the default; Options.Ring unset): recvmmsg straight into the caller's buffers,
@@ -131,7 +132,7 @@ func (p *Port) takeInPlace(pk *rxPacket, f *frame.Frame) bool {
 		return false
 	}
 	var m frame.Meta
-	if !decodeVnet(pk.vnet, &m) {
+	if !vnethdr.Decode(pk.vnet, &m) {
 		p.Counters.RxDropped.Add(1)
 		return false
 	}

@@ -1,7 +1,6 @@
 package tap
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/vnetd/vnetd/frame"
 	"github.com/vnetd/vnetd/internal/gather"
+	"github.com/vnetd/vnetd/vnethdr"
 )
 
 // Options configures Open.
@@ -60,15 +60,7 @@ const (
 
 	maxQueues = 256 // the kernel's MAX_TAP_QUEUES
 
-	vnetHdrLen = 10
-
-	vnetFlagNeedsCsum = 1
-	vnetFlagDataValid = 2
-	vnetGSONone       = 0
-	vnetGSOTCPv4      = 1
-	vnetGSOTCPv6      = 4
-	vnetGSOUDPL4      = 5
-	vnetGSOECN        = 0x80
+	vnetHdrLen = vnethdr.Len
 )
 
 // ErrDown is wrapped by ReadFrames and WriteFrames errors once the device is gone
@@ -383,7 +375,7 @@ func (t *TAP) readReady(fd uintptr) bool {
 		}
 		if t.vnet {
 			m -= vnetHdrLen
-			if m < 0 || !decodeHdr(t.rhdr, &f.Meta) {
+			if m < 0 || !vnethdr.Decode(t.rhdr, &f.Meta) {
 				t.Counters.RxDropped.Add(1)
 				continue
 			}
@@ -458,7 +450,7 @@ func (t *TAP) writeAll(fd uintptr) bool {
 		f := &frames[t.wn]
 		t.wiov = t.wiov[:0]
 		if t.vnet {
-			encodeHdr(t.whdr, &f.Meta)
+			vnethdr.Encode(t.whdr, &f.Meta)
 			t.wiov = append(t.wiov, t.whdr)
 		}
 		t.wiov = appendFrame(t.wiov, f)
@@ -532,56 +524,4 @@ func (t *TAP) Close() error {
 		return fmt.Errorf("close TAP %q: %w", t.name, err)
 	}
 	return nil
-}
-
-// decodeHdr translates a virtio-net header into m, reporting false for an unknown GSO type.
-func decodeHdr(h []byte, m *frame.Meta) bool {
-	*m = frame.Meta{
-		NeedsCsum:  h[0]&vnetFlagNeedsCsum != 0,
-		CsumValid:  h[0]&vnetFlagDataValid != 0,
-		HdrLen:     binary.LittleEndian.Uint16(h[2:4]),
-		GSOSize:    binary.LittleEndian.Uint16(h[4:6]),
-		CsumStart:  binary.LittleEndian.Uint16(h[6:8]),
-		CsumOffset: binary.LittleEndian.Uint16(h[8:10]),
-	}
-	switch h[1] &^ vnetGSOECN {
-	case vnetGSONone:
-		m.GSO = frame.GSONone
-	case vnetGSOTCPv4:
-		m.GSO = frame.GSOTCPv4
-	case vnetGSOTCPv6:
-		m.GSO = frame.GSOTCPv6
-	case vnetGSOUDPL4:
-		m.GSO = frame.GSOUDPL4
-	default:
-		return false
-	}
-	if m.GSO == frame.GSONone {
-		m.GSOSize, m.HdrLen = 0, 0
-	}
-	return true
-}
-
-// encodeHdr writes m as a virtio-net header into h.
-func encodeHdr(h []byte, m *frame.Meta) {
-	var flags, gso byte
-	if m.NeedsCsum {
-		flags |= vnetFlagNeedsCsum
-	}
-	if m.CsumValid {
-		flags |= vnetFlagDataValid
-	}
-	switch m.GSO {
-	case frame.GSOTCPv4:
-		gso = vnetGSOTCPv4
-	case frame.GSOTCPv6:
-		gso = vnetGSOTCPv6
-	case frame.GSOUDPL4:
-		gso = vnetGSOUDPL4
-	}
-	h[0], h[1] = flags, gso
-	binary.LittleEndian.PutUint16(h[2:4], m.HdrLen)
-	binary.LittleEndian.PutUint16(h[4:6], m.GSOSize)
-	binary.LittleEndian.PutUint16(h[6:8], m.CsumStart)
-	binary.LittleEndian.PutUint16(h[8:10], m.CsumOffset)
 }

@@ -13,39 +13,6 @@ import (
 	"github.com/vnetd/vnetd/internal/gather"
 )
 
-func TestVnetHdrRoundTrip(t *testing.T) {
-	tests := []struct {
-		name string
-		m    frame.Meta
-	}{
-		{"plain", frame.Meta{}},
-		{"csum", frame.Meta{NeedsCsum: true, CsumStart: 34, CsumOffset: 16}},
-		{"valid", frame.Meta{CsumValid: true}},
-		{"tso4", frame.Meta{GSO: frame.GSOTCPv4, NeedsCsum: true, HdrLen: 66, GSOSize: 1448, CsumStart: 34, CsumOffset: 16}},
-		{"tso6", frame.Meta{GSO: frame.GSOTCPv6, NeedsCsum: true, HdrLen: 86, GSOSize: 1428, CsumStart: 54, CsumOffset: 16}},
-		{"uso", frame.Meta{GSO: frame.GSOUDPL4, NeedsCsum: true, HdrLen: 42, GSOSize: 1200, CsumStart: 34, CsumOffset: 6}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			h := make([]byte, vnetHdrLen)
-			encodeHdr(h, &tt.m)
-			var got frame.Meta
-			if !decodeHdr(h, &got) || got != tt.m {
-				t.Errorf("decodeHdr(encodeHdr(%+v)) = %+v", tt.m, got)
-			}
-		})
-	}
-	t.Run("ecn bit and unknown type", func(t *testing.T) {
-		var m frame.Meta
-		if !decodeHdr([]byte{1, vnetGSOTCPv4 | vnetGSOECN, 0, 0, 0x88, 5, 0, 0, 0, 0}, &m) || m.GSO != frame.GSOTCPv4 || m.GSOSize != 1416 {
-			t.Errorf("decodeHdr(TCPv4|ECN) = %+v", m)
-		}
-		if decodeHdr([]byte{0, 3, 0, 0, 0, 0, 0, 0, 0, 0}, &m) {
-			t.Errorf("decodeHdr(UFO) = true, want false (unsupported)")
-		}
-	})
-}
-
 func TestOpenBadName(t *testing.T) {
 	for _, name := range []string{"", "this-name-is-too-long", "a/b", "a b"} {
 		t.Run(name, func(t *testing.T) {

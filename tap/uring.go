@@ -10,6 +10,7 @@ import (
 
 	"github.com/vnetd/vnetd/frame"
 	"github.com/vnetd/vnetd/internal/gather"
+	"github.com/vnetd/vnetd/vnethdr"
 )
 
 // uring submits a batch of TAP writes with one io_uring_enter instead of one writev
@@ -101,7 +102,7 @@ func (u *uring) writeBatch(fd int, frames []frame.Frame, vnet bool, done func(i 
 		var h []byte
 		if vnet {
 			h = u.hdrs[i*vnetHdrLen : (i+1)*vnetHdrLen]
-			encodeHdr(h, &f.Meta)
+			vnethdr.Encode(h, &f.Meta)
 		}
 		u.batch.Add(h, f)
 	}
