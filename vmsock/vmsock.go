@@ -197,8 +197,13 @@ func (p *Port) Info() frame.Info {
 	return frame.Info{Name: p.name, MTU: p.l.opts.MTU, MaxFrame: frame.MaxFrameFor(p.l.opts.MTU, false), Caps: frame.CapPacket}
 }
 
-// ReadFrames reads at least one frame, then whatever is already buffered.
+// ReadFrames reads at least one frame, then whatever is already buffered. Once the port
+// is closed (by the peer, a malformed length or Close) it returns net.ErrClosed, also
+// while bytes read before are still buffered: those are not frames any more.
 func (p *Port) ReadFrames(frames []frame.Frame) (int, error) {
+	if p.closed.Load() {
+		return 0, net.ErrClosed
+	}
 	n := 0
 	for n < len(frames) {
 		if n > 0 && p.r.Buffered() < 4 {
