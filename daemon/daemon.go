@@ -199,6 +199,8 @@ func (d *Daemon) applyLocked(c *config.Config) error {
 			d.log.Info("forward removed", "forward", name)
 		} else if w != e.cfg {
 			e.fw.SetTarget(w.Target)
+			e.fw.SetLimit(max(w.MaxConns, w.MaxFlows))
+			e.fw.SetUDPIdle(w.UDPIdle)
 			e.ns.Store(&w.Namespace)
 			e.cfg = w
 			d.log.Info("forward changed", "forward", name, "namespace", w.Namespace, "target", w.Target)
@@ -212,6 +214,7 @@ func (d *Daemon) applyLocked(c *config.Config) error {
 		fe.ns.Store(&f.Namespace)
 		fw, err := forward.Start(forward.Options{
 			Protocol: f.Protocol, Listen: f.Listen, Target: f.Target, Logger: d.log,
+			MaxConns: f.MaxConns, MaxFlows: f.MaxFlows, UDPIdle: f.UDPIdle,
 			Dialer: d.dialerFor(fe),
 		})
 		if err != nil {
