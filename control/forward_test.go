@@ -2,6 +2,8 @@ package control
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -125,5 +127,121 @@ func TestForwardRefusedInStatusAndMetrics(t *testing.T) {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
+	}
+}
+
+// apiLab runs fwdLab (its config forward on a free port) behind a control socket.
+func apiLab(t *testing.T) (*daemon.Daemon, *Client, string) {
+	t.Helper()
+	d := startLab(t, fmt.Sprintf(fwdLab, freeAddr(t)))
+	path := t.TempDir() + "/vnetd.sock"
+	s, err := Listen(ServerOptions{Path: path, Daemon: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	c := NewClient(path)
+	t.Cleanup(c.Close)
+	return d, c, path
+}
+
+// TestRuntimeForwardAddTrafficDel: a forward added through the API carries traffic
+// (IPv4 and an IPv6 [::1] listener), is listed with its origin and counters, and
+// deleting it closes its listener.
+func TestRuntimeForwardAddTrafficDel(t *testing.T) {
+	_, c, _ := apiLab(t)
+	ctx := context.Background()
+	for _, listen := range []string{freeAddr(t), "[::1]:" + strings.Split(freeAddr(t), ":")[1]} {
+		t.Run(listen, func(t *testing.T) {
+			st, err := c.AddForward(ctx, config.ForwardSpec{Listen: listen, Namespace: "alpha", Target: "[fd00::10]:7"})
+			if err != nil {
+				t.Fatalf("AddForward(%s) = %v", listen, err)
+			}
+			name := "tcp/" + listen
+			if st.Name != name || st.Origin != daemon.OriginRuntime || st.Stats.Limit != config.DefaultForwardMaxConns {
+				t.Errorf("AddForward(%s) = %+v, want name %s, origin runtime, default limit", listen, st, name)
+			}
+			conn, err := net.Dial("tcp", listen)
+			if err != nil {
+				t.Fatalf("net.Dial(%s) = %v", listen, err)
+			}
+			if !echoOnce(conn) {
+				t.Errorf("no echo through the runtime forward %s", listen)
+			}
+			conn.Close()
+			// A relay counts bytes after writing them: poll until the echo is counted.
+			var list []daemon.ForwardStatus
+			for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+				if err := c.Get(ctx, "/v1/forwards", &list); err != nil {
+					t.Fatal(err)
+				}
+				if len(list) == 2 && list[1].Stats.BytesOut == 5 {
+					break
+				}
+			}
+			if len(list) != 2 || list[0].Origin != daemon.OriginConfig || list[1].Name != name || list[1].Stats.Accepted != 1 || list[1].Stats.BytesOut != 5 {
+				t.Errorf("GET /v1/forwards = %+v, want the config forward then %s with 1 accepted, 5 bytes out", list, name)
+			}
+			if err := c.RemoveForward(ctx, name); err != nil {
+				t.Fatalf("RemoveForward(%s) = %v", name, err)
+			}
+			if conn, err := net.DialTimeout("tcp", listen, time.Second); err == nil {
+				conn.Close()
+				t.Errorf("%s still accepts after RemoveForward", listen)
+			}
+			var ae *APIError
+			if err := c.RemoveForward(ctx, name); !errors.As(err, &ae) || ae.Status != 404 {
+				t.Errorf("second RemoveForward(%s) = %v, want a 404", name, err)
+			}
+		})
+	}
+}
+
+// TestRuntimeForwardBadRequests: bad requests get a JSON error with status 400 (the
+// config's own messages), a port in use 409, and nothing is left running.
+func TestRuntimeForwardBadRequests(t *testing.T) {
+	d, c, path := apiLab(t)
+	ctx := context.Background()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	tests := []struct {
+		spec   config.ForwardSpec
+		status int
+		want   string
+	}{
+		{config.ForwardSpec{Listen: "127.0.0.1", Namespace: "alpha", Target: "10.0.0.10:7"}, 400, `listen "127.0.0.1": want HOST:PORT`},
+		{config.ForwardSpec{Listen: freeAddr(t), Namespace: "nope", Target: "10.0.0.10:7"}, 400, `namespace "nope" is not defined`},
+		{config.ForwardSpec{Listen: freeAddr(t), Namespace: "alpha", Target: "8.8.8.8:53"}, 400, "not reachable from namespace"},
+		{config.ForwardSpec{Listen: freeAddr(t), Namespace: "alpha", Target: "10.0.0.10:7", MaxFlows: new(int)}, 400, "max_flows applies to udp"},
+		{config.ForwardSpec{Listen: busy.Addr().String(), Namespace: "alpha", Target: "10.0.0.10:7"}, 409, "address already in use"},
+	}
+	for _, tt := range tests {
+		_, err := c.AddForward(ctx, tt.spec)
+		var ae *APIError
+		if !errors.As(err, &ae) || ae.Status != tt.status || !strings.Contains(ae.Msg, tt.want) {
+			t.Errorf("AddForward(%+v) = %v, want status %d and %q", tt.spec, err, tt.status, tt.want)
+		}
+	}
+	// Not JSON, and an unknown key: 400 with a JSON body.
+	for _, body := range []string{"listen=1", `{"listen":"127.0.0.1:1","namespace":"alpha","target":"10.0.0.10:7","colour":"red"}`} {
+		hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", path)
+		}}}
+		resp, err := hc.Post("http://vnetd/v1/forwards", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e struct{ Error string }
+		derr := json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || derr != nil || !strings.Contains(e.Error, "bad forward request") {
+			t.Errorf("POST %q = %d %q (%v), want 400 with a JSON error", body, resp.StatusCode, e.Error, derr)
+		}
+	}
+	if n := len(d.Forwards()); n != 1 {
+		t.Errorf("after the bad requests %d forwards run, want only the config's", n)
 	}
 }
