@@ -157,12 +157,7 @@ type rawSocket struct {
 	Protocol string `toml:"protocol"`
 }
 
-type rawForward struct {
-	Listen    string `toml:"listen"`
-	Namespace string `toml:"namespace"`
-	Target    string `toml:"target"`
-	Protocol  string `toml:"protocol"`
-}
+type rawForward = ForwardSpec
 
 // Parse decodes and validates src; name is used in error positions. On any problem
 // it returns Errors listing all of them.

@@ -27,6 +27,9 @@ var (
 	descFwdConns   = prometheus.NewDesc("vnetd_forward_accepted_total", "Connections or UDP flows a forward accepted.", []string{"forward"}, nil)
 	descFwdBytes   = prometheus.NewDesc("vnetd_forward_bytes_total", "Bytes relayed by a forward.", []string{"forward", "direction"}, nil)
 	descFwdErrs    = prometheus.NewDesc("vnetd_forward_dial_errors_total", "Forward connections whose target could not be reached.", []string{"forward"}, nil)
+	descFwdRefused = prometheus.NewDesc("vnetd_forward_refused_total", "TCP connections reset or UDP datagrams from new clients dropped because a forward was at max_conns / max_flows.", []string{"forward"}, nil)
+	descFwdActive  = prometheus.NewDesc("vnetd_forward_active", "Connections or UDP flows a forward relays now.", []string{"forward"}, nil)
+	descFwdLimit   = prometheus.NewDesc("vnetd_forward_limit", "A forward's max_conns (tcp) or max_flows (udp).", []string{"forward"}, nil)
 	descNamespaces = prometheus.NewDesc("vnetd_namespaces", "Running namespaces.", nil, nil)
 	descNICFrames  = prometheus.NewDesc("vnetd_nic_frames_total", "Frames a namespace NIC received (rx) or sent (tx).", []string{"namespace", "nic", "direction"}, nil)
 	descNICBytes   = prometheus.NewDesc("vnetd_nic_bytes_total", "Bytes a namespace NIC received (rx) or sent (tx).", []string{"namespace", "nic", "direction"}, nil)
@@ -35,7 +38,7 @@ var (
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPortFrames, descPortBytes, descPortDrops, descFDB, descFwdConns, descFwdBytes, descFwdErrs, descNamespaces, descNICFrames, descNICBytes, descNICDrops, descNICByRef} {
+	for _, d := range []*prometheus.Desc{descPortFrames, descPortBytes, descPortDrops, descFDB, descFwdConns, descFwdBytes, descFwdErrs, descFwdRefused, descFwdActive, descFwdLimit, descNamespaces, descNICFrames, descNICBytes, descNICDrops, descNICByRef} {
 		ch <- d
 	}
 }
@@ -60,6 +63,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descFwdBytes, ctr, float64(f.Stats.BytesIn), f.Name, "in")
 		ch <- prometheus.MustNewConstMetric(descFwdBytes, ctr, float64(f.Stats.BytesOut), f.Name, "out")
 		ch <- prometheus.MustNewConstMetric(descFwdErrs, ctr, float64(f.Stats.DialErrors), f.Name)
+		ch <- prometheus.MustNewConstMetric(descFwdRefused, ctr, float64(f.Stats.Refused), f.Name)
+		ch <- prometheus.MustNewConstMetric(descFwdActive, prometheus.GaugeValue, float64(f.Stats.Active), f.Name)
+		ch <- prometheus.MustNewConstMetric(descFwdLimit, prometheus.GaugeValue, float64(f.Stats.Limit), f.Name)
 	}
 	ch <- prometheus.MustNewConstMetric(descNamespaces, prometheus.GaugeValue, float64(len(st.Namespaces)))
 	for _, n := range st.Namespaces {

@@ -71,9 +71,10 @@ type nsEntry struct {
 type portRef struct{ sw, port string }
 
 type fwEntry struct {
-	cfg config.Forward
-	fw  *forward.Forward
-	ns  atomic.Pointer[string] // the namespace new connections dial in
+	cfg  config.Forward
+	fw   *forward.Forward
+	ns   atomic.Pointer[string] // the namespace new connections dial in
+	spec *config.ForwardSpec    // the request of a forward added at run time; nil for the config's
 }
 
 // New returns an empty daemon; Apply brings a config up.
@@ -192,13 +193,19 @@ func (d *Daemon) applyLocked(c *config.Config) error {
 	}
 
 	// Forwards first: binding host ports is what most often fails.
+	d.keepRuntimeForwardsLocked(c)
 	for name, e := range d.forwards {
 		if w, ok := wantFw[name]; !ok {
+			if e.spec != nil {
+				continue // a runtime forward keepRuntimeForwardsLocked kept
+			}
 			e.fw.Close()
 			delete(d.forwards, name)
 			d.log.Info("forward removed", "forward", name)
 		} else if w != e.cfg {
 			e.fw.SetTarget(w.Target)
+			e.fw.SetLimit(max(w.MaxConns, w.MaxFlows))
+			e.fw.SetUDPIdle(w.UDPIdle)
 			e.ns.Store(&w.Namespace)
 			e.cfg = w
 			d.log.Info("forward changed", "forward", name, "namespace", w.Namespace, "target", w.Target)
@@ -208,18 +215,9 @@ func (d *Daemon) applyLocked(c *config.Config) error {
 		if _, ok := d.forwards[f.Name()]; ok {
 			continue
 		}
-		fe := &fwEntry{cfg: f}
-		fe.ns.Store(&f.Namespace)
-		fw, err := forward.Start(forward.Options{
-			Protocol: f.Protocol, Listen: f.Listen, Target: f.Target, Logger: d.log,
-			Dialer: d.dialerFor(fe),
-		})
-		if err != nil {
+		if _, err := d.startForwardLocked(f); err != nil {
 			return err
 		}
-		fe.fw = fw
-		d.forwards[f.Name()] = fe
-		d.log.Info("forward up", "forward", f.Name(), "namespace", f.Namespace, "target", f.Target)
 	}
 
 	for name := range down {

@@ -37,6 +37,7 @@ type NamespaceStatus struct {
 // ForwardStatus is one forward with its counters.
 type ForwardStatus struct {
 	Name      string        `json:"name"`
+	Origin    string        `json:"origin"` // OriginConfig or OriginRuntime
 	Namespace string        `json:"namespace"`
 	Target    string        `json:"target"`
 	Stats     forward.Stats `json:"stats"`
@@ -71,11 +72,7 @@ func (d *Daemon) Status() Status {
 			st.Routers = append(st.Routers, r.Name)
 		}
 	}
-	for _, f := range d.cfg.Forwards {
-		if e := d.forwards[f.Name()]; e != nil {
-			st.Forwards = append(st.Forwards, ForwardStatus{Name: f.Name(), Namespace: f.Namespace, Target: f.Target.String(), Stats: e.fw.Stats()})
-		}
-	}
+	st.Forwards = d.forwardStatusLocked()
 	return st
 }
 

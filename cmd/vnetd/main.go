@@ -73,6 +73,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdClient(ctx, cmd, args, stdout)
 	case "capture":
 		err = cmdCapture(ctx, args, stdout)
+	case "forward":
+		err = cmdForward(ctx, args, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
@@ -107,6 +109,9 @@ const usage = `usage:
   vnetd ping NS ADDR [-c N]           ping from inside a namespace
   vnetd capture SWITCH [--port P] [-c N] [-w FILE]
                                       live pcap of a switch or one port (stdout: pipe it)
+  vnetd forward add LISTEN NAMESPACE TARGET [-p tcp|udp] [--max-conns N] [--max-flows N] [--udp-idle D]
+  vnetd forward del LISTEN [-p tcp|udp] | forward list [--json]
+                                      forwards at run time, without a reload
   vnetd version [--json]
   -s PATH picks the control socket for every command.
 `
@@ -501,7 +506,7 @@ func printStatus(w io.Writer, st daemon.Status) {
 		fmt.Fprintf(w, "router %s\n", r)
 	}
 	for _, f := range st.Forwards {
-		fmt.Fprintf(w, "forward %s\t-> %s in %s\taccepted %d\tactive %d\tin %dB\tout %dB\tdial errors %d\n", f.Name, f.Target, f.Namespace, f.Stats.Accepted, f.Stats.Active, f.Stats.BytesIn, f.Stats.BytesOut, f.Stats.DialErrors)
+		fmt.Fprintf(w, "forward %s\t-> %s in %s\taccepted %d\tactive %d/%d\trefused %d\tin %dB\tout %dB\tdial errors %d\n", f.Name, f.Target, f.Namespace, f.Stats.Accepted, f.Stats.Active, f.Stats.Limit, f.Stats.Refused, f.Stats.BytesIn, f.Stats.BytesOut, f.Stats.DialErrors)
 	}
 }
 
