@@ -25,6 +25,8 @@ type Config struct {
 	Sockets []Socket
 	// Forwards are host ports forwarded into namespaces.
 	Forwards []Forward
+	// Impairs are link impairments on switch ports and pair ends.
+	Impairs []Impair
 }
 
 // Daemon is the [daemon] table.

@@ -18,6 +18,8 @@ type Status struct {
 	Namespaces []NamespaceStatus `json:"namespaces"`
 	Routers    []string          `json:"routers"`
 	Forwards   []ForwardStatus   `json:"forwards"`
+	// Impairments are the ports with an impairment set or counted.
+	Impairments []ImpairStatus `json:"impairments"`
 }
 
 // SwitchStatus is one switch with its ports.
@@ -47,7 +49,7 @@ type ForwardStatus struct {
 func (d *Daemon) Status() Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	st := Status{Switches: []SwitchStatus{}, Namespaces: []NamespaceStatus{}, Routers: []string{}, Forwards: []ForwardStatus{}}
+	st := Status{Switches: []SwitchStatus{}, Namespaces: []NamespaceStatus{}, Routers: []string{}, Forwards: []ForwardStatus{}, Impairments: d.Impairments()}
 	if d.cfg == nil {
 		return st
 	}

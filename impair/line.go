@@ -94,11 +94,12 @@ func (l *line) now() int64 { return int64(l.clock.Now().Sub(l.epoch)) }
 
 // set installs p (already validated) and reseeds the generator.
 func (l *line) set(p Params) {
-	if p.Seed == 0 {
-		p.Seed = uint64(time.Now().UnixNano())
+	seed := p.Seed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
 	}
 	l.mu.Lock()
-	l.rng = rand.New(rand.NewPCG(p.Seed, p.Seed^0x9e3779b97f4a7c15))
+	l.rng = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	l.lastJit, l.bad = 0, false
 	l.linkFree = 0
 	l.params.Store(&p)

@@ -36,6 +36,8 @@ func ParseDirection(s string) (Direction, error) {
 type Options struct {
 	// Clock is the time source; default SystemClock.
 	Clock Clock
+	// OnClose, when set, runs once after the Port has closed.
+	OnClose func()
 }
 
 // Port is a frame.Port that impairs the frames crossing it. Attach Port.Attach(),
@@ -64,6 +66,7 @@ type Port struct {
 
 	closed    chan struct{}
 	closeOnce sync.Once
+	onClose   func()
 
 	scratch sync.Pool // *[]frame.Frame for writes to inner
 }
@@ -75,7 +78,7 @@ func Wrap(p frame.Port, o Options) *Port {
 	if o.Clock == nil {
 		o.Clock = SystemClock{}
 	}
-	w := &Port{inner: p, readyc: make(chan struct{}, 1), closed: make(chan struct{}), pumpDone: make(chan struct{})}
+	w := &Port{inner: p, readyc: make(chan struct{}, 1), closed: make(chan struct{}), pumpDone: make(chan struct{}), onClose: o.OnClose}
 	w.pr, _ = p.(frame.PacketReader)
 	w.concurrent = p.Info().Caps&(frame.CapDirect|frame.CapInline) != 0
 	w.out = newLine(o.Clock, w.writeBufs)
@@ -367,6 +370,9 @@ func (p *Port) Close() error {
 			p.readErr = net.ErrClosed
 		}
 		p.rmu.Unlock()
+		if p.onClose != nil {
+			p.onClose()
+		}
 	})
 	return err
 }
