@@ -501,6 +501,11 @@ func printStatus(w io.Writer, st daemon.Status) {
 		if len(n.Services) > 0 {
 			fmt.Fprintf(w, "  services\t%s\n", strings.Join(n.Services, ", "))
 		}
+		for _, ds := range n.DNS {
+			if f := ds.Forward; f != nil {
+				fmt.Fprintf(w, "  dns %s forward\tto %s\tforwarded %d\terrors %d\tdropped %d\tin flight %d\n", ds.Listen, strings.Join(f.Upstreams, " "), f.Forwarded, f.Errors, f.Dropped, f.InFlight)
+			}
+		}
 	}
 	for _, r := range st.Routers {
 		fmt.Fprintf(w, "router %s\n", r)
