@@ -286,7 +286,6 @@ func (v *validator) forward(p string, r rawForward, nsByName map[string]*Namespa
 	if f.Listen, err = netip.ParseAddrPort(r.Listen); err != nil || f.Listen.Port() == 0 {
 		v.errf(p+".listen", "listen %q: want HOST:PORT such as \"127.0.0.1:8080\"", r.Listen)
 	} else {
-		f.Listen = netip.AddrPortFrom(f.Listen.Addr().WithZone(""), f.Listen.Port())
 		for _, o := range prior {
 			if o.Name() == f.Name() {
 				v.errf(p+".listen", "duplicate forward %s", f.Name())
