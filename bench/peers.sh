@@ -235,16 +235,141 @@ tap_part() {
   [ -n "$bestp" ] && RATIO=$(median %.2f ${RR[tcp1 1500 $bestp]}) BESTPEER=$bestp
 }
 
+# ---------------------------------------------------------------- 2. VM-facing socket
+# SOCKET: bench/peersock's generator connects to a stream socket as QEMU's
+# "-netdev stream" would, resolves the destination's MAC with ARP, then writes UDP/IPv4
+# frames (60 bytes, i.e. 64 on a wire with the FCS, and 1514 bytes) as fast as the socket
+# accepts them. Delivered = datagrams a UDP discard sink read during the window:
+#  - vnetd: the socket on a vnetd switch with a vnetd namespace (10.0.2.2) whose sink
+#    reads UDP port 9 (bench/peersock -vnetd, the daemon's socket code: package vmsock).
+#  - gvproxy: its own virtual network; the frames go to its gateway's MAC, addressed to its
+#    host address 192.168.127.254:9, which its NAT maps to 127.0.0.1:9; its UDP forwarder
+#    relays each datagram to a kernel socket there (its only way to deliver to a namespace:
+#    the netns it runs in), where the same sink on a kernel socket reads them.
+# gvproxy serves one VM connection per process (it exits when the connection ends), so
+# it is started afresh for each measurement.
+GVPROXY_VERSION=${GVPROXY_VERSION:-v0.8.9}
+start_gvproxy() { # -> pid in GVPID, or fails
+  rm -f "$TMP/gv.sock"
+  ip netns exec $NG "$TMP/gvproxy" -listen-qemu "unix://$TMP/gv.sock" -log-file "$TMP/gv.log" -ssh-port 2222 &
+  GVPID=$!
+  PIDS+=($GVPID)
+  for _ in $(seq 50); do [ -S "$TMP/gv.sock" ] && return; sleep 0.1; done
+  return 1
+}
+gen() { # sock stat size args... -> "frames/s Gbit/s offered-frames/s", or "- - -"
+  local sock=$1 stat=$2 size=$3
+  shift 3
+  ip netns exec $NG timeout $((SECS + 15)) "$TMP/peersock" -gen "$sock" -stat "$stat" -size "$size" -t "$SECS" "$@" 2>>"$TMP/gen.err" || echo "- - -"
+}
+sock_part() {
+  local NS1=ps-$S
+  NG=pg-$S
+  mkns $NS1 $NG
+  go build -o "$TMP/peersock" ./bench/peersock
+  ip netns exec $NS1 "$TMP/peersock" -vnetd "$TMP/vn.sock" -stat "$TMP/vn.stat" >"$TMP/vn.out" 2>&1 &
+  PIDS+=($!)
+  ip netns exec $NG "$TMP/peersock" -sink 127.0.0.1:9 -stat "$TMP/gvsink.stat" >"$TMP/gvsink.out" 2>&1 &
+  PIDS+=($!)
+  local gvwhy=""
+  echo "building gvproxy $GVPROXY_VERSION with go install (Go module proxy)"
+  (cd "$TMP" && GOBIN=$TMP GOFLAGS= go install "github.com/containers/gvisor-tap-vsock/cmd/gvproxy@$GVPROXY_VERSION") >"$TMP/gvbuild.log" 2>&1 ||
+    gvwhy="gvproxy $GVPROXY_VERSION did not build: $(tail -1 "$TMP/gvbuild.log")"
+  sleep 0.5
+  grep -q ready "$TMP/vn.out" || { echo "peersock -vnetd: $(cat "$TMP/vn.out")"; exit 1; }
+  # The generator reaches both sockets from NG: a unix socket is a file, not a netns device.
+  declare -A SR SRR
+  local r size v g gp
+  for r in $(seq 1 "$ROUNDS"); do
+    for size in 60 1514; do
+      v=$(gen "$TMP/vn.sock" "$TMP/vn.stat" $size -src 10.0.2.15 -dst 10.0.2.2)
+      g="- - -"
+      if [ -z "$gvwhy" ]; then
+        if start_gvproxy; then
+          g=$(gen "$TMP/gv.sock" "$TMP/gvsink.stat" $size -src 192.168.127.2 -dst 192.168.127.254 -via 192.168.127.1)
+          kill $GVPID 2>/dev/null; wait $GVPID 2>/dev/null || true
+        else
+          gvwhy="gvproxy did not listen: $(tail -1 "$TMP/gv.log")"
+        fi
+      fi
+      read -r vf vg vo <<<"$v"; read -r gf gg go <<<"$g"
+      SR[$size vnetd]+=" $vf" SR[$size gvproxy]+=" $gf" SR[$size vnetdg]+=" $vg" SR[$size gvproxyg]+=" $gg"
+      SR[$size vnetdo]+=" $vo" SR[$size gvproxyo]+=" $go"
+      SRR[$size]+=" $(ratio "$vf" "$gf")"
+      echo "round $r, socket $size-byte frames: delivered vnetd=$vf/s ($vg Gbit/s) gvproxy=$gf/s ($gg Gbit/s); the socket took vnetd=$vo/s gvproxy=$go/s"
+    done
+  done
+  # shellcheck disable=SC2086
+  for size in 60 1514; do
+    row "VM stream socket -> namespace, UDP $size-byte frames (frames/s delivered; Gbit/s of frames)|$(median %.0f ${SR[$size vnetd]}) ($(median %.2f ${SR[$size vnetdg]}))|gvproxy $(median %.0f ${SR[$size gvproxy]}) ($(median %.2f ${SR[$size gvproxyg]})) (x$(median %.2f ${SRR[$size]}))|${gvwhy:+gvproxy: $gvwhy; }offered as fast as each socket read: vnetd took $(median %.0f ${SR[$size vnetdo]})/s, gvproxy $(median %.0f ${SR[$size gvproxyo]})/s"
+  done
+}
+
+# ---------------------------------------------------------------- 3. Scale
+# SCALE: N hosts with a NIC holding an IPv4 and an IPv6 address, 100 per switch:
+#  - vnetd: nsstack's BenchmarkNamespaceCreate/switched/N (one process; RSS growth and
+#    wall time of creation).
+#  - kernel: bench/netnsscale, N netns each with a veth on a Linux bridge (100 per bridge),
+#    both addresses, links up, through netlink from one process; kernel memory growth
+#    (Slab + Percpu + VmallocUsed + KernelStack + PageTables) and wall time. It stops
+#    after SCALE_BUDGET seconds (default 180) and the row then says how far it got and
+#    extrapolates linearly, labelled so.
+SCALE_N=${SCALE_N:-1000 10000}
+SCALE_BUDGET=${SCALE_BUDGET:-180}
+slab_kb() { awk '/^Slab:/ {print $2}' /proc/meminfo; }
+scale_part() {
+  local NSC=pn-$S n out vt vm kt km kstate khosts slab0 lim
+  mkns $NSC
+  go test -c -o "$TMP/nsstack.test" ./nsstack/
+  go build -o "$TMP/netnsscale" ./bench/netnsscale
+  lim=$(cat /proc/sys/user/max_net_namespaces)
+  for n in $SCALE_N; do
+    out=$("$TMP/nsstack.test" -test.run X -test.bench "NamespaceCreate/switched/$n\$" -test.benchtime 1x 2>&1)
+    vt=$(echo "$out" | awk '{for (i=1;i<=NF;i++) if ($i=="create-s") print $(i-1)}')
+    vm=$(echo "$out" | awk -v n="$n" '{for (i=1;i<=NF;i++) if ($i=="rss-bytes/ns") printf "%.0f", $(i-1)*n/1e6}')
+    if [ -z "$vt" ]; then vt=- vm=-; echo "vnetd scale $n: $out"; else vt=$(median %.2f "$vt"); fi
+    slab0=$(slab_kb)
+    local why=""
+    if [ "$n" -ge "$lim" ]; then
+      why="user.max_net_namespaces is $lim"
+      out="partial hosts=0 seconds=0 kernel_mb=0"
+    else
+      out=$(ip netns exec $NSC "$TMP/netnsscale" -n "$n" -budget "$SCALE_BUDGET" 2>&1) || why="netnsscale failed: $out"
+    fi
+    echo "scale $n: vnetd ${vt}s ${vm}MB; kernel: $out"
+    kstate=${out%% *}
+    khosts=$(echo "$out" | grep -o 'hosts=[0-9]*' | cut -d= -f2)
+    kt=$(echo "$out" | grep -o 'seconds=[0-9.]*' | cut -d= -f2)
+    km=$(echo "$out" | grep -o 'kernel_mb=[-0-9.]*' | cut -d= -f2)
+    local note=""
+    if [ -n "$why" ] || [ "$kstate" != complete ]; then
+      if [ "${khosts:-0}" -gt 0 ]; then
+        note="kernel: stopped at $khosts hosts after ${kt}s (${why:-SCALE_BUDGET=${SCALE_BUDGET}s}); its figures EXTRAPOLATED linearly to $n"
+        kt=$(python3 -c "print('%.1f' % ($kt*$n/$khosts))") km=$(python3 -c "print('%.0f' % ($km*$n/$khosts))")
+      else
+        note="kernel: ${why:-created none}" kt=- km=-
+      fi
+    fi
+    row "$n hosts, creation time (s)|$vt|kernel netns+veth+bridge $kt (x$(ratio "$kt" "$vt") faster)|${note}"
+    row "$n hosts, memory (MB: vnetd RSS growth, kernel memory growth)|$vm|kernel netns+veth+bridge $km (x$(ratio "$km" "$vm") less)|${note}"
+    # The kernel frees namespaces in the background: let it finish (bounded) before the
+    # next measurement so that its memory is not counted twice.
+    for _ in $(seq 120); do [ "$(slab_kb)" -le $((slab0 + 51200)) ] && break; sleep 1; done
+  done
+}
+
 RATIO=- BESTPEER=none
 for part in $PARTS; do
   case $part in
     tap) tap_part ;;
+    sock) sock_part ;;
+    scale) scale_part ;;
     *) echo "unknown part $part" >&2; exit 2 ;;
   esac
 done
 
 echo
-echo "| path | vnetd | peers: figure (vnetd's ratio to it) | notes |"
+echo "| path | vnetd | peers: figure (vnetd's ratio to it; for scale rows, how many times faster / less) | notes |"
 echo "|---|---|---|---|"
 for l in "${ROWS[@]}"; do echo "| ${l//|/ | } |"; done
 echo "best peer, TAP<->TAP TCP 1 stream MTU 1500: $BESTPEER"

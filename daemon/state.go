@@ -34,6 +34,7 @@ type NamespaceStatus struct {
 	Name       string              `json:"name"`
 	Interfaces []nsstack.Interface `json:"interfaces"`
 	Services   []string            `json:"services"`
+	DNS        []DNSStatus         `json:"dns,omitempty"`
 }
 
 // ForwardStatus is one forward with its counters.
@@ -62,7 +63,7 @@ func (d *Daemon) Status() Status {
 	}
 	for _, n := range d.cfg.Namespaces {
 		if e := d.namespaces[n.Name]; e != nil {
-			ns := NamespaceStatus{Name: n.Name, Interfaces: e.ns.Interfaces(), Services: []string{}}
+			ns := NamespaceStatus{Name: n.Name, Interfaces: e.ns.Interfaces(), Services: []string{}, DNS: e.dnsStatus()}
 			for _, s := range n.Services {
 				ns.Services = append(ns.Services, s.Kind+" "+listenString(s.Listen))
 			}
