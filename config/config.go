@@ -25,6 +25,8 @@ type Config struct {
 	Sockets []Socket
 	// Forwards are host ports forwarded into namespaces.
 	Forwards []Forward
+	// Impairs are link impairments on switch ports and pair ends.
+	Impairs []Impair
 }
 
 // Daemon is the [daemon] table.
@@ -121,7 +123,21 @@ type Service struct {
 	Zone string
 	// Records are static DNS records.
 	Records []Record
+	// Forward makes a dns service resolve names outside Zone through the host's
+	// resolvers (those of ResolvConf) instead of answering NXDOMAIN; default off.
+	Forward bool
+	// ResolvConf names the resolvers Forward uses; default "/etc/resolv.conf".
+	ResolvConf string
+	// ForwardMaxInFlight caps the forwarded queries waiting for an answer at once;
+	// default 256.
+	ForwardMaxInFlight int
 }
+
+// Defaults of DNS forwarding.
+const (
+	DefaultResolvConf         = "/etc/resolv.conf"
+	DefaultForwardMaxInFlight = 256
+)
 
 // StaticLease binds a MAC to an address.
 type StaticLease struct {

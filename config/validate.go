@@ -268,6 +268,7 @@ func (v *validator) build(raw *rawConfig) *Config {
 	for i, r := range raw.Forward {
 		c.Forwards = append(c.Forwards, v.forward(fmt.Sprintf("forward.%d", i), r, nsByName, c.Forwards))
 	}
+	v.impairs(raw.Impair, c)
 	return c
 }
 
@@ -286,7 +287,6 @@ func (v *validator) forward(p string, r rawForward, nsByName map[string]*Namespa
 	if f.Listen, err = netip.ParseAddrPort(r.Listen); err != nil || f.Listen.Port() == 0 {
 		v.errf(p+".listen", "listen %q: want HOST:PORT such as \"127.0.0.1:8080\"", r.Listen)
 	} else {
-		f.Listen = netip.AddrPortFrom(f.Listen.Addr().WithZone(""), f.Listen.Port())
 		for _, o := range prior {
 			if o.Name() == f.Name() {
 				v.errf(p+".listen", "duplicate forward %s", f.Name())
@@ -473,6 +473,7 @@ func (v *validator) service(p string, rs rawService, ns *Namespace, listens map[
 			listens[key] = true
 		}
 	}
+	v.dnsForward(p, rs, &s)
 	if rs.Kind == KindDNS {
 		if s.Zone == "" {
 			s.Zone = "lab."
@@ -568,6 +569,33 @@ func (v *validator) service(p string, rs rawService, ns *Namespace, listens map[
 		}
 	}
 	return s, true
+}
+
+// dnsForward checks the forwarding keys of a service: only a dns service takes them.
+func (v *validator) dnsForward(p string, rs rawService, s *Service) {
+	if rs.Kind != KindDNS {
+		for key, set := range map[string]bool{"forward": rs.Forward, "resolv_conf": rs.ResolvConf != "", "forward_max_inflight": rs.ForwardMaxInFlight != nil} {
+			if set {
+				v.errf(p+"."+key, "%s applies to dns services; this one is %s", key, rs.Kind)
+			}
+		}
+		return
+	}
+	s.Forward = rs.Forward
+	s.ResolvConf, s.ForwardMaxInFlight = rs.ResolvConf, DefaultForwardMaxInFlight
+	if s.ResolvConf == "" {
+		s.ResolvConf = DefaultResolvConf
+	}
+	if n := rs.ForwardMaxInFlight; n != nil {
+		if *n < 1 || *n > 65536 {
+			v.errf(p+".forward_max_inflight", "forward_max_inflight %d out of range 1-65536", *n)
+		} else {
+			s.ForwardMaxInFlight = *n
+		}
+	}
+	if !rs.Forward && (rs.ResolvConf != "" || rs.ForwardMaxInFlight != nil) {
+		v.errf(p+".forward", "resolv_conf and forward_max_inflight need forward = true")
+	}
 }
 
 func ownsAddr(ns *Namespace, a netip.Addr) bool {

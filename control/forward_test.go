@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -60,6 +61,26 @@ func startLab(t *testing.T, src string) *daemon.Daemon {
 	return d
 }
 
+// scrape serves d's metrics for a moment and returns one scrape.
+func scrape(t *testing.T, d *daemon.Daemon) string {
+	t.Helper()
+	m, err := ServeMetrics("127.0.0.1:0", d, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	resp, err := http.Get("http://" + m.Addr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 // echoOnce writes a line through c and reads it back; false if that fails in 3 s.
 func echoOnce(c net.Conn) bool {
 	c.SetDeadline(time.Now().Add(3 * time.Second))
@@ -107,24 +128,14 @@ func TestForwardRefusedInStatusAndMetrics(t *testing.T) {
 		t.Errorf("/v1/status forwards = %+v, want one with refused 1, limit 1", st.Forwards)
 	}
 
-	m, err := ServeMetrics("127.0.0.1:0", d, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	resp, err := http.Get("http://" + m.Addr().String() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	body := scrape(t, d)
 	name := "tcp/" + listenAddr
 	for _, want := range []string{
 		`vnetd_forward_refused_total{forward="` + name + `"} 1`,
 		`vnetd_forward_active{forward="` + name + `"} 1`,
 		`vnetd_forward_limit{forward="` + name + `"} 1`,
 	} {
-		if !strings.Contains(string(body), want) {
+		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
@@ -243,5 +254,20 @@ func TestRuntimeForwardBadRequests(t *testing.T) {
 	}
 	if n := len(d.Forwards()); n != 1 {
 		t.Errorf("after the bad requests %d forwards run, want only the config's", n)
+	}
+}
+
+// TestDNSForwardMetrics: a dns service that forwards has its counters in /metrics.
+func TestDNSForwardMetrics(t *testing.T) {
+	rc := t.TempDir() + "/resolv.conf"
+	if err := os.WriteFile(rc, []byte("nameserver 127.0.0.1:9\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := startLab(t, fmt.Sprintf("[[namespace]]\nname = \"alpha\"\n  [[namespace.service]]\n  kind = \"dns\"\n  forward = true\n  resolv_conf = %q\n", rc))
+	body := scrape(t, d)
+	for _, name := range []string{"vnetd_dns_forwarded_total", "vnetd_dns_forward_errors_total", "vnetd_dns_forward_dropped_total", "vnetd_dns_forward_in_flight"} {
+		if want := name + `{listen=":53",namespace="alpha"} 0`; !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 }

@@ -18,6 +18,8 @@ type Status struct {
 	Namespaces []NamespaceStatus `json:"namespaces"`
 	Routers    []string          `json:"routers"`
 	Forwards   []ForwardStatus   `json:"forwards"`
+	// Impairments are the ports with an impairment set or counted.
+	Impairments []ImpairStatus `json:"impairments"`
 }
 
 // SwitchStatus is one switch with its ports.
@@ -32,6 +34,7 @@ type NamespaceStatus struct {
 	Name       string              `json:"name"`
 	Interfaces []nsstack.Interface `json:"interfaces"`
 	Services   []string            `json:"services"`
+	DNS        []DNSStatus         `json:"dns,omitempty"`
 }
 
 // ForwardStatus is one forward with its counters.
@@ -47,7 +50,7 @@ type ForwardStatus struct {
 func (d *Daemon) Status() Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	st := Status{Switches: []SwitchStatus{}, Namespaces: []NamespaceStatus{}, Routers: []string{}, Forwards: []ForwardStatus{}}
+	st := Status{Switches: []SwitchStatus{}, Namespaces: []NamespaceStatus{}, Routers: []string{}, Forwards: []ForwardStatus{}, Impairments: d.Impairments()}
 	if d.cfg == nil {
 		return st
 	}
@@ -60,7 +63,7 @@ func (d *Daemon) Status() Status {
 	}
 	for _, n := range d.cfg.Namespaces {
 		if e := d.namespaces[n.Name]; e != nil {
-			ns := NamespaceStatus{Name: n.Name, Interfaces: e.ns.Interfaces(), Services: []string{}}
+			ns := NamespaceStatus{Name: n.Name, Interfaces: e.ns.Interfaces(), Services: []string{}, DNS: e.dnsStatus()}
 			for _, s := range n.Services {
 				ns.Services = append(ns.Services, s.Kind+" "+listenString(s.Listen))
 			}

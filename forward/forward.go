@@ -91,7 +91,7 @@ type Forward struct {
 	once   sync.Once
 	limit  atomic.Int64 // MaxConns or MaxFlows, changed by SetLimit
 	idle   atomic.Int64 // UDPIdle, changed by SetUDPIdle
-	warned atomic.Bool  // the limit was logged since it was last not reached
+	warned atomic.Int64 // when the limit was last logged, UnixNano
 
 	accepted, dialErrors, bytesIn, bytesOut, refused atomic.Uint64
 	active                                           atomic.Int64
@@ -183,21 +183,24 @@ func (f *Forward) Stats() Stats {
 		DialErrors: f.dialErrors.Load(), BytesIn: f.bytesIn.Load(), BytesOut: f.bytesOut.Load()}
 }
 
+// limitLogEvery is how often at most a forward logs that it is refusing clients.
+const limitLogEvery = time.Minute
+
 // atLimit reports whether n open connections or flows fill the limit; if so it
-// counts a refusal and logs the first one since the limit was last not reached.
+// counts a refusal and logs it, at most once a limitLogEvery.
 func (f *Forward) atLimit(n int64) bool {
 	lim := f.limit.Load()
 	if n < lim {
-		f.warned.Store(false)
 		return false
 	}
-	f.refused.Add(1)
-	if !f.warned.Swap(true) {
+	refused := f.refused.Add(1)
+	now := time.Now().UnixNano()
+	if last := f.warned.Load(); now-last >= int64(limitLogEvery) && f.warned.CompareAndSwap(last, now) {
 		what := "max_conns"
 		if f.pc != nil {
 			what = "max_flows"
 		}
-		f.o.Logger.Warn("forward at its limit; refusing new clients until some end", "listen", f.o.Listen, "protocol", f.o.Protocol, what, lim)
+		f.o.Logger.Warn("forward at its limit; refusing new clients until some end", "listen", f.o.Listen, "protocol", f.o.Protocol, what, lim, "refused", refused)
 	}
 	return true
 }

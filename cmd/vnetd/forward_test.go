@@ -118,11 +118,27 @@ func TestForwardCommand(t *testing.T) {
 		c.Close()
 	}
 
+	uc, err := net.Dial("udp", udp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uc.SetDeadline(time.Now().Add(3 * time.Second))
+	uc.Write([]byte("udp"))
+	ubuf := make([]byte, 8)
+	if n, err := uc.Read(ubuf); err != nil || string(ubuf[:n]) != "udp" {
+		t.Errorf("echo through the udp forward %s = %q, %v", udp, ubuf[:n], err)
+	}
+	uc.Close()
+
 	code, out, _ := run(t, "forward", "list", "-s", sock)
-	for _, w := range []string{"NAME", "tcp/" + v4, "tcp/" + v6, "udp/" + udp, "runtime", "0/16"} {
+	for _, w := range []string{"NAME", "tcp/" + v4, "tcp/" + v6, "udp/" + udp, "runtime", "/16"} {
 		if code != 0 || !strings.Contains(out, w) {
 			t.Errorf("forward list = %d %q, want it to contain %q", code, out, w)
 		}
+	}
+	code, out, _ = run(t, "status", "-s", sock)
+	if !strings.Contains(out, "forward tcp/"+v4) || !strings.Contains(out, "runtime") {
+		t.Errorf("status = %d %q, want the runtime forward tcp/%s listed as runtime", code, out, v4)
 	}
 	code, out, _ = run(t, "forward", "list", "--json", "-s", sock)
 	var list []struct {
