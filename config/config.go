@@ -25,6 +25,8 @@ type Config struct {
 	Sockets []Socket
 	// Forwards are host ports forwarded into namespaces.
 	Forwards []Forward
+	// Gateways relay guests' flows through host sockets (egress).
+	Gateways []Gateway
 	// Impairs are link impairments on switch ports and pair ends.
 	Impairs []Impair
 }

@@ -56,6 +56,7 @@ type rawConfig struct {
 	HostInterface []rawHostInterface `toml:"host_interface"`
 	Socket        []rawSocket        `toml:"socket"`
 	Forward       []rawForward       `toml:"forward"`
+	Gateway       []rawGateway       `toml:"gateway"`
 	Impair        []ImpairSpec       `toml:"impair"`
 }
 

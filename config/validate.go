@@ -268,6 +268,7 @@ func (v *validator) build(raw *rawConfig) *Config {
 	for i, r := range raw.Forward {
 		c.Forwards = append(c.Forwards, v.forward(fmt.Sprintf("forward.%d", i), r, nsByName, c.Forwards))
 	}
+	v.gateways(raw.Gateway, c, needSwitch, claimMAC, nsNames)
 	v.impairs(raw.Impair, c)
 	return c
 }

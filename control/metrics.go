@@ -34,6 +34,10 @@ var (
 	descDNSFwdErrs = prometheus.NewDesc("vnetd_dns_forward_errors_total", "Forwarded queries no host resolver answered (SERVFAIL).", []string{"namespace", "listen"}, nil)
 	descDNSFwdDrop = prometheus.NewDesc("vnetd_dns_forward_dropped_total", "Queries refused with SERVFAIL because forward_max_inflight were waiting already.", []string{"namespace", "listen"}, nil)
 	descDNSFwdNow  = prometheus.NewDesc("vnetd_dns_forward_in_flight", "Forwarded queries waiting for a host resolver now.", []string{"namespace", "listen"}, nil)
+	descGwFlows    = prometheus.NewDesc("vnetd_gateway_flows_total", "Flows a gateway relayed, by protocol.", []string{"gateway", "proto"}, nil)
+	descGwActive   = prometheus.NewDesc("vnetd_gateway_flows_active", "Flows (host sockets) a gateway has open.", []string{"gateway"}, nil)
+	descGwBytes    = prometheus.NewDesc("vnetd_gateway_bytes_total", "Payload bytes a gateway relayed, to or from the host.", []string{"gateway", "direction"}, nil)
+	descGwRefused  = prometheus.NewDesc("vnetd_gateway_refused_total", "Gateway flows refused, by reason (dial: the host dial failed; denied: policy; cap: max_flows open).", []string{"gateway", "reason"}, nil)
 	descNamespaces = prometheus.NewDesc("vnetd_namespaces", "Running namespaces.", nil, nil)
 	descNICFrames  = prometheus.NewDesc("vnetd_nic_frames_total", "Frames a namespace NIC received (rx) or sent (tx).", []string{"namespace", "nic", "direction"}, nil)
 	descNICBytes   = prometheus.NewDesc("vnetd_nic_bytes_total", "Bytes a namespace NIC received (rx) or sent (tx).", []string{"namespace", "nic", "direction"}, nil)
@@ -42,7 +46,7 @@ var (
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPortFrames, descPortBytes, descPortDrops, descFDB, descFwdConns, descFwdBytes, descFwdErrs, descFwdRefused, descFwdActive, descFwdLimit, descDNSFwd, descDNSFwdErrs, descDNSFwdDrop, descDNSFwdNow, descNamespaces, descNICFrames, descNICBytes, descNICDrops, descNICByRef} {
+	for _, d := range []*prometheus.Desc{descPortFrames, descPortBytes, descPortDrops, descFDB, descFwdConns, descFwdBytes, descFwdErrs, descFwdRefused, descFwdActive, descFwdLimit, descDNSFwd, descDNSFwdErrs, descDNSFwdDrop, descDNSFwdNow, descGwFlows, descGwActive, descGwBytes, descGwRefused, descNamespaces, descNICFrames, descNICBytes, descNICDrops, descNICByRef} {
 		ch <- d
 	}
 }
@@ -70,6 +74,17 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descFwdRefused, ctr, float64(f.Stats.Refused), f.Name)
 		ch <- prometheus.MustNewConstMetric(descFwdActive, prometheus.GaugeValue, float64(f.Stats.Active), f.Name)
 		ch <- prometheus.MustNewConstMetric(descFwdLimit, prometheus.GaugeValue, float64(f.Stats.Limit), f.Name)
+	}
+	for _, g := range st.Gateways {
+		s := g.Stats
+		ch <- prometheus.MustNewConstMetric(descGwFlows, ctr, float64(s.FlowsTCP), g.Name, "tcp")
+		ch <- prometheus.MustNewConstMetric(descGwFlows, ctr, float64(s.FlowsUDP), g.Name, "udp")
+		ch <- prometheus.MustNewConstMetric(descGwActive, prometheus.GaugeValue, float64(s.FlowsActive), g.Name)
+		ch <- prometheus.MustNewConstMetric(descGwBytes, ctr, float64(s.BytesToHost), g.Name, "to_host")
+		ch <- prometheus.MustNewConstMetric(descGwBytes, ctr, float64(s.BytesFromHost), g.Name, "from_host")
+		ch <- prometheus.MustNewConstMetric(descGwRefused, ctr, float64(s.Refused), g.Name, "dial")
+		ch <- prometheus.MustNewConstMetric(descGwRefused, ctr, float64(s.Denied), g.Name, "denied")
+		ch <- prometheus.MustNewConstMetric(descGwRefused, ctr, float64(s.DroppedAtCap), g.Name, "cap")
 	}
 	ch <- prometheus.MustNewConstMetric(descNamespaces, prometheus.GaugeValue, float64(len(st.Namespaces)))
 	for _, n := range st.Namespaces {

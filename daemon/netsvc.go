@@ -125,7 +125,8 @@ func (d *Daemon) startDNS(e *nsEntry, c config.Namespace, s config.Service) erro
 
 // refreshDNSLocked gives every DNS server the names of the lab described by c:
 // NIC.NAMESPACE.ZONE for each namespace NIC's addresses, NAMESPACE.ZONE for all of a
-// namespace's addresses, and the server's static records.
+// namespace's addresses, host.ZONE for the gateways' host loopback aliases, and the
+// server's static records.
 func (d *Daemon) refreshDNSLocked(c *config.Config) {
 	for _, e := range d.namespaces {
 		for _, ds := range e.dns {
@@ -136,6 +137,15 @@ func (d *Daemon) refreshDNSLocked(c *config.Config) {
 					for _, a := range nic.Addresses {
 						recs[nicName] = append(recs[nicName], a.Addr())
 						recs[nsName] = append(recs[nsName], a.Addr())
+					}
+				}
+			}
+			// host.ZONE: the gateways' host loopback aliases (the host itself).
+			host := "host." + ds.zone
+			for _, g := range c.Gateways {
+				for _, a := range []netip.Addr{g.Host, g.Host6} {
+					if a.IsValid() {
+						recs[host] = append(recs[host], a)
 					}
 				}
 			}

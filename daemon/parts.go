@@ -41,6 +41,9 @@ func attKeys(c *config.Config) map[string]any {
 	for _, s := range c.Sockets {
 		m["socket:"+s.Path] = s
 	}
+	for _, g := range c.Gateways {
+		m["gateway:"+g.Name] = g
+	}
 	return m
 }
 
@@ -51,6 +54,8 @@ func attSwitches(cfg any) []string {
 	case config.HostInterface:
 		return []string{c.Switch}
 	case config.Socket:
+		return []string{c.Switch}
+	case config.Gateway:
 		return []string{c.Switch}
 	case config.Router:
 		var out []string
@@ -169,7 +174,7 @@ func (d *Daemon) addAttachmentsLocked(c *config.Config) error {
 		}
 		d.log.Info("router up", "router", r.Name, "interfaces", len(r.Interfaces))
 	}
-	return nil
+	return d.addGatewaysLocked(c)
 }
 
 func (d *Daemon) attach(a *attachment, sw, name string, p frame.Port, pc l2switch.PortConfig) error {

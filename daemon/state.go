@@ -18,6 +18,7 @@ type Status struct {
 	Namespaces []NamespaceStatus `json:"namespaces"`
 	Routers    []string          `json:"routers"`
 	Forwards   []ForwardStatus   `json:"forwards"`
+	Gateways   []GatewayStatus   `json:"gateways"`
 	// Impairments are the ports with an impairment set or counted.
 	Impairments []ImpairStatus `json:"impairments"`
 }
@@ -50,7 +51,7 @@ type ForwardStatus struct {
 func (d *Daemon) Status() Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	st := Status{Switches: []SwitchStatus{}, Namespaces: []NamespaceStatus{}, Routers: []string{}, Forwards: []ForwardStatus{}, Impairments: d.Impairments()}
+	st := Status{Switches: []SwitchStatus{}, Namespaces: []NamespaceStatus{}, Routers: []string{}, Forwards: []ForwardStatus{}, Gateways: []GatewayStatus{}, Impairments: d.Impairments()}
 	if d.cfg == nil {
 		return st
 	}
@@ -76,6 +77,7 @@ func (d *Daemon) Status() Status {
 		}
 	}
 	st.Forwards = d.forwardStatusLocked()
+	st.Gateways = d.gatewayStatusLocked()
 	return st
 }
 
