@@ -77,6 +77,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdForward(ctx, args, stdout, stderr)
 	case "impair":
 		err = cmdImpair(ctx, args, stdout)
+	case "check":
+		err = cmdCheck(ctx, args, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
@@ -116,6 +118,7 @@ const usage = `usage:
                                       forwards at run time, without a reload
   vnetd impair SWITCH PORT [--dir in|out|both] [--delay D] [--jitter D] [--loss PCT] [--rate R] ... | --clear
   vnetd impair --ns NS --nic NIC ...  the same on a pass-through pair end
+  vnetd check [--json]                run every [[expect]] in parallel: a matrix; exit 1 when any fails
   vnetd version [--json]
   -s PATH picks the control socket for every command.
 `
