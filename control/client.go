@@ -2,6 +2,7 @@ package control
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -33,9 +34,26 @@ func NewClient(path string) *Client {
 func (c *Client) Close() { c.hc.CloseIdleConnections() }
 
 func (c *Client) do(ctx context.Context, p string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://vnetd"+p, nil)
+	return c.send(ctx, "GET", p, nil)
+}
+
+// send makes one request with an optional JSON body and turns a non-200 answer into
+// the error the API's JSON names.
+func (c *Client) send(ctx context.Context, method, p string, in any) (*http.Response, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://vnetd"+p, body)
 	if err != nil {
 		return nil, err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -71,6 +89,21 @@ func (c *Client) Get(ctx context.Context, p string, v any) error {
 	}
 	defer resp.Body.Close()
 	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// Call sends method (POST, PUT, DELETE...) to p with in as its JSON body (nil: none)
+// and decodes the JSON answer into out (nil: discarded).
+func (c *Client) Call(ctx context.Context, method, p string, in, out any) error {
+	resp, err := c.send(ctx, method, p, in)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		_, err = io.Copy(io.Discard, resp.Body)
+		return err
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
 }
 
 // NSPath is the endpoint of a namespace view.
