@@ -27,6 +27,13 @@ var (
 	descFwdConns   = prometheus.NewDesc("vnetd_forward_accepted_total", "Connections or UDP flows a forward accepted.", []string{"forward"}, nil)
 	descFwdBytes   = prometheus.NewDesc("vnetd_forward_bytes_total", "Bytes relayed by a forward.", []string{"forward", "direction"}, nil)
 	descFwdErrs    = prometheus.NewDesc("vnetd_forward_dial_errors_total", "Forward connections whose target could not be reached.", []string{"forward"}, nil)
+	descFwdRefused = prometheus.NewDesc("vnetd_forward_refused_total", "TCP connections reset or UDP datagrams from new clients dropped because a forward was at max_conns / max_flows.", []string{"forward"}, nil)
+	descFwdActive  = prometheus.NewDesc("vnetd_forward_active", "Connections or UDP flows a forward relays now.", []string{"forward"}, nil)
+	descFwdLimit   = prometheus.NewDesc("vnetd_forward_limit", "A forward's max_conns (tcp) or max_flows (udp).", []string{"forward"}, nil)
+	descDNSFwd     = prometheus.NewDesc("vnetd_dns_forwarded_total", "Queries for names outside a dns service's zone answered by the host's resolvers.", []string{"namespace", "listen"}, nil)
+	descDNSFwdErrs = prometheus.NewDesc("vnetd_dns_forward_errors_total", "Forwarded queries no host resolver answered (SERVFAIL).", []string{"namespace", "listen"}, nil)
+	descDNSFwdDrop = prometheus.NewDesc("vnetd_dns_forward_dropped_total", "Queries refused with SERVFAIL because forward_max_inflight were waiting already.", []string{"namespace", "listen"}, nil)
+	descDNSFwdNow  = prometheus.NewDesc("vnetd_dns_forward_in_flight", "Forwarded queries waiting for a host resolver now.", []string{"namespace", "listen"}, nil)
 	descNamespaces = prometheus.NewDesc("vnetd_namespaces", "Running namespaces.", nil, nil)
 	descNICFrames  = prometheus.NewDesc("vnetd_nic_frames_total", "Frames a namespace NIC received (rx) or sent (tx).", []string{"namespace", "nic", "direction"}, nil)
 	descNICBytes   = prometheus.NewDesc("vnetd_nic_bytes_total", "Bytes a namespace NIC received (rx) or sent (tx).", []string{"namespace", "nic", "direction"}, nil)
@@ -35,7 +42,7 @@ var (
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPortFrames, descPortBytes, descPortDrops, descFDB, descFwdConns, descFwdBytes, descFwdErrs, descNamespaces, descNICFrames, descNICBytes, descNICDrops, descNICByRef} {
+	for _, d := range []*prometheus.Desc{descPortFrames, descPortBytes, descPortDrops, descFDB, descFwdConns, descFwdBytes, descFwdErrs, descFwdRefused, descFwdActive, descFwdLimit, descDNSFwd, descDNSFwdErrs, descDNSFwdDrop, descDNSFwdNow, descNamespaces, descNICFrames, descNICBytes, descNICDrops, descNICByRef} {
 		ch <- d
 	}
 }
@@ -60,9 +67,20 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descFwdBytes, ctr, float64(f.Stats.BytesIn), f.Name, "in")
 		ch <- prometheus.MustNewConstMetric(descFwdBytes, ctr, float64(f.Stats.BytesOut), f.Name, "out")
 		ch <- prometheus.MustNewConstMetric(descFwdErrs, ctr, float64(f.Stats.DialErrors), f.Name)
+		ch <- prometheus.MustNewConstMetric(descFwdRefused, ctr, float64(f.Stats.Refused), f.Name)
+		ch <- prometheus.MustNewConstMetric(descFwdActive, prometheus.GaugeValue, float64(f.Stats.Active), f.Name)
+		ch <- prometheus.MustNewConstMetric(descFwdLimit, prometheus.GaugeValue, float64(f.Stats.Limit), f.Name)
 	}
 	ch <- prometheus.MustNewConstMetric(descNamespaces, prometheus.GaugeValue, float64(len(st.Namespaces)))
 	for _, n := range st.Namespaces {
+		for _, ds := range n.DNS {
+			if f := ds.Forward; f != nil {
+				ch <- prometheus.MustNewConstMetric(descDNSFwd, ctr, float64(f.Forwarded), n.Name, ds.Listen)
+				ch <- prometheus.MustNewConstMetric(descDNSFwdErrs, ctr, float64(f.Errors), n.Name, ds.Listen)
+				ch <- prometheus.MustNewConstMetric(descDNSFwdDrop, ctr, float64(f.Dropped), n.Name, ds.Listen)
+				ch <- prometheus.MustNewConstMetric(descDNSFwdNow, prometheus.GaugeValue, float64(f.InFlight), n.Name, ds.Listen)
+			}
+		}
 		for _, i := range n.Interfaces {
 			c := i.Counters
 			if c == nil {

@@ -209,6 +209,8 @@ func handler(o ServerOptions) http.Handler {
 			writeErr(w, 404, fmt.Errorf("unknown view %q (want addr, route, neigh, sockets or leases)", r.PathValue("view")))
 		}
 	})
+	forwardRoutes(mux, d)
+	impairRoutes(mux, d)
 	mux.HandleFunc("GET /v1/capture/{switch}", func(w http.ResponseWriter, r *http.Request) { serveCapture(d, w, r) })
 	mux.HandleFunc("GET /v1/ping/{ns}/{addr}", func(w http.ResponseWriter, r *http.Request) {
 		dst, err := netip.ParseAddr(r.PathValue("addr"))

@@ -20,6 +20,8 @@ type Status struct {
 	Namespaces []NamespaceStatus `json:"namespaces"`
 	Routers    []string          `json:"routers"`
 	Forwards   []ForwardStatus   `json:"forwards"`
+	// Impairments are the ports with an impairment set or counted.
+	Impairments []ImpairStatus `json:"impairments"`
 }
 
 // SwitchStatus is one switch with its ports.
@@ -34,11 +36,13 @@ type NamespaceStatus struct {
 	Name       string              `json:"name"`
 	Interfaces []nsstack.Interface `json:"interfaces"`
 	Services   []string            `json:"services"`
+	DNS        []DNSStatus         `json:"dns,omitempty"`
 }
 
 // ForwardStatus is one forward with its counters.
 type ForwardStatus struct {
 	Name      string        `json:"name"`
+	Origin    string        `json:"origin"` // OriginConfig or OriginRuntime
 	Namespace string        `json:"namespace"`
 	Target    string        `json:"target"`
 	Stats     forward.Stats `json:"stats"`
@@ -48,7 +52,7 @@ type ForwardStatus struct {
 func (d *Daemon) Status() Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	st := Status{Switches: []SwitchStatus{}, Namespaces: []NamespaceStatus{}, Routers: []string{}, Forwards: []ForwardStatus{}}
+	st := Status{Switches: []SwitchStatus{}, Namespaces: []NamespaceStatus{}, Routers: []string{}, Forwards: []ForwardStatus{}, Impairments: d.Impairments()}
 	if d.cfg == nil {
 		return st
 	}
@@ -61,7 +65,7 @@ func (d *Daemon) Status() Status {
 	}
 	for _, n := range d.cfg.Namespaces {
 		if e := d.namespaces[n.Name]; e != nil {
-			ns := NamespaceStatus{Name: n.Name, Interfaces: e.ns.Interfaces(), Services: []string{}}
+			ns := NamespaceStatus{Name: n.Name, Interfaces: e.ns.Interfaces(), Services: []string{}, DNS: e.dnsStatus()}
 			for _, s := range n.Services {
 				ns.Services = append(ns.Services, ServiceString(s))
 			}
@@ -73,11 +77,7 @@ func (d *Daemon) Status() Status {
 			st.Routers = append(st.Routers, r.Name)
 		}
 	}
-	for _, f := range d.cfg.Forwards {
-		if e := d.forwards[f.Name()]; e != nil {
-			st.Forwards = append(st.Forwards, ForwardStatus{Name: f.Name(), Namespace: f.Namespace, Target: f.Target.String(), Stats: e.fw.Stats()})
-		}
-	}
+	st.Forwards = d.forwardStatusLocked()
 	return st
 }
 

@@ -85,6 +85,13 @@ func init() {
 			func(ctx context.Context, args []string, stdout, _ io.Writer) error {
 				return cmdCapture(ctx, args, stdout)
 			}},
+		{"forward", "add LISTEN NAMESPACE TARGET [-p tcp|udp] [--max-conns N] [--max-flows N] [--udp-idle D] | del LISTEN [-p tcp|udp] | list [--json]",
+			"add, remove or list host port forwards at run time, without a reload", cmdForward},
+		{"impair", "SWITCH PORT [--dir in|out|both] [--delay D] [--jitter D] [--loss PCT] [--rate R] ... | --clear  (or --ns NS --nic NIC for a pair end)",
+			"impair a port's link (delay, jitter, loss, rate, reorder, duplicate, corrupt), live",
+			func(ctx context.Context, args []string, stdout, _ io.Writer) error {
+				return cmdImpair(ctx, args, stdout)
+			}},
 	}
 }
 
@@ -627,12 +634,23 @@ func printStatus(w io.Writer, st daemon.Status) {
 		if len(n.Services) > 0 {
 			fmt.Fprintf(w, "  services\t%s\n", strings.Join(n.Services, ", "))
 		}
+		for _, ds := range n.DNS {
+			if f := ds.Forward; f != nil {
+				fmt.Fprintf(w, "  dns %s forward\tto %s\tforwarded %d\terrors %d\tdropped %d\tin flight %d\n", ds.Listen, strings.Join(f.Upstreams, " "), f.Forwarded, f.Errors, f.Dropped, f.InFlight)
+			}
+		}
 	}
 	for _, r := range st.Routers {
 		fmt.Fprintf(w, "router %s\n", r)
 	}
+	for _, im := range st.Impairments {
+		fmt.Fprintf(w, "impair %s\tin: %s\tout: %s\tdelayed %d\tlost %d\toverlimit %d\tduplicated %d\tcorrupted %d\n", im.Target, orNone(im.In), orNone(im.Out),
+			im.Status.InStats.Delayed+im.Status.OutStats.Delayed, im.Status.InStats.Lost+im.Status.OutStats.Lost,
+			im.Status.InStats.Overlimit+im.Status.OutStats.Overlimit, im.Status.InStats.Duplicated+im.Status.OutStats.Duplicated,
+			im.Status.InStats.Corrupted+im.Status.OutStats.Corrupted)
+	}
 	for _, f := range st.Forwards {
-		fmt.Fprintf(w, "forward %s\t-> %s in %s\taccepted %d\tactive %d\tin %dB\tout %dB\tdial errors %d\n", f.Name, f.Target, f.Namespace, f.Stats.Accepted, f.Stats.Active, f.Stats.BytesIn, f.Stats.BytesOut, f.Stats.DialErrors)
+		fmt.Fprintf(w, "forward %s\t-> %s in %s\t%s\taccepted %d\tactive %d/%d\trefused %d\tin %dB\tout %dB\tdial errors %d\n", f.Name, f.Target, f.Namespace, f.Origin, f.Stats.Accepted, f.Stats.Active, f.Stats.Limit, f.Stats.Refused, f.Stats.BytesIn, f.Stats.BytesOut, f.Stats.DialErrors)
 	}
 }
 
