@@ -51,3 +51,51 @@ func TestDefaultLabRoutes(t *testing.T) {
 		t.Errorf("Status().Routers = %v, want [r1]", st.Routers)
 	}
 }
+
+// TestPingReportsICMPErrors pings, from a namespace behind router r1, an address r1
+// has no route for: the result names r1 and its "net unreachable", as ping(8) shows
+// it, for IPv4 and IPv6, instead of a bare timeout (without the raw ICMP watch in
+// nsstack.Ping the result is "context deadline exceeded").
+func TestPingReportsICMPErrors(t *testing.T) {
+	const lab = `
+[[switch]]
+name = "lan0"
+[[namespace]]
+name = "a"
+  [[namespace.nic]]
+  name = "eth0"
+  switch = "lan0"
+  addresses = ["10.0.0.10/24", "fd00::10/64"]
+  [[namespace.route]]
+  to = "0.0.0.0/0"
+  via = "10.0.0.1"
+  [[namespace.route]]
+  to = "::/0"
+  via = "fd00::1"
+[[router]]
+name = "r1"
+  [[router.interface]]
+  switch = "lan0"
+  addresses = ["10.0.0.1/24", "fd00::1/64"]
+  ra = false
+`
+	c, err := config.Parse("lab.toml", []byte(lab))
+	if err != nil {
+		t.Fatalf("Parse = %v", err)
+	}
+	d := New(Options{Logger: quiet()})
+	defer d.Close()
+	if err := d.Apply(c); err != nil {
+		t.Fatalf("Apply = %v", err)
+	}
+	for _, tc := range []struct{ dst, from, text string }{
+		{"10.9.9.9", "10.0.0.1", "Destination Net Unreachable"},
+		{"fd99::9", "fd00::1", "Destination unreachable: No route"},
+	} {
+		var got PingResult
+		d.Ping(context.Background(), "a", mustAddr(tc.dst), 1, 0, func(r PingResult) { got = r })
+		if got.From != tc.from || got.ICMPError != tc.text {
+			t.Errorf("Ping(a -> %s) = %+v; want From %s %q", tc.dst, got, tc.from, tc.text)
+		}
+	}
+}

@@ -13,6 +13,13 @@ import (
 	"github.com/vnetd/vnetd/daemon"
 )
 
+func init() {
+	register(command{"check", "[--json]", "run every [[expect]] reachability check in parallel: a matrix; exit 1 when any fails",
+		func(ctx context.Context, args []string, stdout, _ io.Writer) error {
+			return cmdCheck(ctx, args, stdout)
+		}})
+}
+
 // errChecksFailed makes `vnetd check` exit 1 after printing its matrix.
 var errChecksFailed = errors.New("reachability checks failed")
 
