@@ -124,4 +124,3 @@ func dropList(m map[string]uint64) string {
 	sort.Strings(parts)
 	return fmt.Sprintf("%d (%s)", total, strings.Join(parts, ", "))
 }
-
