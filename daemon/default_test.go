@@ -47,7 +47,7 @@ func TestDefaultLabRoutes(t *testing.T) {
 	if _, err := io.ReadFull(conn, back); err != nil || string(back) != string(msg) {
 		t.Errorf("TCP echo of 100000 bytes across r1: %v (equal=%v)", err, string(back) == string(msg))
 	}
-	if st := d.Status(); len(st.Routers) != 1 || st.Routers[0] != "r1" {
+	if st := d.Status(); len(st.Routers) != 1 || st.Routers[0].Name != "r1" || len(st.Routers[0].Interfaces) != 2 || !st.Routers[0].Interfaces[0].Up {
 		t.Errorf("Status().Routers = %v, want [r1]", st.Routers)
 	}
 }
@@ -97,5 +97,35 @@ name = "r1"
 		if got.From != tc.from || got.ICMPError != tc.text {
 			t.Errorf("Ping(a -> %s) = %+v; want From %s %q", tc.dst, got, tc.from, tc.text)
 		}
+	}
+	// The router's own view of what just happened: its leg, its table, the neighbour
+	// it learned, the errors it sent and why it dropped the pings.
+	rs, err := d.Router("r1")
+	if err != nil {
+		t.Fatalf("Router(r1) = %v", err)
+	}
+	if len(rs.Interfaces) != 1 || rs.Interfaces[0].Name != "lan0" || !rs.Interfaces[0].Up || rs.Interfaces[0].Switch != "lan0" {
+		t.Fatalf("Router(r1).Interfaces = %+v; want lan0, up, on switch lan0", rs.Interfaces)
+	}
+	leg := rs.Interfaces[0]
+	if leg.ICMPErrors < 2 || leg.Dropped["no_route"] < 2 || leg.Counters.RxFrames == 0 {
+		t.Errorf("r1.lan0 counters = icmp_errors %d, drops %v, rx %d; want >= 2 errors and no_route drops", leg.ICMPErrors, leg.Dropped, leg.Counters.RxFrames)
+	}
+	var connected bool
+	for _, r := range rs.Routes {
+		connected = connected || (r.To.String() == "10.0.0.0/24" && r.Connected && r.Iface == "lan0")
+	}
+	if !connected {
+		t.Errorf("Router(r1).Routes = %+v; want 10.0.0.0/24 connected on lan0", rs.Routes)
+	}
+	var learned bool
+	for _, n := range rs.Neighbors {
+		learned = learned || (n.Addr.String() == "10.0.0.10" && n.Complete)
+	}
+	if !learned {
+		t.Errorf("Router(r1).Neighbors = %+v; want 10.0.0.10 complete", rs.Neighbors)
+	}
+	if _, err := d.Router("nope"); err == nil {
+		t.Errorf("Router(nope) = nil error")
 	}
 }

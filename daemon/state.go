@@ -18,7 +18,7 @@ import (
 type Status struct {
 	Switches   []SwitchStatus    `json:"switches"`
 	Namespaces []NamespaceStatus `json:"namespaces"`
-	Routers    []string          `json:"routers"`
+	Routers    []RouterStatus    `json:"routers"`
 	Forwards   []ForwardStatus   `json:"forwards"`
 	// Impairments are the ports with an impairment set or counted.
 	Impairments []ImpairStatus `json:"impairments"`
@@ -52,7 +52,7 @@ type ForwardStatus struct {
 func (d *Daemon) Status() Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	st := Status{Switches: []SwitchStatus{}, Namespaces: []NamespaceStatus{}, Routers: []string{}, Forwards: []ForwardStatus{}, Impairments: d.Impairments()}
+	st := Status{Switches: []SwitchStatus{}, Namespaces: []NamespaceStatus{}, Routers: []RouterStatus{}, Forwards: []ForwardStatus{}, Impairments: d.Impairments()}
 	if d.cfg == nil {
 		return st
 	}
@@ -73,8 +73,8 @@ func (d *Daemon) Status() Status {
 		}
 	}
 	for _, r := range d.cfg.Routers {
-		if d.attachments["router:"+r.Name] != nil {
-			st.Routers = append(st.Routers, r.Name)
+		if rs, _, ok := d.routerStatusLocked(r.Name); ok {
+			st.Routers = append(st.Routers, rs)
 		}
 	}
 	st.Forwards = d.forwardStatusLocked()

@@ -641,7 +641,10 @@ func printStatus(w io.Writer, st daemon.Status) {
 		}
 	}
 	for _, r := range st.Routers {
-		fmt.Fprintf(w, "router %s\n", r)
+		fmt.Fprintf(w, "router %s\tinterfaces %d\n", r.Name, len(r.Interfaces))
+		for _, i := range r.Interfaces {
+			printRouterLeg(w, i)
+		}
 	}
 	for _, im := range st.Impairments {
 		fmt.Fprintf(w, "impair %s\tin: %s\tout: %s\tdelayed %d\tlost %d\toverlimit %d\tduplicated %d\tcorrupted %d\n", im.Target, orNone(im.In), orNone(im.Out),

@@ -48,6 +48,11 @@ name = "beta"
   addresses = ["10.0.0.20/24"]
   [[namespace.service]]
   kind = "echo"
+[[router]]
+name = "r1"
+  [[router.interface]]
+  switch = "lan0"
+  addresses = ["10.0.0.1/24"]
 `
 
 func run(t *testing.T, args ...string) (int, string, string) {
@@ -126,6 +131,11 @@ func TestCLIAgainstRunningDaemon(t *testing.T) {
 		{[]string{"ns", "alpha", "bogus", "-s", sock}, 2, nil},
 		{[]string{"ping", "alpha", "10.0.0.99", "-c", "1", "-s", sock}, 1, []string{"100% packet loss"}},
 		{[]string{"version", "--json"}, 0, []string{`"go":"go`}},
+		{[]string{"router", "r1", "-s", sock}, 0, []string{"iface lan0", "up", "10.0.0.1/24", "TO", "10.0.0.0/24", "ADDR"}},
+		{[]string{"router", "r1", "route", "--json", "-s", sock}, 0, []string{`"to":"10.0.0.0/24"`, `"connected":true`}},
+		{[]string{"router", "r1", "addr", "--json", "-s", sock}, 0, []string{`"forwarded":`, `"up":true`}},
+		{[]string{"router", "nope", "-s", sock}, 1, nil},
+		{[]string{"router", "r1", "bogus", "-s", sock}, 2, nil},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -158,7 +168,8 @@ func TestCLIAgainstRunningDaemon(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		for _, w := range []string{`vnetd_port_frames_total{direction="rx",port="alpha.eth0",switch="lan0"}`, "vnetd_namespaces 2",
-			`vnetd_nic_bytes_total{direction="tx",namespace="alpha",nic="eth0"}`, `vnetd_nic_rx_by_reference_total{namespace="beta",nic="eth0"}`} {
+			`vnetd_nic_bytes_total{direction="tx",namespace="alpha",nic="eth0"}`, `vnetd_nic_rx_by_reference_total{namespace="beta",nic="eth0"}`,
+			`vnetd_router_frames_total{direction="rx",iface="lan0",router="r1"}`} {
 			if !strings.Contains(string(b), w) {
 				t.Errorf("GET /metrics lacks %s", w)
 			}
