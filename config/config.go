@@ -27,6 +27,8 @@ type Config struct {
 	Forwards []Forward
 	// Impairs are link impairments on switch ports and pair ends.
 	Impairs []Impair
+	// Expects are the reachability checks of `vnetd check`.
+	Expects []Expect
 }
 
 // Daemon is the [daemon] table.

@@ -57,6 +57,7 @@ type rawConfig struct {
 	Socket        []rawSocket        `toml:"socket"`
 	Forward       []rawForward       `toml:"forward"`
 	Impair        []ImpairSpec       `toml:"impair"`
+	Expect        []rawExpect        `toml:"expect"`
 }
 
 type rawDaemon struct {

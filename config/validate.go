@@ -269,6 +269,7 @@ func (v *validator) build(raw *rawConfig) *Config {
 		c.Forwards = append(c.Forwards, v.forward(fmt.Sprintf("forward.%d", i), r, nsByName, c.Forwards))
 	}
 	v.impairs(raw.Impair, c)
+	v.expects(raw.Expect, c)
 	return c
 }
 

@@ -3,6 +3,7 @@ package impair
 import (
 	"bytes"
 	"encoding/binary"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -462,5 +463,21 @@ func TestValidate(t *testing.T) {
 		if _, err := ParseRate(s); err == nil {
 			t.Errorf("ParseRate(%q) = nil error", s)
 		}
+	}
+}
+
+func TestHeapPopsByDueTimeThenArrival(t *testing.T) {
+	var h itemHeap
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range 1000 {
+		h.push(item{at: int64(r.IntN(50)), seq: uint64(i)})
+	}
+	prev := h.pop()
+	for len(h) > 0 {
+		it := h.pop()
+		if it.at < prev.at || it.at == prev.at && it.seq < prev.seq {
+			t.Fatalf("popped (%d, %d) after (%d, %d)", it.at, it.seq, prev.at, prev.seq)
+		}
+		prev = it
 	}
 }

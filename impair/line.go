@@ -1,7 +1,6 @@
 package impair
 
 import (
-	"container/heap"
 	"math"
 	"math/rand/v2"
 	"sync"
@@ -42,19 +41,49 @@ type item struct {
 	b   *frame.Buf
 }
 
+// itemHeap is a min-heap of items by (at, seq), typed (container/heap boxes every
+// item it pushes or pops: two allocations per frame).
 type itemHeap []item
 
-func (h itemHeap) Len() int { return len(h) }
-func (h itemHeap) Less(i, j int) bool {
+func (h itemHeap) less(i, j int) bool {
 	return h[i].at < h[j].at || h[i].at == h[j].at && h[i].seq < h[j].seq
 }
-func (h itemHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *itemHeap) Push(x any)   { *h = append(*h, x.(item)) }
-func (h *itemHeap) Pop() any {
-	old := *h
-	it := old[len(old)-1]
-	old[len(old)-1] = item{}
-	*h = old[:len(old)-1]
+
+func (h *itemHeap) push(it item) {
+	*h = append(*h, it)
+	q := *h
+	for i := len(q) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !q.less(i, p) {
+			break
+		}
+		q[i], q[p] = q[p], q[i]
+		i = p
+	}
+}
+
+func (h *itemHeap) pop() item {
+	q := *h
+	it := q[0]
+	n := len(q) - 1
+	q[0] = q[n]
+	q[n] = item{}
+	q = q[:n]
+	for i := 0; ; {
+		l, m := 2*i+1, i
+		if l < n && q.less(l, m) {
+			m = l
+		}
+		if l+1 < n && q.less(l+1, m) {
+			m = l + 1
+		}
+		if m == i {
+			break
+		}
+		q[i], q[m] = q[m], q[i]
+		i = m
+	}
+	*h = q
 	return it
 }
 
@@ -213,7 +242,7 @@ func (l *line) admit(b *frame.Buf, now []*frame.Buf) []*frame.Buf {
 			continue
 		}
 		l.seq++
-		heap.Push(&l.q, item{at: at, seq: l.seq, b: x})
+		l.q.push(item{at: at, seq: l.seq, b: x})
 		l.stats.waiting.Add(1)
 		l.stats.delayed.Add(1)
 		if l.q[0].b == x {
@@ -278,7 +307,7 @@ func (l *line) run() {
 		}
 		t := l.now()
 		for len(l.q) > 0 && l.q[0].at <= t && len(batch) < releaseBatch {
-			batch = append(batch, heap.Pop(&l.q).(item).b)
+			batch = append(batch, l.q.pop().b)
 		}
 		if len(batch) == 0 {
 			if len(l.q) == 0 {
