@@ -37,6 +37,9 @@ type Daemon struct {
 	Control string
 	// Metrics is the Prometheus listen address; "" means off.
 	Metrics string
+	// Web is where the topology page and the read-only API listen; "" means off (the
+	// page is also served on the Metrics listener when that is set).
+	Web string
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
 }

@@ -63,6 +63,7 @@ type rawConfig struct {
 type rawDaemon struct {
 	Control  string `toml:"control"`
 	Metrics  string `toml:"metrics"`
+	Web      string `toml:"web"`
 	LogLevel string `toml:"log_level"`
 }
 

@@ -135,6 +135,7 @@ func ServeMetrics(addr string, d *daemon.Daemon, log *slog.Logger) (*Metrics, er
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mountWeb(mux, d) // the topology page and the read-only API beside the metrics
 	m := &Metrics{ln: ln, done: make(chan struct{}), srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}}
 	go func() {
 		defer close(m.done)
