@@ -211,6 +211,7 @@ func handler(o ServerOptions) http.Handler {
 	})
 	forwardRoutes(mux, d)
 	routerRoutes(mux, d)
+	vxlanRoutes(mux, d)
 	impairRoutes(mux, d)
 	checkRoutes(mux, d)
 	mux.HandleFunc("GET /v1/capture/{switch}", func(w http.ResponseWriter, r *http.Request) { serveCapture(d, w, r) })
