@@ -25,6 +25,10 @@ type Config struct {
 	Sockets []Socket
 	// Forwards are host ports forwarded into namespaces.
 	Forwards []Forward
+	// Impairs are link impairments on switch ports and pair ends.
+	Impairs []Impair
+	// Expects are the reachability checks of `vnetd check`.
+	Expects []Expect
 }
 
 // Daemon is the [daemon] table.

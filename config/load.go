@@ -56,6 +56,8 @@ type rawConfig struct {
 	HostInterface []rawHostInterface `toml:"host_interface"`
 	Socket        []rawSocket        `toml:"socket"`
 	Forward       []rawForward       `toml:"forward"`
+	Impair        []ImpairSpec       `toml:"impair"`
+	Expect        []rawExpect        `toml:"expect"`
 }
 
 type rawDaemon struct {

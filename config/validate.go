@@ -268,6 +268,8 @@ func (v *validator) build(raw *rawConfig) *Config {
 	for i, r := range raw.Forward {
 		c.Forwards = append(c.Forwards, v.forward(fmt.Sprintf("forward.%d", i), r, nsByName, c.Forwards))
 	}
+	v.impairs(raw.Impair, c)
+	v.expects(raw.Expect, c)
 	return c
 }
 

@@ -51,6 +51,8 @@ type Daemon struct {
 	closed      bool
 
 	live sync.Map // namespace name -> *nsstack.Namespace, read by forwards without mu
+
+	impairs impairs // every switch port and pair end, wrapped for impairment
 }
 
 type swEntry struct {
@@ -127,7 +129,9 @@ func (d *Daemon) Apply(c *config.Config) error {
 		return errors.New("apply config: daemon closed")
 	}
 	old := d.cfg
+	d.impairs.setConfig(c)
 	if err := d.applyLocked(c); err != nil {
+		d.impairs.setConfig(old)
 		if old == nil {
 			d.closeLocked()
 			d.closed = false
@@ -292,7 +296,7 @@ func (d *Daemon) applyLocked(c *config.Config) error {
 			if !ok {
 				return fmt.Errorf("namespace %q: peer %s:%s has no such nic", name, n.PeerNamespace, n.PeerNIC)
 			}
-			stop := nsstack.Connect(a, b)
+			stop := nsstack.Connect(d.wrapPairEnd(name, n.Name, a), d.wrapPairEnd(n.PeerNamespace, n.PeerNIC, b))
 			e.peers = append(e.peers, stop)
 			other.peers = append(other.peers, stop)
 		}
@@ -340,7 +344,8 @@ func (d *Daemon) addNamespaceLocked(c config.Namespace) (err error) {
 				return fmt.Errorf("namespace %q: switch %q is not running", c.Name, n.Switch)
 			}
 			port := c.Name + "." + n.Name
-			if err := sw.sw.AddPort(nic, l2switch.PortConfig{Name: port, VLAN: n.VLAN}); err != nil {
+			if err := sw.sw.AddPort(d.wrapSwitchPort(n.Switch, port, nic), l2switch.PortConfig{Name: port, VLAN: n.VLAN}); err != nil {
+				d.impairs.forget(n.Switch + "/" + port)
 				return fmt.Errorf("namespace %q: attach %s to %s: %w", c.Name, port, n.Switch, err)
 			}
 			e.ports = append(e.ports, portRef{n.Switch, port})

@@ -36,6 +36,7 @@ import (
 	"github.com/vnetd/vnetd/frame"
 	"github.com/vnetd/vnetd/nsstack"
 	l2switch "github.com/vnetd/vnetd/switch"
+	"github.com/vnetd/vnetd/tap"
 	"github.com/vnetd/vnetd/vmsock"
 )
 
@@ -52,6 +53,10 @@ func main() {
 	size := flag.Int("size", 60, "Ethernet frame size in bytes, 60 to 1514 (-gen)")
 	secs := flag.Float64("t", 3, "seconds to measure (-gen)")
 	warmup := flag.Float64("warmup", 0.5, "seconds to send before measuring (-gen)")
+	tcpPort := flag.Int("tcpport", 5001, "TCP port of the sinks' byte sink (-vnetd, -sink) and of -tcp's stream")
+	sendTo := flag.String("send", "", "stream TCP to this address:port from the current netns (measured at the sink, -stat)")
+	tapvm := flag.String("tapvm", "", "relay between a new TAP (-tap) and this stream socket, as QEMU does for a guest")
+	tapName := flag.String("tap", "vm0", "the TAP's name (-tapvm)")
 	flag.Parse()
 	var c counter
 	switch {
@@ -60,8 +65,18 @@ func main() {
 			fail(err)
 		}
 		return
+	case *sendTo != "":
+		if err := sendTCP(*sendTo, *stat, *warmup, *secs); err != nil {
+			fail(err)
+		}
+		return
+	case *tapvm != "":
+		if err := tapVM(*tapvm, *tapName); err != nil {
+			fail(err)
+		}
+		return
 	case *vnetdSock != "":
-		stop, err := serveVnetd(*vnetdSock, *addr, *port, &c)
+		stop, err := serveVnetd(*vnetdSock, *addr, *port, *tcpPort, &c)
 		if err != nil {
 			fail(err)
 		}
@@ -73,6 +88,13 @@ func main() {
 		}
 		defer pc.Close()
 		go c.sink(pc)
+		host, _, _ := net.SplitHostPort(*sinkAddr)
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, fmt.Sprint(*tcpPort)))
+		if err != nil {
+			fail(err)
+		}
+		defer ln.Close()
+		go c.sinkTCP(ln)
 	default:
 		fail(errors.New("one of -vnetd, -sink, -gen is needed"))
 	}
@@ -101,6 +123,27 @@ func (c *counter) sink(pc net.PacketConn) {
 	}
 }
 
+// sinkTCP accepts connections on ln and reads each to its end, counting the bytes.
+func (c *counter) sinkTCP(ln net.Listener) {
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer conn.Close()
+			buf := make([]byte, 256<<10)
+			for {
+				n, err := conn.Read(buf)
+				c.bytes.Add(uint64(n))
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+}
+
 // serveStat answers every connection on the unix socket path with the totals.
 func (c *counter) serveStat(path string) error {
 	if path == "" {
@@ -124,8 +167,8 @@ func (c *counter) serveStat(path string) error {
 }
 
 // serveVnetd starts a switch, a stream socket listener on it at path and a namespace
-// with address addr whose UDP port port feeds c.
-func serveVnetd(path, addr string, port int, c *counter) (func(), error) {
+// with address addr whose UDP port port and TCP port tcpPort feed c.
+func serveVnetd(path, addr string, port, tcpPort int, c *counter) (func(), error) {
 	p, err := netip.ParsePrefix(addr)
 	if err != nil {
 		return nil, err
@@ -149,12 +192,27 @@ func serveVnetd(path, addr string, port int, c *counter) (func(), error) {
 	if err == nil {
 		pc, err = ns.ListenPacket("udp", fmt.Sprintf("%s:%d", p.Addr(), port))
 	}
+	var ln net.Listener
+	if err == nil {
+		ln, err = ns.Listen("tcp", fmt.Sprintf("%s:%d", p.Addr(), tcpPort))
+	}
 	if err != nil {
 		stop()
 		return nil, err
 	}
 	go c.sink(pc)
-	l, err := vmsock.Listen(vmsock.Options{
+	go c.sinkTCP(ln)
+	l, err := listenOn(sw, path, log)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	return func() { l.Close(); stop() }, nil
+}
+
+// listenOn starts a stream socket listener at path whose connections become ports of sw.
+func listenOn(sw *l2switch.Switch, path string, log *slog.Logger) (*vmsock.Listener, error) {
+	return vmsock.Listen(vmsock.Options{
 		Path: path, Logger: log,
 		OnPort: func(fp frame.Port, name string) {
 			if err := sw.AddPort(fp, l2switch.PortConfig{Name: name}); err != nil {
@@ -165,11 +223,128 @@ func serveVnetd(path, addr string, port int, c *counter) (func(), error) {
 		// As in the daemon: RemovePort waits for the goroutine this runs on.
 		OnPortGone: func(name string) { go sw.RemovePort(name) },
 	})
+}
+
+// sendTCP is -send: streams TCP from the current network namespace to hostport for
+// warmup and then secs seconds and prints the Gbit/s the sink counted in those secs
+// seconds.
+func sendTCP(hostport, stat string, warmup, secs float64) error {
+	conn, err := net.DialTimeout("tcp", hostport, 5*time.Second)
 	if err != nil {
-		stop()
-		return nil, err
+		return err
 	}
-	return func() { l.Close(); stop() }, nil
+	defer conn.Close()
+	buf := make([]byte, 256<<10)
+	// send writes until the deadline.
+	send := func(until time.Time) error {
+		conn.SetWriteDeadline(until.Add(2 * time.Second))
+		for time.Now().Before(until) {
+			if _, err := conn.Write(buf); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := send(time.Now().Add(time.Duration(warmup * float64(time.Second)))); err != nil {
+		return err
+	}
+	_, b0, err := readStat(stat)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	if err := send(t0.Add(time.Duration(secs * float64(time.Second)))); err != nil {
+		return err
+	}
+	_, b1, err := readStat(stat)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%.3f\n", float64(b1-b0)*8/1e9/time.Since(t0).Seconds())
+	return nil
+}
+
+// tapVM is -tapvm: what QEMU does for a guest whose NIC has a "-netdev stream" backend,
+// with a kernel netns as the guest: it creates TAP name (no offloads, as a stream
+// backend has none: the guest's kernel segments to the MTU) in the current network
+// namespace, connects to the stream socket at path, and relays frames both ways until
+// either side ends.
+func tapVM(path, name string) error {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	t, err := tap.Open(tap.Options{Name: name, Create: true, MTU: 1500, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	done := make(chan error, 2)
+	go func() { // guest -> socket: one write per batch read
+		frames := make([]frame.Frame, 64)
+		for i := range frames {
+			frames[i].Buf = make([]byte, t.Info().MaxFrame)
+		}
+		var out []byte
+		for {
+			n, err := t.ReadFrames(frames)
+			if err != nil {
+				done <- err
+				return
+			}
+			out = out[:0]
+			for _, f := range frames[:n] {
+				out = append(binary.BigEndian.AppendUint32(out, uint32(f.N)), f.Buf[:f.N]...)
+			}
+			if _, err := conn.Write(out); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	go func() { // socket -> guest: everything already buffered in one write
+		r := bufio.NewReaderSize(conn, 256<<10)
+		frames := make([]frame.Frame, 64)
+		for i := range frames {
+			frames[i].Buf = make([]byte, 65536)
+		}
+		var hdr [4]byte
+		for {
+			n := 0
+			for n < len(frames) && (n == 0 || r.Buffered() >= 4) {
+				if _, err := io.ReadFull(r, hdr[:]); err != nil {
+					done <- err
+					return
+				}
+				ln := binary.BigEndian.Uint32(hdr[:])
+				if ln > 65536 {
+					done <- fmt.Errorf("frame length %d", ln)
+					return
+				}
+				if _, err := io.ReadFull(r, frames[n].Buf[:ln]); err != nil {
+					done <- err
+					return
+				}
+				frames[n].N = int(ln)
+				n++
+			}
+			if _, err := t.WriteFrames(frames[:n]); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	fmt.Println("ready")
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	select {
+	case <-sig:
+		return nil
+	case err := <-done:
+		return err
+	}
 }
 
 var (
