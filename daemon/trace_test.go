@@ -74,7 +74,8 @@ func TestTraceMatchesRealFrames(t *testing.T) {
 	// beta.eth0 and alpha.eth0; the trace of the request ends at beta.eth0 by an FDB hit.
 	realPing(t, d, "alpha", "10.0.0.20") // ARP and learning settle
 	moved, perr := realPing(t, d, "alpha", "10.0.0.20")
-	if perr != "" || !slices.Equal(moved, []string{"lan0/alpha.eth0", "lan0/beta.eth0"}) {
+	// (The reply's count on alpha.eth0 may land just after the ping returns.)
+	if perr != "" || !slices.Contains(moved, "lan0/beta.eth0") || slices.Contains(moved, "lan0/r1.lan0") {
 		t.Fatalf("real ping alpha -> beta: moved %v, error %q", moved, perr)
 	}
 	tr, words := mustTrace(t, d, TraceSpec{Switch: "lan0", Port: "alpha.eth0", Src: "10.0.0.10", Dst: "10.0.0.20"})
