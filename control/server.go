@@ -211,6 +211,7 @@ func handler(o ServerOptions) http.Handler {
 	})
 	forwardRoutes(mux, d)
 	routerRoutes(mux, d)
+	vxlanRoutes(mux, d)
 	impairRoutes(mux, d)
 	checkRoutes(mux, d)
 	traceRoutes(mux, d)
