@@ -23,6 +23,8 @@ type Config struct {
 	HostInterfaces []HostInterface
 	// Sockets are VM socket listeners (QEMU -netdev stream/dgram).
 	Sockets []Socket
+	// VXLANs are VXLAN tunnel ports on switches.
+	VXLANs []VXLAN
 	// Forwards are host ports forwarded into namespaces.
 	Forwards []Forward
 	// Impairs are link impairments on switch ports and pair ends.

@@ -248,6 +248,7 @@ func (v *validator) build(raw *rawConfig) *Config {
 		needSwitch(p, r.Switch)
 		c.HostInterfaces = append(c.HostInterfaces, HostInterface{Name: r.Name, Switch: r.Switch, VLAN: v.vlan(p+".vlan", r.VLAN), Ring: r.Ring})
 	}
+	c.VXLANs = v.vxlans(raw.VXLAN, needSwitch)
 	paths := map[string]bool{}
 	for i, r := range raw.Socket {
 		p := fmt.Sprintf("socket.%d", i)

@@ -50,9 +50,13 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPortFrames, descPortBytes, descPortDrops, descFDB, descRtrFrames, descRtrBytes, descRtrFwd, descRtrICMP, descRtrDrops, descFwdConns, descFwdBytes, descFwdErrs, descFwdRefused, descFwdActive, descFwdLimit, descDNSFwd, descDNSFwdErrs, descDNSFwdDrop, descDNSFwdNow, descNamespaces, descNICFrames, descNICBytes, descNICDrops, descNICByRef} {
 		ch <- d
 	}
+	for _, d := range vxlanDescs {
+		ch <- d
+	}
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
+	collectVXLAN(c.d, ch)
 	st := c.d.Status()
 	ctr := prometheus.CounterValue
 	for _, s := range st.Switches {

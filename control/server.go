@@ -212,8 +212,10 @@ func handler(o ServerOptions) http.Handler {
 	forwardRoutes(mux, d)
 	routerRoutes(mux, d)
 	mux.HandleFunc("GET /v1/topology", func(w http.ResponseWriter, r *http.Request) { serveTopology(d, w, r) })
+	vxlanRoutes(mux, d)
 	impairRoutes(mux, d)
 	checkRoutes(mux, d)
+	traceRoutes(mux, d)
 	mux.HandleFunc("GET /v1/capture/{switch}", func(w http.ResponseWriter, r *http.Request) { serveCapture(d, w, r) })
 	mux.HandleFunc("GET /v1/ping/{ns}/{addr}", func(w http.ResponseWriter, r *http.Request) {
 		dst, err := netip.ParseAddr(r.PathValue("addr"))

@@ -100,7 +100,7 @@ func BenchmarkRateTCP(b *testing.B) {
 	for _, rate := range []uint64{10e6, 100e6, 1000e6} {
 		b.Run(FormatRate(rate), func(b *testing.B) {
 			for range b.N {
-				got := rateRun(b, rate, 3*time.Second)
+				got := tcpRun(b, true, rate, 3*time.Second)
 				b.ReportMetric(got/1e6, "Mbit/s")
 				b.ReportMetric(100*(got-float64(rate))/float64(rate), "err_%")
 			}
@@ -108,7 +108,23 @@ func BenchmarkRateTCP(b *testing.B) {
 	}
 }
 
-func rateRun(b *testing.B, rate uint64, d time.Duration) float64 {
+// BenchmarkPassThroughTCP is TCP namespace to namespace across a switch with both
+// ports bare and with both wrapped with nothing set (as the daemon attaches every
+// port): the cost of the pass-through. Run with -benchtime=1x; noisy on a shared host.
+func BenchmarkPassThroughTCP(b *testing.B) {
+	for _, wrap := range []bool{false, true} {
+		b.Run(fmt.Sprintf("wrapped=%v", wrap), func(b *testing.B) {
+			for range b.N {
+				b.ReportMetric(tcpRun(b, wrap, 0, 2*time.Second)/1e9, "Gbit/s")
+			}
+		})
+	}
+}
+
+// tcpRun streams TCP from namespace a to b across a switch for d and returns the
+// goodput at b over the last 3/4 of it; with wrap, both ports are wrapped, and the
+// one toward b limited to rate (0: nothing set).
+func tcpRun(b *testing.B, wrap bool, rate uint64, d time.Duration) float64 {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	sw := l2switch.New(l2switch.Config{Name: "lan", Logger: log})
 	defer sw.Close()
@@ -127,15 +143,20 @@ func rateRun(b *testing.B, rate uint64, d time.Duration) float64 {
 		if err := ns.AddAddress("eth0", netip.MustParsePrefix(fmt.Sprintf("10.0.0.%d/24", i+1))); err != nil {
 			b.Fatal(err)
 		}
-		w := Wrap(nic, Options{})
-		if err := sw.AddPort(w.Attach(), l2switch.PortConfig{Name: name + ".eth0"}); err != nil {
+		var p frame.Port = nic
+		if wrap {
+			wb = Wrap(nic, Options{})
+			p = wb.Attach()
+		}
+		if err := sw.AddPort(p, l2switch.PortConfig{Name: name + ".eth0"}); err != nil {
 			b.Fatal(err)
 		}
 		nss[i] = ns
-		wb = w
 	}
-	if err := wb.Set(Out, Params{Rate: rate}); err != nil {
-		b.Fatal(err)
+	if rate != 0 {
+		if err := wb.Set(Out, Params{Rate: rate}); err != nil {
+			b.Fatal(err)
+		}
 	}
 	l, err := nss[1].Listen("tcp", "10.0.0.2:5001")
 	if err != nil {

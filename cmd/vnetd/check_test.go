@@ -83,3 +83,16 @@ func freePort(t *testing.T) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// TestTraceCommand: vnetd trace prints each decision across r1 on the default lab.
+func TestTraceCommand(t *testing.T) {
+	sock := runDaemon(t, defaultLabForTest(t))
+	run(t, "ping", "-s", sock, "alpha", "10.0.1.10", "-c", "1") // ARP and learning settle
+	code, out, errs := run(t, "trace", "-s", sock, "lan0", "alpha.eth0", "--src", "10.0.0.10", "--dst", "10.0.1.10", "--proto", "tcp", "--dport", "80")
+	if code != 0 || !strings.Contains(out, "router r1") || !strings.Contains(out, "final: [lan1/gamma.eth0]") {
+		t.Fatalf("vnetd trace = %d, %q, %q", code, out, errs)
+	}
+	if code, _, errs := run(t, "trace", "-s", sock, "lan0", "alpha.eth0", "--src", "nope", "--dst", "10.0.1.10"); code != 2 || !strings.Contains(errs, "IPv4") {
+		t.Errorf("vnetd trace --src nope = %d, %q, want 2", code, errs)
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/vnetd/vnetd/control"
 	"github.com/vnetd/vnetd/daemon"
 )
 
@@ -37,11 +36,7 @@ func cmdCheck(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(pos) != 0 {
 		return usageError{"check takes no arguments"}
 	}
-	path := *sock
-	if path == "" {
-		path = control.DefaultPath()
-	}
-	cl := control.NewClient(path)
+	cl := dialControl(*sock)
 	defer cl.Close()
 	rs, err := cl.Check(ctx)
 	if err != nil {
