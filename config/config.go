@@ -23,6 +23,8 @@ type Config struct {
 	HostInterfaces []HostInterface
 	// Sockets are VM socket listeners (QEMU -netdev stream/dgram).
 	Sockets []Socket
+	// VXLANs are VXLAN tunnel ports on switches.
+	VXLANs []VXLAN
 	// Forwards are host ports forwarded into namespaces.
 	Forwards []Forward
 	// Impairs are link impairments on switch ports and pair ends.
@@ -37,6 +39,9 @@ type Daemon struct {
 	Control string
 	// Metrics is the Prometheus listen address; "" means off.
 	Metrics string
+	// Web is where the topology page and the read-only API listen; "" means off (the
+	// page is also served on the Metrics listener when that is set).
+	Web string
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
 }

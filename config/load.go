@@ -54,6 +54,7 @@ type rawConfig struct {
 	Router        []rawRouter        `toml:"router"`
 	TAP           []rawTAP           `toml:"tap"`
 	HostInterface []rawHostInterface `toml:"host_interface"`
+	VXLAN         []rawVXLAN         `toml:"vxlan"`
 	Socket        []rawSocket        `toml:"socket"`
 	Forward       []rawForward       `toml:"forward"`
 	Impair        []ImpairSpec       `toml:"impair"`
@@ -63,6 +64,7 @@ type rawConfig struct {
 type rawDaemon struct {
 	Control  string `toml:"control"`
 	Metrics  string `toml:"metrics"`
+	Web      string `toml:"web"`
 	LogLevel string `toml:"log_level"`
 }
 

@@ -50,9 +50,13 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPortFrames, descPortBytes, descPortDrops, descFDB, descRtrFrames, descRtrBytes, descRtrFwd, descRtrICMP, descRtrDrops, descFwdConns, descFwdBytes, descFwdErrs, descFwdRefused, descFwdActive, descFwdLimit, descDNSFwd, descDNSFwdErrs, descDNSFwdDrop, descDNSFwdNow, descNamespaces, descNICFrames, descNICBytes, descNICDrops, descNICByRef} {
 		ch <- d
 	}
+	for _, d := range vxlanDescs {
+		ch <- d
+	}
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
+	collectVXLAN(c.d, ch)
 	st := c.d.Status()
 	ctr := prometheus.CounterValue
 	for _, s := range st.Switches {
@@ -135,6 +139,7 @@ func ServeMetrics(addr string, d *daemon.Daemon, log *slog.Logger) (*Metrics, er
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mountWeb(mux, d) // the topology page and the read-only API beside the metrics
 	m := &Metrics{ln: ln, done: make(chan struct{}), srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}}
 	go func() {
 		defer close(m.done)

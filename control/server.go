@@ -211,6 +211,8 @@ func handler(o ServerOptions) http.Handler {
 	})
 	forwardRoutes(mux, d)
 	routerRoutes(mux, d)
+	mux.HandleFunc("GET /v1/topology", func(w http.ResponseWriter, r *http.Request) { serveTopology(d, w, r) })
+	vxlanRoutes(mux, d)
 	impairRoutes(mux, d)
 	checkRoutes(mux, d)
 	traceRoutes(mux, d)

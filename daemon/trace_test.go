@@ -73,8 +73,17 @@ func TestTraceMatchesRealFrames(t *testing.T) {
 	// Same switch: alpha -> beta. The real ping (its echo request and reply) leaves by
 	// beta.eth0 and alpha.eth0; the trace of the request ends at beta.eth0 by an FDB hit.
 	realPing(t, d, "alpha", "10.0.0.20") // ARP and learning settle
-	moved, perr := realPing(t, d, "alpha", "10.0.0.20")
-	if perr != "" || !slices.Equal(moved, []string{"lan0/alpha.eth0", "lan0/beta.eth0"}) {
+	// A broadcast or multicast frame of the lab's own (an ARP refresh, a neighbour
+	// solicitation) may cross r1.lan0 during one ping: a few tries find a quiet one.
+	var moved []string
+	var perr string
+	for try := 0; try < 5; try++ {
+		if moved, perr = realPing(t, d, "alpha", "10.0.0.20"); !slices.Contains(moved, "lan0/r1.lan0") {
+			break
+		}
+	}
+	// (The reply's count on alpha.eth0 may land just after the ping returns.)
+	if perr != "" || !slices.Contains(moved, "lan0/beta.eth0") || slices.Contains(moved, "lan0/r1.lan0") {
 		t.Fatalf("real ping alpha -> beta: moved %v, error %q", moved, perr)
 	}
 	tr, words := mustTrace(t, d, TraceSpec{Switch: "lan0", Port: "alpha.eth0", Src: "10.0.0.10", Dst: "10.0.0.20"})

@@ -219,6 +219,30 @@ func TestLimitDropsAndCounts(t *testing.T) {
 	}
 }
 
+func TestQueueBytesBounded(t *testing.T) {
+	c := newFakeClock()
+	l := newLink(t, c)
+	l.w.out.maxBytes = 10000
+	if err := l.w.Set(Out, Params{Delay: time.Millisecond}); err != nil {
+		t.Fatalf("Set: %v", err)
+	}
+	var ps [][]byte
+	for i := range 5 {
+		ps = append(ps, frameN(i, 4000)) // two fit in 10000 bytes
+	}
+	l.send(ps...)
+	c.Advance(time.Millisecond)
+	l.expect(2)
+	l.none()
+	if st := l.w.Status().OutStats; st.Overlimit != 3 {
+		t.Fatalf("Overlimit = %d, want 3", st.Overlimit)
+	}
+	// Released frames give their bytes back.
+	l.send(frameN(9, 4000))
+	c.Advance(time.Millisecond)
+	l.expect(1)
+}
+
 func TestReorderSkipsDelay(t *testing.T) {
 	c := newFakeClock()
 	l := newLink(t, c)

@@ -104,6 +104,8 @@ type line struct {
 	bad      bool       // Gilbert-Elliott state
 	linkFree int64      // when the rate-limited link is next free
 	q        itemHeap   // guarded by mu
+	qBytes   int        // bytes of the frames in q and being handed on
+	maxBytes int        // bound on qBytes: MaxQueueBytes
 	seq      uint64
 	running  bool // run is active
 	sinking  int  // frames run has taken off q and not yet handed to sink
@@ -113,7 +115,7 @@ type line struct {
 }
 
 func newLine(c Clock, sink func([]*frame.Buf)) *line {
-	l := &line{clock: c, epoch: c.Now(), sink: sink, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	l := &line{clock: c, epoch: c.Now(), sink: sink, wake: make(chan struct{}, 1), done: make(chan struct{}), maxBytes: MaxQueueBytes}
 	l.params.Store(&Params{})
 	l.rng = rand.New(rand.NewPCG(1, 1))
 	return l
@@ -198,7 +200,7 @@ func (l *line) admit(b *frame.Buf, now []*frame.Buf) []*frame.Buf {
 	if limit == 0 {
 		limit = DefaultLimit
 	}
-	if len(l.q)+l.sinking >= limit {
+	if len(l.q)+l.sinking >= limit || l.qBytes+b.N > l.maxBytes {
 		l.mu.Unlock()
 		l.stats.overlimit.Add(1)
 		b.Release()
@@ -242,6 +244,7 @@ func (l *line) admit(b *frame.Buf, now []*frame.Buf) []*frame.Buf {
 			continue
 		}
 		l.seq++
+		l.qBytes += x.N
 		l.q.push(item{at: at, seq: l.seq, b: x})
 		l.stats.waiting.Add(1)
 		l.stats.delayed.Add(1)
@@ -306,8 +309,11 @@ func (l *line) run() {
 			return
 		}
 		t := l.now()
+		sent := 0
 		for len(l.q) > 0 && l.q[0].at <= t && len(batch) < releaseBatch {
-			batch = append(batch, l.q.pop().b)
+			b := l.q.pop().b
+			sent += b.N
+			batch = append(batch, b)
 		}
 		if len(batch) == 0 {
 			if len(l.q) == 0 {
@@ -330,6 +336,7 @@ func (l *line) run() {
 		batch = batch[:0]
 		l.mu.Lock()
 		l.sinking = 0
+		l.qBytes -= sent
 		l.mu.Unlock()
 	}
 }

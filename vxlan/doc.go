@@ -24,8 +24,10 @@
 // underlay MTU minus 50 (IPv4: outer IP 20 + UDP 8 + VXLAN 8 + inner Ethernet 14) or 70
 // (IPv6 outer header); a frame beyond it is dropped and counted (TxOversize), never
 // fragmented: sockets set IP_PMTUDISC_PROBE / IPV6_DONTFRAG semantics so the kernel
-// does not fragment either. The port takes no offloads: the switch segments TCP
-// superframes to the inner MTU at this edge and completes partial checksums.
+// does not fragment either. The port takes TCP superframes and partial checksums
+// (CapTSO4, CapTSO6, CapCsum) and segments or completes them here, at the tunnel edge;
+// the segments of a superframe go out with UDP GSO (UDP_SEGMENT: one sendmsg for up to
+// 64 datagrams) where the kernel has it, else with sendmmsg.
 //
 // The header is encoded and decoded by a small codec in this package (header.go)
 // rather than gopacket's layers.VXLAN: the format is eight bytes with one flag bit and

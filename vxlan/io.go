@@ -144,7 +144,8 @@ func (p *Port) WriteFrames(frames []frame.Frame) (int, error) {
 		if len(head) >= 14 && head[12] == 0x81 && head[13] == 0x00 {
 			limit += frame.VLANTagLen
 		}
-		if f.N > limit || f.Meta.GSO != frame.GSONone || f.Meta.NeedsCsum {
+		offloaded := f.Meta.GSO != frame.GSONone || f.Meta.NeedsCsum
+		if (f.N > limit && f.Meta.GSO == frame.GSONone) || (offloaded && !offloadCaps.Accepts(&f.Meta)) {
 			p.stats.txOversize.Add(1)
 			p.Counters.TxDropped.Add(1)
 			continue
@@ -155,34 +156,58 @@ func (p *Port) WriteFrames(frames []frame.Frame) (int, error) {
 		if nsock > 1 {
 			s = int(flowHash(head) % uint32(nsock))
 		}
+		var rs []*remote
 		if !dst.IsMulticast() {
 			if r := p.fdb.lookup(dst); r != nil {
-				p.wq[s] = append(p.wq[s], txMsg{f, r})
-				continue
+				p.one1[0] = r
+				rs = p.one1[:]
 			}
 		}
-		if len(set.static) == 0 {
-			p.stats.txNoRemote.Add(1)
-			p.Counters.TxDropped.Add(1)
+		if rs == nil {
+			if len(set.static) == 0 {
+				p.stats.txNoRemote.Add(1)
+				p.Counters.TxDropped.Add(1)
+				continue
+			}
+			p.stats.txFlooded.Add(1)
+			rs = set.static
+		}
+		if offloaded {
+			// In order: what is queued for this socket goes first.
+			if err := p.flush(s); err != nil {
+				return i, err
+			}
+			if err := p.sendOffloaded(s, f, rs); err != nil {
+				return i, err
+			}
 			continue
 		}
-		p.stats.txFlooded.Add(1)
-		for _, r := range set.static {
+		for _, r := range rs {
 			p.wq[s] = append(p.wq[s], txMsg{f, r})
 		}
 	}
+	p.one1[0] = nil
 	var err error
 	for s := range nsock {
-		q := p.wq[s]
-		for len(q) > 0 && err == nil {
-			k := min(len(q), batchLen)
-			err = p.send(s, q[:k])
-			q = q[k:]
+		if e := p.flush(s); e != nil && err == nil {
+			err = e
 		}
-		clear(p.wq[s])
-		p.wq[s] = p.wq[s][:0]
 	}
 	return len(frames), err
+}
+
+// flush sends what is queued for sending socket s.
+func (p *Port) flush(s int) error {
+	var err error
+	q := p.wq[s]
+	for len(q) > 0 && err == nil {
+		k := min(len(q), batchLen)
+		err = p.send(s, q[:k])
+		q = q[k:]
+	}
+	clear(p.wq[s])
+	p.wq[s] = p.wq[s][:0]
+	return err
 }
 
 // send writes msgs with one sendmmsg (or a few, when the kernel takes part of them)
@@ -241,12 +266,17 @@ func (p *Port) send(s int, msgs []txMsg) error {
 		}
 	})
 	if err != nil {
-		if p.closed.Load() || errors.Is(err, os.ErrClosed) || errors.Is(err, net.ErrClosed) {
-			return net.ErrClosed
-		}
-		return err
+		return p.closedErr(err)
 	}
 	return nil
+}
+
+// closedErr turns a socket error after Close into net.ErrClosed.
+func (p *Port) closedErr(err error) error {
+	if p.closed.Load() || errors.Is(err, os.ErrClosed) || errors.Is(err, net.ErrClosed) {
+		return net.ErrClosed
+	}
+	return err
 }
 
 // flowHash hashes the inner frame's flow, as the kernel's skb_get_hash picks a vxlan

@@ -128,6 +128,13 @@ type Port struct {
 	wq    [MaxSourcePorts][]txMsg
 	batch gather.Batch
 	wmsgs []unix.Mmsghdr
+	// Offload state (sendOffloaded, under wmu).
+	segs      []*frame.Buf
+	one       []txMsg
+	oneFrames []frame.Frame
+	gsoIov    []unix.Iovec
+	noGSO     atomic.Bool // the kernel refused UDP_SEGMENT once
+	one1      [1]*remote
 }
 
 type txMsg struct {
@@ -146,6 +153,9 @@ type stats struct {
 	txErrors     atomic.Uint64
 	txQueueFull  atomic.Uint64
 	dynamicLimit atomic.Uint64
+	txSegmented  atomic.Uint64
+	txGSO        atomic.Uint64
+	txMalformed  atomic.Uint64
 }
 
 var _ frame.Port = (*Port)(nil)
@@ -247,7 +257,7 @@ func Open(o Options) (*Port, error) {
 	v6 := o.Local.Addr().Is6() && !o.Local.Addr().Is4In6()
 	p := &Port{
 		opts: o, v6: v6, log: log, fdb: newFDB(o.MaxMACs), stop: make(chan struct{}),
-		info:  frame.Info{Name: o.Name, MTU: o.MTU, MaxFrame: frame.MaxFrameFor(o.MTU, false), Caps: frame.CapPacket | frame.CapInline},
+		info:  frame.Info{Name: o.Name, MTU: o.MTU, MaxFrame: frame.MaxFrameFor(o.MTU, false), Caps: frame.CapPacket | frame.CapInline | offloadCaps},
 		rmsgs: make([]unix.Mmsghdr, batchLen), riovs: make([]unix.Iovec, 2*batchLen),
 		rhdrs: make([]byte, HeaderLen*batchLen), rnames: make([]unix.RawSockaddrInet6, batchLen),
 		wmsgs: make([]unix.Mmsghdr, batchLen),

@@ -30,6 +30,13 @@ type Stats struct {
 	TxErrors uint64 `json:"tx_errors"`
 	// TxQueueFull: datagrams dropped because a socket's send buffer was full.
 	TxQueueFull uint64 `json:"tx_queue_full"`
+	// TxMalformed: superframes or partial-checksum frames that could not be
+	// segmented or checksummed.
+	TxMalformed uint64 `json:"tx_malformed"`
+	// TxSegmented: segments made from superframes at the tunnel edge; TxGSO: UDP GSO
+	// sends (each several datagrams in one system call).
+	TxSegmented uint64 `json:"tx_segmented"`
+	TxGSO       uint64 `json:"tx_gso"`
 	// MACs is the number of learned MACs; MaxMACs its cap.
 	MACs    int `json:"macs"`
 	MaxMACs int `json:"max_macs"`
@@ -50,8 +57,9 @@ func (p *Port) Stats() Stats {
 		RxOversize: p.stats.rxOversize.Load(), RxUnknownRemote: p.stats.rxUnknown.Load(),
 		TxOversize: p.stats.txOversize.Load(), TxNoRemote: p.stats.txNoRemote.Load(),
 		TxFlooded: p.stats.txFlooded.Load(), TxErrors: p.stats.txErrors.Load(),
-		TxQueueFull: p.stats.txQueueFull.Load(),
-		MACs:        p.fdb.size(), MaxMACs: p.opts.MaxMACs,
+		TxQueueFull: p.stats.txQueueFull.Load(), TxMalformed: p.stats.txMalformed.Load(),
+		TxSegmented: p.stats.txSegmented.Load(), TxGSO: p.stats.txGSO.Load(),
+		MACs: p.fdb.size(), MaxMACs: p.opts.MaxMACs,
 		Learned: p.fdb.learned.Load(), Moved: p.fdb.moved.Load(), Aged: p.fdb.aged.Load(),
 		LearnLimited: p.fdb.limited.Load() + p.stats.dynamicLimit.Load(),
 		Counters:     p.Counters.Snapshot(),

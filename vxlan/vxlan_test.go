@@ -267,8 +267,8 @@ func TestDrops(t *testing.T) {
 	if _, err := a.WriteFrames([]frame.Frame{gso}); err != nil {
 		t.Fatalf("WriteFrames(superframe): %v", err)
 	}
-	if s := a.Stats(); s.TxOversize != 2 || s.Counters.TxDropped != 2 || s.Counters.TxFrames != 0 {
-		t.Fatalf("a.Stats() = %+v, want 2 oversize drops, nothing sent", s)
+	if s := a.Stats(); s.TxOversize != 1 || s.TxMalformed != 1 || s.Counters.TxDropped != 2 || s.Counters.TxFrames != 0 {
+		t.Fatalf("a.Stats() = %+v, want an oversize and a malformed (not TCP) superframe dropped, nothing sent", s)
 	}
 	// Raw datagrams to b from a plain socket on 127.0.0.3.
 	c, err := net.DialUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 3)}, net.UDPAddrFromAddrPort(b.LocalAddr()))
@@ -491,8 +491,12 @@ func TestTwoSwitches(t *testing.T) {
 				}
 				transfer(t, nss[0], nss[1], netip.AddrPortFrom(netip.MustParseAddr(dst), 7000).String(), 2<<20)
 			}
-			if s := ta.Stats(); s.TxOversize != 0 || s.Counters.TxFrames == 0 {
-				t.Fatalf("a.Stats() = %+v, want frames sent and none oversize", s)
+			s := ta.Stats()
+			if s.TxOversize != 0 || s.TxMalformed != 0 || s.Counters.TxFrames == 0 {
+				t.Fatalf("a.Stats() = %+v, want frames sent and none dropped", s)
+			}
+			if gso && (s.TxSegmented == 0 || s.TxGSO == 0) {
+				t.Fatalf("a.Stats() = %+v: superframes were not segmented here and sent with UDP GSO", s)
 			}
 		})
 	}

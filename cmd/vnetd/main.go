@@ -343,6 +343,14 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := d.Apply(cfg); err != nil {
 		return fmt.Errorf("start %s: %w", src, err)
 	}
+	if cfg.Daemon.Web != "" {
+		ws, err := control.ServeWeb(cfg.Daemon.Web, d, log)
+		if err != nil {
+			return err
+		}
+		defer ws.Close()
+		fmt.Fprintf(stdout, "topology page: http://%s/\n", ws.Addr())
+	}
 	if cfg.Daemon.Metrics != "" {
 		m, err := control.ServeMetrics(cfg.Daemon.Metrics, d, log)
 		if err != nil {
