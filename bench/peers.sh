@@ -336,7 +336,7 @@ sock_part() {
       if [ $size = tcp ]; then
         echo "round $r, socket TCP 1 stream from a guest netns: vnetd=$vf gvproxy=$gf Gbit/s"
       else
-        echo "round $r, socket $size-byte UDP frames: delivered vnetd=$vf/s ($vg Gbit/s) gvproxy=$gf/s ($gg Gbit/s); the socket took vnetd=$vo/s gvproxy=$go/s"
+        echo "round $r, socket $size-byte UDP frames: delivered vnetd=$vf/s ($vg Gbit/s) gvproxy=$gf/s ($gg Gbit/s); the socket took vnetd=$vo/s gvproxy=$gvo/s"
       fi
     done
   done
