@@ -20,7 +20,7 @@
 # of its rounds; each ratio is the median of the rounds' ratios.
 # Prints a table (one row per path: each peer's figure, vnetd's ratio to it) and ends with
 # ratio=<vnetd / best peer, TAP<->TAP TCP 1 stream, MTU 1500>.
-# Usage: sudo [ROUNDS=3] [SECS=3] [PARTS="tap sock scale"] [SCALE_N="1000 10000"]
+# Usage: sudo [ROUNDS=3] [SECS=3] [PARTS="tap sock scale"] [SCALE_N="1000 10000" (sizes of BenchmarkNamespaceCreate)]
 #        [SCALE_BUDGET=180] bench/peers.sh
 set -eo pipefail
 ROUNDS=${ROUNDS:-3}
@@ -37,7 +37,7 @@ need vde_switch vde2
 
 S=$$
 TMP=$(mktemp -d)
-NA=pa-$S NB=pb-$S NV=pv-$S NO=po-$S NW=pw-$S NK=pk-$S
+NA=pa-$S NB=pb-$S NV=pv-$S NO=po-$S NW=pw-$S NK=pk-$S NR=pr-$S
 NETNS=()
 PIDS=()
 cleanup() {
@@ -64,7 +64,10 @@ row() { ROWS+=("$*"); }
 # ---------------------------------------------------------------- 1. TAP <-> TAP
 # Each (peer, MTU) pair gets subnet 10.9M.K.0/24 (M 0: MTU 1500, 1: MTU 9000; K the peer's
 # index), .1 in A and .2 in B.
-PEERS=(vnetd ovs vde bridge)
+# relay is a reference too, not a peer: two TAPs joined by nothing but their two readers
+# (tapswitch -direct), the most any userspace TAP path can do here, since each hop's read
+# and write copies are the kernel's.
+PEERS=(vnetd ovs vde bridge relay)
 declare -A WHY # peer -> why it could not run (its rows then say so)
 declare -A DEV # "peer mtu" -> "devA devB" created in the peer's netns
 sub() { # peer mtu -> subnet prefix
@@ -85,17 +88,22 @@ waitdev() { # netns dev: waits up to 5 s for dev to exist in netns
   return 1
 }
 
-start_vnetd() {
-  go build -o "$TMP/tapswitch" ./bench/tapswitch || { WHY[vnetd]="bench/tapswitch did not build"; return; }
-  local mtu
+start_tapswitch() { # peer netns prefix args...: one tapswitch per MTU, TAPs PREFIXa/b+MTU
+  local peer=$1 ns=$2 x=$3 mtu
+  shift 3
   for mtu in 1500 9000; do
-    ip netns exec $NV "$TMP/tapswitch" -a va$mtu -b vb$mtu -mtu $mtu >"$TMP/vnetd$mtu.out" 2>&1 &
+    ip netns exec "$ns" "$TMP/tapswitch" -a ${x}a$mtu -b ${x}b$mtu -mtu $mtu "$@" >"$TMP/$peer$mtu.out" 2>&1 &
     PIDS+=($!)
-    for _ in $(seq 50); do grep -q ready "$TMP/vnetd$mtu.out" && break; sleep 0.1; done
-    grep -q ready "$TMP/vnetd$mtu.out" || { WHY[vnetd]="tapswitch: $(head -c 200 "$TMP/vnetd$mtu.out")"; return; }
-    DEV[vnetd $mtu]="va$mtu vb$mtu"
+    for _ in $(seq 50); do grep -q ready "$TMP/$peer$mtu.out" && break; sleep 0.1; done
+    grep -q ready "$TMP/$peer$mtu.out" || { WHY[$peer]="tapswitch: $(head -c 200 "$TMP/$peer$mtu.out")"; return; }
+    DEV[$peer $mtu]="${x}a$mtu ${x}b$mtu"
   done
-  echo "vnetd: bench/tapswitch, one switch per MTU, TAPs with offloads"
+}
+start_vnetd() {
+  go build -o "$TMP/tapswitch" ./bench/tapswitch || { WHY[vnetd]="bench/tapswitch did not build" WHY[relay]="bench/tapswitch did not build"; return; }
+  start_tapswitch vnetd $NV v
+  start_tapswitch relay $NR r -direct
+  echo "vnetd: bench/tapswitch, one switch per MTU, TAPs with offloads; relay: tapswitch -direct, the same TAPs with no switch"
 }
 
 OVSDB=unix:$TMP/ovs/db.sock
@@ -159,7 +167,7 @@ pps() { # dst -> UDP packets per second received, 64-byte frames (18 bytes of pa
 }
 
 tap_part() {
-  mkns $NA $NB $NV $NO $NW $NK
+  mkns $NA $NB $NV $NO $NW $NK $NR
   start_vnetd; start_ovs; start_vde; start_bridge
   local p mtu d
   for p in "${PEERS[@]}"; do
@@ -167,7 +175,7 @@ tap_part() {
     for mtu in 1500 9000; do
       d=${DEV[$p $mtu]}
       local ns=$NV
-      case $p in ovs) ns=$NO ;; vde) ns=$NW ;; bridge) ns=$NK ;; esac
+      case $p in ovs) ns=$NO ;; vde) ns=$NW ;; bridge) ns=$NK ;; relay) ns=$NR ;; esac
       # shellcheck disable=SC2086
       place $ns $d "$(sub $p $mtu)" $mtu
       # A full-MTU ping with DF set: a switch that drops frames larger than it can hold
@@ -260,7 +268,7 @@ tap_part() {
 GVPROXY_VERSION=${GVPROXY_VERSION:-v0.8.9}
 start_gvproxy() { # -> pid in GVPID, or fails
   rm -f "$TMP/gv.sock"
-  ip netns exec $NG "$TMP/gvproxy" -listen-qemu "unix://$TMP/gv.sock" -log-file "$TMP/gv.log" &
+  ip netns exec $NG "$TMP/gvproxy" -listen-qemu "unix://$TMP/gv.sock" -log-file "$TMP/gv.log" 2>>"$TMP/gv.err" &
   GVPID=$!
   PIDS+=($GVPID)
   for _ in $(seq 50); do [ -S "$TMP/gv.sock" ] && return; sleep 0.1; done
@@ -314,20 +322,21 @@ sock_part() {
           tapvm "$TMP/gv.sock" qg 192.168.127.2/24
           ip netns exec $NQ ping -c 1 -W 2 192.168.127.1 >/dev/null || gvwhy="no ping from the guest netns to gvproxy's gateway"
           [ -z "$gvwhy" ] && g=$(send 192.168.127.254:5001 "$TMP/gvsink.stat")
+          stop_pid $GVPID
           stop_pid $VMPID
         else
           g=$(gen "$TMP/gv.sock" "$TMP/gvsink.stat" $size -src 192.168.127.2 -dst 192.168.127.254 -via 192.168.127.1)
         fi
         stop_pid $GVPID
       fi
-      read -r vf vg vo <<<"$v"; read -r gf gg go <<<"$g"
+      read -r vf vg vo <<<"$v"; read -r gf gg gvo <<<"$g"
       SR[$size vnetd]+=" $vf" SR[$size gvproxy]+=" $gf" SR[$size vnetdg]+=" $vg" SR[$size gvproxyg]+=" $gg"
-      SR[$size vnetdo]+=" $vo" SR[$size gvproxyo]+=" $go"
+      SR[$size vnetdo]+=" $vo" SR[$size gvproxyo]+=" $gvo"
       SRR[$size]+=" $(ratio "$vf" "$gf")"
       if [ $size = tcp ]; then
         echo "round $r, socket TCP 1 stream from a guest netns: vnetd=$vf gvproxy=$gf Gbit/s"
       else
-        echo "round $r, socket $size-byte UDP frames: delivered vnetd=$vf/s ($vg Gbit/s) gvproxy=$gf/s ($gg Gbit/s); the socket took vnetd=$vo/s gvproxy=$go/s"
+        echo "round $r, socket $size-byte UDP frames: delivered vnetd=$vf/s ($vg Gbit/s) gvproxy=$gf/s ($gg Gbit/s); the socket took vnetd=$vo/s gvproxy=$gvo/s"
       fi
     done
   done
@@ -335,8 +344,11 @@ sock_part() {
   for size in 60 1514; do
     row "VM stream socket -> namespace, UDP $size-byte frames (frames/s delivered; Gbit/s of frames)|$(median %.0f ${SR[$size vnetd]}) ($(median %.2f ${SR[$size vnetdg]}))|gvproxy $(median %.0f ${SR[$size gvproxy]}) ($(median %.2f ${SR[$size gvproxyg]})) (x$(median %.2f ${SRR[$size]}))|${gvwhy:+gvproxy: $gvwhy; }offered as fast as each socket read: vnetd took $(median %.0f ${SR[$size vnetdo]})/s, gvproxy $(median %.0f ${SR[$size gvproxyo]})/s"
   done
+  local crash=""
+  grep -q '^panic:' "$TMP/gv.err" 2>/dev/null &&
+    crash="gvproxy panicked $(grep -c '^panic:' "$TMP/gv.err") time(s) as it was stopped after a measurement ($(grep -m1 -A4 '^goroutine' "$TMP/gv.err" | grep -m1 -o 'tap\.(\*Switch)\.[a-zA-Z]*' || echo '?')); the figures were taken before"
   # shellcheck disable=SC2086
-  row "VM stream socket -> namespace, TCP 1 stream from a kernel guest, MTU 1500 (Gbit/s)|$(median %.2f ${SR[tcp vnetd]})|gvproxy $(median %.2f ${SR[tcp gvproxy]}) (x$(median %.2f ${SRR[tcp]}))|${gvwhy:+gvproxy: $gvwhy}"
+  row "VM stream socket -> namespace, TCP 1 stream from a kernel guest, MTU 1500 (Gbit/s)|$(median %.2f ${SR[tcp vnetd]})|gvproxy $(median %.2f ${SR[tcp gvproxy]}) (x$(median %.2f ${SRR[tcp]}))|${gvwhy:+gvproxy: $gvwhy; }$crash"
 }
 
 # ---------------------------------------------------------------- 3. Scale
@@ -361,7 +373,10 @@ scale_part() {
     out=$("$TMP/nsstack.test" -test.run X -test.bench "NamespaceCreate/switched/$n\$" -test.benchtime 1x 2>&1)
     vt=$(echo "$out" | awk '{for (i=1;i<=NF;i++) if ($i=="create-s") print $(i-1)}')
     vm=$(echo "$out" | awk -v n="$n" '{for (i=1;i<=NF;i++) if ($i=="rss-bytes/ns") printf "%.0f", $(i-1)*n/1e6}')
-    if [ -z "$vt" ]; then vt=- vm=-; echo "vnetd scale $n: $out"; else vt=$(median %.2f "$vt"); fi
+    local vwhy=""
+    if [ -z "$vt" ]; then
+      vt=- vm=- vwhy="vnetd: BenchmarkNamespaceCreate/switched/$n did not run (it has sizes 1000 and 10000): $(echo "$out" | tail -1); "
+    else vt=$(median %.2f "$vt"); fi
     slab0=$(slab_kb)
     local why=""
     if [ "$n" -ge "$lim" ]; then
@@ -375,19 +390,20 @@ scale_part() {
     khosts=$(echo "$out" | grep -o 'hosts=[0-9]*' | cut -d= -f2)
     kt=$(echo "$out" | grep -o 'seconds=[0-9.]*' | cut -d= -f2)
     km=$(echo "$out" | grep -o 'kernel_mb=[-0-9.]*' | cut -d= -f2)
-    local note=""
+    local note=$vwhy
     if [ -n "$why" ] || [ "$kstate" != complete ]; then
       if [ "${khosts:-0}" -gt 0 ]; then
-        note="kernel: stopped at $khosts hosts after ${kt}s (${why:-SCALE_BUDGET=${SCALE_BUDGET}s}); its figures EXTRAPOLATED linearly to $n"
+        note+="kernel: stopped at $khosts hosts after ${kt}s (${why:-SCALE_BUDGET=${SCALE_BUDGET}s}); its figures EXTRAPOLATED linearly to $n"
         kt=$(python3 -c "print('%.1f' % ($kt*$n/$khosts))") km=$(python3 -c "print('%.0f' % ($km*$n/$khosts))")
       else
-        note="kernel: ${why:-created none}" kt=- km=-
+        note+="kernel: ${why:-created none}" kt=- km=-
       fi
     fi
-    row "$n hosts, creation time (s)|$vt|kernel netns+veth+bridge $kt (x$(ratio "$kt" "$vt") faster)|${note}"
-    row "$n hosts, memory (MB: vnetd RSS growth, kernel memory growth)|$vm|kernel netns+veth+bridge $km (x$(ratio "$km" "$vm") less)|${note}"
+    row "$n hosts, creation time (s)|$vt|kernel netns+veth+bridge $kt (x$(ratio "$kt" "$vt") faster)|${note%; }"
+    row "$n hosts, memory (MB: vnetd RSS growth, kernel memory growth)|$vm|kernel netns+veth+bridge $km (x$(ratio "$km" "$vm") less)|${note%; }"
     # The kernel frees namespaces in the background: let it finish (bounded) before the
     # next measurement so that its memory is not counted twice.
+    [ "$n" = "${SCALE_N##* }" ] && break
     for _ in $(seq 120); do [ "$(slab_kb)" -le $((slab0 + 51200)) ] && break; sleep 1; done
   done
 }

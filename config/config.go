@@ -23,12 +23,16 @@ type Config struct {
 	HostInterfaces []HostInterface
 	// Sockets are VM socket listeners (QEMU -netdev stream/dgram).
 	Sockets []Socket
+	// VXLANs are VXLAN tunnel ports on switches.
+	VXLANs []VXLAN
 	// Forwards are host ports forwarded into namespaces.
 	Forwards []Forward
 	// Gateways relay guests' flows through host sockets (egress).
 	Gateways []Gateway
 	// Impairs are link impairments on switch ports and pair ends.
 	Impairs []Impair
+	// Expects are the reachability checks of `vnetd check`.
+	Expects []Expect
 }
 
 // Daemon is the [daemon] table.
@@ -37,6 +41,9 @@ type Daemon struct {
 	Control string
 	// Metrics is the Prometheus listen address; "" means off.
 	Metrics string
+	// Web is where the topology page and the read-only API listen; "" means off (the
+	// page is also served on the Metrics listener when that is set).
+	Web string
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
 }

@@ -54,15 +54,18 @@ type rawConfig struct {
 	Router        []rawRouter        `toml:"router"`
 	TAP           []rawTAP           `toml:"tap"`
 	HostInterface []rawHostInterface `toml:"host_interface"`
+	VXLAN         []rawVXLAN         `toml:"vxlan"`
 	Socket        []rawSocket        `toml:"socket"`
 	Forward       []rawForward       `toml:"forward"`
 	Gateway       []rawGateway       `toml:"gateway"`
 	Impair        []ImpairSpec       `toml:"impair"`
+	Expect        []rawExpect        `toml:"expect"`
 }
 
 type rawDaemon struct {
 	Control  string `toml:"control"`
 	Metrics  string `toml:"metrics"`
+	Web      string `toml:"web"`
 	LogLevel string `toml:"log_level"`
 }
 

@@ -13,13 +13,18 @@ import (
 var defaultListen = map[string]uint16{KindEcho: 7, KindDiscard: 9, KindHTTP: 80, KindDNS: 53}
 
 func (v *validator) build(raw *rawConfig) *Config {
-	c := &Config{Daemon: Daemon{Control: raw.Daemon.Control, Metrics: raw.Daemon.Metrics, LogLevel: raw.Daemon.LogLevel}}
+	c := &Config{Daemon: Daemon{Control: raw.Daemon.Control, Metrics: raw.Daemon.Metrics, Web: raw.Daemon.Web, LogLevel: raw.Daemon.LogLevel}}
 	switch c.Daemon.LogLevel {
 	case "":
 		c.Daemon.LogLevel = "info"
 	case "debug", "info", "warn", "error":
 	default:
 		v.errf("daemon.log_level", "log_level %q: want debug, info, warn or error", c.Daemon.LogLevel)
+	}
+	if c.Daemon.Web != "" {
+		if _, err := netip.ParseAddrPort(c.Daemon.Web); err != nil {
+			v.errf("daemon.web", "web %q: want HOST:PORT such as \"127.0.0.1:9576\"", c.Daemon.Web)
+		}
 	}
 	if c.Daemon.Metrics != "" {
 		if _, err := netip.ParseAddrPort(c.Daemon.Metrics); err != nil {
@@ -243,6 +248,7 @@ func (v *validator) build(raw *rawConfig) *Config {
 		needSwitch(p, r.Switch)
 		c.HostInterfaces = append(c.HostInterfaces, HostInterface{Name: r.Name, Switch: r.Switch, VLAN: v.vlan(p+".vlan", r.VLAN), Ring: r.Ring})
 	}
+	c.VXLANs = v.vxlans(raw.VXLAN, needSwitch)
 	paths := map[string]bool{}
 	for i, r := range raw.Socket {
 		p := fmt.Sprintf("socket.%d", i)
@@ -270,6 +276,7 @@ func (v *validator) build(raw *rawConfig) *Config {
 	}
 	v.gateways(raw.Gateway, c, needSwitch, claimMAC, nsNames)
 	v.impairs(raw.Impair, c)
+	v.expects(raw.Expect, c)
 	return c
 }
 

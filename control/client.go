@@ -123,6 +123,21 @@ func (c *Client) Get(ctx context.Context, p string, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
 }
 
+// Call sends method (POST, PUT, DELETE...) to p with in as its JSON body (nil: none)
+// and decodes the JSON answer into out (nil: discarded).
+func (c *Client) Call(ctx context.Context, method, p string, in, out any) error {
+	resp, err := c.send(ctx, method, p, in)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		_, err = io.Copy(io.Discard, resp.Body)
+		return err
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
 // NSPath is the endpoint of a namespace view.
 func NSPath(ns, view string) string {
 	return "/v1/ns/" + url.PathEscape(ns) + "/" + url.PathEscape(view)

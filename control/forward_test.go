@@ -162,7 +162,13 @@ func apiLab(t *testing.T) (*daemon.Daemon, *Client, string) {
 func TestRuntimeForwardAddTrafficDel(t *testing.T) {
 	_, c, _ := apiLab(t)
 	ctx := context.Background()
-	for _, listen := range []string{freeAddr(t), "[::1]:" + strings.Split(freeAddr(t), ":")[1]} {
+	v6, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Fatalf("listen on ::1: %v", err)
+	}
+	v6addr := v6.Addr().String()
+	v6.Close()
+	for _, listen := range []string{freeAddr(t), v6addr} {
 		t.Run(listen, func(t *testing.T) {
 			st, err := c.AddForward(ctx, config.ForwardSpec{Listen: listen, Namespace: "alpha", Target: "[fd00::10]:7"})
 			if err != nil {

@@ -38,6 +38,11 @@ var (
 	descGwActive   = prometheus.NewDesc("vnetd_gateway_flows_active", "Flows (host sockets) a gateway has open.", []string{"gateway"}, nil)
 	descGwBytes    = prometheus.NewDesc("vnetd_gateway_bytes_total", "Payload bytes a gateway relayed, to or from the host.", []string{"gateway", "direction"}, nil)
 	descGwRefused  = prometheus.NewDesc("vnetd_gateway_refused_total", "Gateway flows refused, by reason (dial: the host dial failed; denied: policy; cap: max_flows open).", []string{"gateway", "reason"}, nil)
+	descRtrFrames  = prometheus.NewDesc("vnetd_router_frames_total", "Frames a router interface received (rx) or sent (tx).", []string{"router", "iface", "direction"}, nil)
+	descRtrBytes   = prometheus.NewDesc("vnetd_router_bytes_total", "Bytes a router interface received (rx) or sent (tx).", []string{"router", "iface", "direction"}, nil)
+	descRtrFwd     = prometheus.NewDesc("vnetd_router_forwarded_total", "Packets a router forwarded out of an interface.", []string{"router", "iface"}, nil)
+	descRtrICMP    = prometheus.NewDesc("vnetd_router_icmp_errors_total", "ICMP and ICMPv6 errors a router interface sent.", []string{"router", "iface"}, nil)
+	descRtrDrops   = prometheus.NewDesc("vnetd_router_drops_total", "Frames a router interface dropped, by reason.", []string{"router", "iface", "reason"}, nil)
 	descNamespaces = prometheus.NewDesc("vnetd_namespaces", "Running namespaces.", nil, nil)
 	descNICFrames  = prometheus.NewDesc("vnetd_nic_frames_total", "Frames a namespace NIC received (rx) or sent (tx).", []string{"namespace", "nic", "direction"}, nil)
 	descNICBytes   = prometheus.NewDesc("vnetd_nic_bytes_total", "Bytes a namespace NIC received (rx) or sent (tx).", []string{"namespace", "nic", "direction"}, nil)
@@ -46,12 +51,16 @@ var (
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPortFrames, descPortBytes, descPortDrops, descFDB, descFwdConns, descFwdBytes, descFwdErrs, descFwdRefused, descFwdActive, descFwdLimit, descDNSFwd, descDNSFwdErrs, descDNSFwdDrop, descDNSFwdNow, descGwFlows, descGwActive, descGwBytes, descGwRefused, descNamespaces, descNICFrames, descNICBytes, descNICDrops, descNICByRef} {
+	for _, d := range []*prometheus.Desc{descPortFrames, descPortBytes, descPortDrops, descFDB, descRtrFrames, descRtrBytes, descRtrFwd, descRtrICMP, descRtrDrops, descFwdConns, descFwdBytes, descFwdErrs, descFwdRefused, descFwdActive, descFwdLimit, descDNSFwd, descDNSFwdErrs, descDNSFwdDrop, descDNSFwdNow, descGwFlows, descGwActive, descGwBytes, descGwRefused, descNamespaces, descNICFrames, descNICBytes, descNICDrops, descNICByRef} {
+		ch <- d
+	}
+	for _, d := range vxlanDescs {
 		ch <- d
 	}
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
+	collectVXLAN(c.d, ch)
 	st := c.d.Status()
 	ctr := prometheus.CounterValue
 	for _, s := range st.Switches {
@@ -63,6 +72,19 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descPortBytes, ctr, float64(p.Counters.TxBytes), s.Name, p.Name, "tx")
 			for reason, n := range p.Drops {
 				ch <- prometheus.MustNewConstMetric(descPortDrops, ctr, float64(n), s.Name, p.Name, reason)
+			}
+		}
+	}
+	for _, r := range st.Routers {
+		for _, i := range r.Interfaces {
+			ch <- prometheus.MustNewConstMetric(descRtrFrames, ctr, float64(i.Counters.RxFrames), r.Name, i.Name, "rx")
+			ch <- prometheus.MustNewConstMetric(descRtrFrames, ctr, float64(i.Counters.TxFrames), r.Name, i.Name, "tx")
+			ch <- prometheus.MustNewConstMetric(descRtrBytes, ctr, float64(i.Counters.RxBytes), r.Name, i.Name, "rx")
+			ch <- prometheus.MustNewConstMetric(descRtrBytes, ctr, float64(i.Counters.TxBytes), r.Name, i.Name, "tx")
+			ch <- prometheus.MustNewConstMetric(descRtrFwd, ctr, float64(i.Forwarded), r.Name, i.Name)
+			ch <- prometheus.MustNewConstMetric(descRtrICMP, ctr, float64(i.ICMPErrors), r.Name, i.Name)
+			for reason, n := range i.Dropped {
+				ch <- prometheus.MustNewConstMetric(descRtrDrops, ctr, float64(n), r.Name, i.Name, reason)
 			}
 		}
 	}
@@ -132,6 +154,7 @@ func ServeMetrics(addr string, d *daemon.Daemon, log *slog.Logger) (*Metrics, er
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mountWeb(mux, d) // the topology page and the read-only API beside the metrics
 	m := &Metrics{ln: ln, done: make(chan struct{}), srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}}
 	go func() {
 		defer close(m.done)

@@ -186,7 +186,7 @@ func (d *Daemon) Leases(namespace string) ([]Lease, error) {
 			exp := l.Expires.UTC().Format(time.RFC3339)
 			switch {
 			case l.Static && l.Expires.IsZero():
-				exp = "never"
+				exp = "reserved" // a static binding its host has not asked for yet
 			case l.Expires.IsZero():
 				exp = "offered"
 			}

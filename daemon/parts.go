@@ -44,6 +44,9 @@ func attKeys(c *config.Config) map[string]any {
 	for _, g := range c.Gateways {
 		m["gateway:"+g.Name] = g
 	}
+	for _, x := range c.VXLANs {
+		m[x.Key()] = x
+	}
 	return m
 }
 
@@ -56,6 +59,8 @@ func attSwitches(cfg any) []string {
 	case config.Socket:
 		return []string{c.Switch}
 	case config.Gateway:
+		return []string{c.Switch}
+	case config.VXLAN:
 		return []string{c.Switch}
 	case config.Router:
 		var out []string
@@ -76,10 +81,23 @@ func (d *Daemon) removeAttachmentsLocked(want map[string]any, rebuildSw map[stri
 		for _, s := range attSwitches(a.cfg) {
 			drop = drop || rebuildSw[s]
 		}
+		if drop && ok && !rebuildSwitches(a.cfg, rebuildSw) && d.updateVXLANLocked(a, w) {
+			continue
+		}
 		if drop {
 			d.removeAttachmentLocked(key)
 		}
 	}
+}
+
+// rebuildSwitches reports whether an attachment sits on a switch about to be rebuilt.
+func rebuildSwitches(cfg any, rebuildSw map[string]bool) bool {
+	for _, s := range attSwitches(cfg) {
+		if rebuildSw[s] {
+			return true
+		}
+	}
+	return false
 }
 
 func (d *Daemon) removeAttachmentLocked(key string) {
@@ -136,6 +154,9 @@ func (d *Daemon) addAttachmentsLocked(c *config.Config) error {
 			return fmt.Errorf("host_interface %q: %w", h.Name, err)
 		}
 		d.log.Info("host interface up", "host_interface", h.Name, "switch", h.Switch)
+	}
+	if err := d.addVXLANsLocked(c); err != nil {
+		return err
 	}
 	for _, s := range c.Sockets {
 		key := "socket:" + s.Path

@@ -3,6 +3,7 @@ package impair
 import (
 	"bytes"
 	"encoding/binary"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -216,6 +217,30 @@ func TestLimitDropsAndCounts(t *testing.T) {
 	if st := l.w.Status().OutStats; st.Overlimit != 5 {
 		t.Fatalf("Overlimit = %d, want 5", st.Overlimit)
 	}
+}
+
+func TestQueueBytesBounded(t *testing.T) {
+	c := newFakeClock()
+	l := newLink(t, c)
+	l.w.out.maxBytes = 10000
+	if err := l.w.Set(Out, Params{Delay: time.Millisecond}); err != nil {
+		t.Fatalf("Set: %v", err)
+	}
+	var ps [][]byte
+	for i := range 5 {
+		ps = append(ps, frameN(i, 4000)) // two fit in 10000 bytes
+	}
+	l.send(ps...)
+	c.Advance(time.Millisecond)
+	l.expect(2)
+	l.none()
+	if st := l.w.Status().OutStats; st.Overlimit != 3 {
+		t.Fatalf("Overlimit = %d, want 3", st.Overlimit)
+	}
+	// Released frames give their bytes back.
+	l.send(frameN(9, 4000))
+	c.Advance(time.Millisecond)
+	l.expect(1)
 }
 
 func TestReorderSkipsDelay(t *testing.T) {
@@ -462,5 +487,21 @@ func TestValidate(t *testing.T) {
 		if _, err := ParseRate(s); err == nil {
 			t.Errorf("ParseRate(%q) = nil error", s)
 		}
+	}
+}
+
+func TestHeapPopsByDueTimeThenArrival(t *testing.T) {
+	var h itemHeap
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range 1000 {
+		h.push(item{at: int64(r.IntN(50)), seq: uint64(i)})
+	}
+	prev := h.pop()
+	for len(h) > 0 {
+		it := h.pop()
+		if it.at < prev.at || it.at == prev.at && it.seq < prev.seq {
+			t.Fatalf("popped (%d, %d) after (%d, %d)", it.at, it.seq, prev.at, prev.seq)
+		}
+		prev = it
 	}
 }

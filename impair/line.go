@@ -1,7 +1,6 @@
 package impair
 
 import (
-	"container/heap"
 	"math"
 	"math/rand/v2"
 	"sync"
@@ -42,19 +41,49 @@ type item struct {
 	b   *frame.Buf
 }
 
+// itemHeap is a min-heap of items by (at, seq), typed (container/heap boxes every
+// item it pushes or pops: two allocations per frame).
 type itemHeap []item
 
-func (h itemHeap) Len() int { return len(h) }
-func (h itemHeap) Less(i, j int) bool {
+func (h itemHeap) less(i, j int) bool {
 	return h[i].at < h[j].at || h[i].at == h[j].at && h[i].seq < h[j].seq
 }
-func (h itemHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *itemHeap) Push(x any)   { *h = append(*h, x.(item)) }
-func (h *itemHeap) Pop() any {
-	old := *h
-	it := old[len(old)-1]
-	old[len(old)-1] = item{}
-	*h = old[:len(old)-1]
+
+func (h *itemHeap) push(it item) {
+	*h = append(*h, it)
+	q := *h
+	for i := len(q) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !q.less(i, p) {
+			break
+		}
+		q[i], q[p] = q[p], q[i]
+		i = p
+	}
+}
+
+func (h *itemHeap) pop() item {
+	q := *h
+	it := q[0]
+	n := len(q) - 1
+	q[0] = q[n]
+	q[n] = item{}
+	q = q[:n]
+	for i := 0; ; {
+		l, m := 2*i+1, i
+		if l < n && q.less(l, m) {
+			m = l
+		}
+		if l+1 < n && q.less(l+1, m) {
+			m = l + 1
+		}
+		if m == i {
+			break
+		}
+		q[i], q[m] = q[m], q[i]
+		i = m
+	}
+	*h = q
 	return it
 }
 
@@ -75,6 +104,8 @@ type line struct {
 	bad      bool       // Gilbert-Elliott state
 	linkFree int64      // when the rate-limited link is next free
 	q        itemHeap   // guarded by mu
+	qBytes   int        // bytes of the frames in q and being handed on
+	maxBytes int        // bound on qBytes: MaxQueueBytes
 	seq      uint64
 	running  bool // run is active
 	sinking  int  // frames run has taken off q and not yet handed to sink
@@ -84,7 +115,7 @@ type line struct {
 }
 
 func newLine(c Clock, sink func([]*frame.Buf)) *line {
-	l := &line{clock: c, epoch: c.Now(), sink: sink, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	l := &line{clock: c, epoch: c.Now(), sink: sink, wake: make(chan struct{}, 1), done: make(chan struct{}), maxBytes: MaxQueueBytes}
 	l.params.Store(&Params{})
 	l.rng = rand.New(rand.NewPCG(1, 1))
 	return l
@@ -169,7 +200,7 @@ func (l *line) admit(b *frame.Buf, now []*frame.Buf) []*frame.Buf {
 	if limit == 0 {
 		limit = DefaultLimit
 	}
-	if len(l.q)+l.sinking >= limit {
+	if len(l.q)+l.sinking >= limit || l.qBytes+b.N > l.maxBytes {
 		l.mu.Unlock()
 		l.stats.overlimit.Add(1)
 		b.Release()
@@ -213,7 +244,8 @@ func (l *line) admit(b *frame.Buf, now []*frame.Buf) []*frame.Buf {
 			continue
 		}
 		l.seq++
-		heap.Push(&l.q, item{at: at, seq: l.seq, b: x})
+		l.qBytes += x.N
+		l.q.push(item{at: at, seq: l.seq, b: x})
 		l.stats.waiting.Add(1)
 		l.stats.delayed.Add(1)
 		if l.q[0].b == x {
@@ -277,8 +309,11 @@ func (l *line) run() {
 			return
 		}
 		t := l.now()
+		sent := 0
 		for len(l.q) > 0 && l.q[0].at <= t && len(batch) < releaseBatch {
-			batch = append(batch, heap.Pop(&l.q).(item).b)
+			b := l.q.pop().b
+			sent += b.N
+			batch = append(batch, b)
 		}
 		if len(batch) == 0 {
 			if len(l.q) == 0 {
@@ -301,6 +336,7 @@ func (l *line) run() {
 		batch = batch[:0]
 		l.mu.Lock()
 		l.sinking = 0
+		l.qBytes -= sent
 		l.mu.Unlock()
 	}
 }

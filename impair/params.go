@@ -62,11 +62,14 @@ type GilbertElliott struct {
 
 // Limits on parameters.
 const (
-	DefaultLimit = 1000          // frames waiting per direction, as netem's default
-	MaxLimit     = 100000        // the largest Limit accepted
-	MaxDelay     = time.Minute   // the largest Delay or Jitter accepted
-	MinRate      = 8000          // 1 kB/s: the smallest Rate accepted
-	maxRate      = 1000000000000 // 1 Tbit/s
+	DefaultLimit = 1000   // frames waiting per direction, as netem's default
+	MaxLimit     = 100000 // the largest Limit accepted
+	// MaxQueueBytes bounds the bytes waiting per direction whatever Limit says (a
+	// superframe is up to 64 KiB); beyond it frames are dropped as over the limit.
+	MaxQueueBytes = 64 << 20
+	MaxDelay      = time.Minute   // the largest Delay or Jitter accepted
+	MinRate       = 8000          // 1 kB/s: the smallest Rate accepted
+	maxRate       = 1000000000000 // 1 Tbit/s
 )
 
 // IsZero reports whether p impairs nothing.

@@ -35,11 +35,7 @@ func cmdForward(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	path := *sock
-	if path == "" {
-		path = control.DefaultPath()
-	}
-	cl := control.NewClient(path)
+	cl := control.NewClient(socketPath(*sock))
 	defer cl.Close()
 	switch verb, pos := pos[0], pos[1:]; verb {
 	case "add":

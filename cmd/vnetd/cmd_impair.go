@@ -72,19 +72,11 @@ func cmdImpair(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		spec.GilbertElliott = g
 	}
-	path := *sock
-	if path == "" {
-		path = control.DefaultPath()
-	}
-	cl := control.NewClient(path)
+	cl := dialControl(*sock)
 	defer cl.Close()
 	st, err := cl.SetImpair(ctx, spec)
 	if err != nil {
-		var ae *control.APIError
-		if errors.As(err, &ae) && ae.Status == 400 {
-			return usageError{ae.Msg}
-		}
-		return err
+		return badRequestIsUsage(err)
 	}
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(st)
@@ -126,4 +118,22 @@ func parseGE(s string) (*config.GESpec, error) {
 		g.Good = v[3]
 	}
 	return g, nil
+}
+
+// dialControl returns a client for the socket at path, or the default one.
+func dialControl(path string) *control.Client {
+	if path == "" {
+		path = control.DefaultPath()
+	}
+	return control.NewClient(path)
+}
+
+// badRequestIsUsage turns the daemon's 400 (a request failing its checks) into a
+// usage error (exit 2); other errors stay runtime failures (exit 1).
+func badRequestIsUsage(err error) error {
+	var ae *control.APIError
+	if errors.As(err, &ae) && ae.Status == 400 {
+		return usageError{ae.Msg}
+	}
+	return err
 }
