@@ -23,8 +23,16 @@ type Config struct {
 	HostInterfaces []HostInterface
 	// Sockets are VM socket listeners (QEMU -netdev stream/dgram).
 	Sockets []Socket
+	// VXLANs are VXLAN tunnel ports on switches.
+	VXLANs []VXLAN
 	// Forwards are host ports forwarded into namespaces.
 	Forwards []Forward
+	// Gateways relay guests' flows through host sockets (egress).
+	Gateways []Gateway
+	// Impairs are link impairments on switch ports and pair ends.
+	Impairs []Impair
+	// Expects are the reachability checks of `vnetd check`.
+	Expects []Expect
 }
 
 // Daemon is the [daemon] table.
@@ -33,6 +41,9 @@ type Daemon struct {
 	Control string
 	// Metrics is the Prometheus listen address; "" means off.
 	Metrics string
+	// Web is where the topology page and the read-only API listen; "" means off (the
+	// page is also served on the Metrics listener when that is set).
+	Web string
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
 }
@@ -121,7 +132,21 @@ type Service struct {
 	Zone string
 	// Records are static DNS records.
 	Records []Record
+	// Forward makes a dns service resolve names outside Zone through the host's
+	// resolvers (those of ResolvConf) instead of answering NXDOMAIN; default off.
+	Forward bool
+	// ResolvConf names the resolvers Forward uses; default "/etc/resolv.conf".
+	ResolvConf string
+	// ForwardMaxInFlight caps the forwarded queries waiting for an answer at once;
+	// default 256.
+	ForwardMaxInFlight int
 }
+
+// Defaults of DNS forwarding.
+const (
+	DefaultResolvConf         = "/etc/resolv.conf"
+	DefaultForwardMaxInFlight = 256
+)
 
 // StaticLease binds a MAC to an address.
 type StaticLease struct {
@@ -219,7 +244,33 @@ type Forward struct {
 	Target netip.AddrPort
 	// Protocol is "tcp" or "udp"; default tcp.
 	Protocol string
+	// MaxConns caps a tcp forward's relayed connections; default 1024 (0 for udp).
+	MaxConns int
+	// MaxFlows caps a udp forward's flows (client addresses); default 1024 (0 for tcp).
+	MaxFlows int
+	// UDPIdle ends a udp flow idle this long; default 60s (0 for tcp).
+	UDPIdle time.Duration
 }
+
+// ForwardSpec is one [[forward]] as written: in the file, or in a control API
+// request adding a forward at run time. CheckForward turns it into a Forward.
+type ForwardSpec struct {
+	Listen    string `toml:"listen" json:"listen"`
+	Namespace string `toml:"namespace" json:"namespace"`
+	Target    string `toml:"target" json:"target"`
+	Protocol  string `toml:"protocol" json:"protocol,omitempty"`
+	MaxConns  *int   `toml:"max_conns" json:"max_conns,omitempty"`
+	MaxFlows  *int   `toml:"max_flows" json:"max_flows,omitempty"`
+	UDPIdle   string `toml:"udp_idle" json:"udp_idle,omitempty"`
+}
+
+// Defaults of the [[forward]] limits.
+const (
+	DefaultForwardMaxConns = 1024
+	DefaultForwardMaxFlows = 1024
+	DefaultForwardUDPIdle  = 60 * time.Second
+	maxForwardLimit        = 1 << 20
+)
 
 // Name is a forward's stable identity, e.g. "tcp/127.0.0.1:8080".
 func (f Forward) Name() string { return f.Protocol + "/" + f.Listen.String() }

@@ -126,3 +126,25 @@ name = "r"
 		t.Errorf("RA per interface = %v, want [true false false] (IPv6 /64 on, IPv4 only off, explicit off)", got)
 	}
 }
+
+func TestGatewayDefaults(t *testing.T) {
+	c, err := Parse("g.toml", []byte(`
+[[switch]]
+name = "lan0"
+[[gateway]]
+name = "gw0"
+switch = "lan0"
+addresses = ["10.0.0.2/24", "fd00::2/64"]
+host = "10.0.2.2"
+allow = ["127.0.0.0/8", "::1"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := c.Gateways[0]
+	if g.MaxFlows != DefaultGatewayMaxFlows || g.UDPIdleTimeout != DefaultGatewayUDPIdleTimeout || g.MTU != 1500 ||
+		g.Host != netip.MustParseAddr("10.0.2.2") || g.Host6.IsValid() || len(g.Allow) != 2 ||
+		g.Allow[1] != netip.MustParsePrefix("::1/128") || g.MAC != frame.LocalMAC("gw0.lan0") {
+		t.Fatalf("gateway = %+v", g)
+	}
+}

@@ -54,13 +54,18 @@ type rawConfig struct {
 	Router        []rawRouter        `toml:"router"`
 	TAP           []rawTAP           `toml:"tap"`
 	HostInterface []rawHostInterface `toml:"host_interface"`
+	VXLAN         []rawVXLAN         `toml:"vxlan"`
 	Socket        []rawSocket        `toml:"socket"`
 	Forward       []rawForward       `toml:"forward"`
+	Gateway       []rawGateway       `toml:"gateway"`
+	Impair        []ImpairSpec       `toml:"impair"`
+	Expect        []rawExpect        `toml:"expect"`
 }
 
 type rawDaemon struct {
 	Control  string `toml:"control"`
 	Metrics  string `toml:"metrics"`
+	Web      string `toml:"web"`
 	LogLevel string `toml:"log_level"`
 }
 
@@ -105,6 +110,10 @@ type rawService struct {
 	Static  []rawStatic `toml:"static"`
 	Zone    string      `toml:"zone"`
 	Records []rawRecord `toml:"records"`
+	// dns forwarding
+	Forward            bool   `toml:"forward"`
+	ResolvConf         string `toml:"resolv_conf"`
+	ForwardMaxInFlight *int   `toml:"forward_max_inflight"`
 }
 
 type rawStatic struct {
@@ -157,12 +166,7 @@ type rawSocket struct {
 	Protocol string `toml:"protocol"`
 }
 
-type rawForward struct {
-	Listen    string `toml:"listen"`
-	Namespace string `toml:"namespace"`
-	Target    string `toml:"target"`
-	Protocol  string `toml:"protocol"`
-}
+type rawForward = ForwardSpec
 
 // Parse decodes and validates src; name is used in error positions. On any problem
 // it returns Errors listing all of them.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -12,13 +13,18 @@ import (
 var defaultListen = map[string]uint16{KindEcho: 7, KindDiscard: 9, KindHTTP: 80, KindDNS: 53}
 
 func (v *validator) build(raw *rawConfig) *Config {
-	c := &Config{Daemon: Daemon{Control: raw.Daemon.Control, Metrics: raw.Daemon.Metrics, LogLevel: raw.Daemon.LogLevel}}
+	c := &Config{Daemon: Daemon{Control: raw.Daemon.Control, Metrics: raw.Daemon.Metrics, Web: raw.Daemon.Web, LogLevel: raw.Daemon.LogLevel}}
 	switch c.Daemon.LogLevel {
 	case "":
 		c.Daemon.LogLevel = "info"
 	case "debug", "info", "warn", "error":
 	default:
 		v.errf("daemon.log_level", "log_level %q: want debug, info, warn or error", c.Daemon.LogLevel)
+	}
+	if c.Daemon.Web != "" {
+		if _, err := netip.ParseAddrPort(c.Daemon.Web); err != nil {
+			v.errf("daemon.web", "web %q: want HOST:PORT such as \"127.0.0.1:9576\"", c.Daemon.Web)
+		}
 	}
 	if c.Daemon.Metrics != "" {
 		if _, err := netip.ParseAddrPort(c.Daemon.Metrics); err != nil {
@@ -242,6 +248,7 @@ func (v *validator) build(raw *rawConfig) *Config {
 		needSwitch(p, r.Switch)
 		c.HostInterfaces = append(c.HostInterfaces, HostInterface{Name: r.Name, Switch: r.Switch, VLAN: v.vlan(p+".vlan", r.VLAN), Ring: r.Ring})
 	}
+	c.VXLANs = v.vxlans(raw.VXLAN, needSwitch)
 	paths := map[string]bool{}
 	for i, r := range raw.Socket {
 		p := fmt.Sprintf("socket.%d", i)
@@ -264,38 +271,98 @@ func (v *validator) build(raw *rawConfig) *Config {
 	}
 
 	// Forwards.
-	fwds := map[string]bool{}
 	for i, r := range raw.Forward {
-		p := fmt.Sprintf("forward.%d", i)
-		f := Forward{Namespace: r.Namespace, Protocol: r.Protocol}
-		switch f.Protocol {
-		case "":
-			f.Protocol = "tcp"
-		case "tcp", "udp":
-		default:
-			v.errf(p+".protocol", "protocol %q: want tcp or udp", r.Protocol)
-		}
-		var err error
-		if f.Listen, err = netip.ParseAddrPort(r.Listen); err != nil || f.Listen.Port() == 0 {
-			v.errf(p+".listen", "listen %q: want HOST:PORT such as \"127.0.0.1:8080\"", r.Listen)
-		} else if fwds[f.Name()] {
-			v.errf(p+".listen", "duplicate forward %s", f.Name())
-		}
-		fwds[f.Name()] = true
-		ns := nsByName[r.Namespace]
-		if r.Namespace == "" {
-			v.errf(p, "forward needs a namespace")
-		} else if ns == nil {
-			v.errf(p+".namespace", "namespace %q is not defined", r.Namespace)
-		}
-		if f.Target, err = netip.ParseAddrPort(r.Target); err != nil || f.Target.Port() == 0 {
-			v.errf(p+".target", "target %q: want ADDRESS:PORT such as \"10.0.0.10:80\"", r.Target)
-		} else if ns != nil && !reachable(ns, f.Target.Addr()) {
-			v.errf(p+".target", "target %s is not reachable from namespace %q (no address, subnet or route covers it)", f.Target.Addr(), ns.Name)
-		}
-		c.Forwards = append(c.Forwards, f)
+		c.Forwards = append(c.Forwards, v.forward(fmt.Sprintf("forward.%d", i), r, nsByName, c.Forwards))
 	}
+	v.gateways(raw.Gateway, c, needSwitch, claimMAC, nsNames)
+	v.impairs(raw.Impair, c)
+	v.expects(raw.Expect, c)
 	return c
+}
+
+// forward checks one [[forward]] at path p against the namespaces and the forwards
+// before it.
+func (v *validator) forward(p string, r rawForward, nsByName map[string]*Namespace, prior []Forward) Forward {
+	f := Forward{Namespace: r.Namespace, Protocol: r.Protocol}
+	switch f.Protocol {
+	case "":
+		f.Protocol = "tcp"
+	case "tcp", "udp":
+	default:
+		v.errf(p+".protocol", "protocol %q: want tcp or udp", r.Protocol)
+	}
+	var err error
+	if f.Listen, err = netip.ParseAddrPort(r.Listen); err != nil || f.Listen.Port() == 0 {
+		v.errf(p+".listen", "listen %q: want HOST:PORT such as \"127.0.0.1:8080\"", r.Listen)
+	} else {
+		for _, o := range prior {
+			if o.Name() == f.Name() {
+				v.errf(p+".listen", "duplicate forward %s", f.Name())
+				break
+			}
+		}
+	}
+	ns := nsByName[r.Namespace]
+	if r.Namespace == "" {
+		v.errf(p, "forward needs a namespace")
+	} else if ns == nil {
+		v.errf(p+".namespace", "namespace %q is not defined", r.Namespace)
+	}
+	if f.Target, err = netip.ParseAddrPort(r.Target); err != nil || f.Target.Port() == 0 {
+		v.errf(p+".target", "target %q: want ADDRESS:PORT such as \"10.0.0.10:80\"", r.Target)
+	} else if ns != nil && !reachable(ns, f.Target.Addr()) {
+		v.errf(p+".target", "target %s is not reachable from namespace %q (no address, subnet or route covers it)", f.Target.Addr(), ns.Name)
+	}
+	limit := func(key string, n *int, def int, proto string) int {
+		if n == nil {
+			if f.Protocol == proto {
+				return def
+			}
+			return 0
+		}
+		if f.Protocol != proto {
+			v.errf(p+"."+key, "%s applies to %s forwards; this one is %s", key, proto, f.Protocol)
+			return 0
+		}
+		if *n < 1 || *n > maxForwardLimit {
+			v.errf(p+"."+key, "%s %d out of range 1-%d", key, *n, maxForwardLimit)
+			return def
+		}
+		return *n
+	}
+	f.MaxConns = limit("max_conns", r.MaxConns, DefaultForwardMaxConns, "tcp")
+	f.MaxFlows = limit("max_flows", r.MaxFlows, DefaultForwardMaxFlows, "udp")
+	switch {
+	case f.Protocol == "udp":
+		f.UDPIdle = v.duration(p+".udp_idle", r.UDPIdle, DefaultForwardUDPIdle)
+		if f.UDPIdle < time.Second {
+			v.errf(p+".udp_idle", "udp_idle %s is shorter than 1s", f.UDPIdle)
+		}
+	case r.UDPIdle != "":
+		v.errf(p+".udp_idle", "udp_idle applies to udp forwards; this one is %s", f.Protocol)
+	}
+	return f
+}
+
+// CheckForward checks a forward given at run time exactly as a [[forward]] table
+// added to the file c came from would be checked: against c's namespaces and routes
+// and against the forwards running (running, which includes c's own). Errors name
+// the key, without a file position.
+func CheckForward(c *Config, s ForwardSpec, running []Forward) (Forward, error) {
+	v := &validator{file: "forward", loc: newLocator(nil)}
+	nsByName := map[string]*Namespace{}
+	for i := range c.Namespaces {
+		nsByName[c.Namespaces[i].Name] = &c.Namespaces[i]
+	}
+	f := v.forward("forward", s, nsByName, running)
+	if len(v.errs) > 0 {
+		msgs := make([]string, len(v.errs))
+		for i, e := range v.errs {
+			msgs[i] = e.Msg
+		}
+		return Forward{}, errors.New(strings.Join(msgs, "; "))
+	}
+	return f, nil
 }
 
 func nsNICAddrs(ns *Namespace) map[string][]netip.Prefix {
@@ -414,6 +481,7 @@ func (v *validator) service(p string, rs rawService, ns *Namespace, listens map[
 			listens[key] = true
 		}
 	}
+	v.dnsForward(p, rs, &s)
 	if rs.Kind == KindDNS {
 		if s.Zone == "" {
 			s.Zone = "lab."
@@ -509,6 +577,33 @@ func (v *validator) service(p string, rs rawService, ns *Namespace, listens map[
 		}
 	}
 	return s, true
+}
+
+// dnsForward checks the forwarding keys of a service: only a dns service takes them.
+func (v *validator) dnsForward(p string, rs rawService, s *Service) {
+	if rs.Kind != KindDNS {
+		for key, set := range map[string]bool{"forward": rs.Forward, "resolv_conf": rs.ResolvConf != "", "forward_max_inflight": rs.ForwardMaxInFlight != nil} {
+			if set {
+				v.errf(p+"."+key, "%s applies to dns services; this one is %s", key, rs.Kind)
+			}
+		}
+		return
+	}
+	s.Forward = rs.Forward
+	s.ResolvConf, s.ForwardMaxInFlight = rs.ResolvConf, DefaultForwardMaxInFlight
+	if s.ResolvConf == "" {
+		s.ResolvConf = DefaultResolvConf
+	}
+	if n := rs.ForwardMaxInFlight; n != nil {
+		if *n < 1 || *n > 65536 {
+			v.errf(p+".forward_max_inflight", "forward_max_inflight %d out of range 1-65536", *n)
+		} else {
+			s.ForwardMaxInFlight = *n
+		}
+	}
+	if !rs.Forward && (rs.ResolvConf != "" || rs.ForwardMaxInFlight != nil) {
+		v.errf(p+".forward", "resolv_conf and forward_max_inflight need forward = true")
+	}
 }
 
 func ownsAddr(ns *Namespace, a netip.Addr) bool {

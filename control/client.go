@@ -2,6 +2,7 @@ package control
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/vnetd/vnetd/config"
 	"github.com/vnetd/vnetd/daemon"
 )
 
@@ -32,10 +34,38 @@ func NewClient(path string) *Client {
 // Close releases idle connections.
 func (c *Client) Close() { c.hc.CloseIdleConnections() }
 
+// APIError is a non-200 answer of the daemon: its HTTP status and its message.
+type APIError struct {
+	// Status is the HTTP status code: 400 for a bad request, 404 for something
+	// that does not exist, 409 for something the daemon could not do.
+	Status int
+	// Msg is the daemon's "error" text.
+	Msg string
+}
+
+func (e *APIError) Error() string { return e.Msg }
+
 func (c *Client) do(ctx context.Context, p string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://vnetd"+p, nil)
+	return c.send(ctx, "GET", p, nil)
+}
+
+// send makes one request with an optional JSON body and turns a non-200 answer into
+// an *APIError carrying the message the API's JSON names.
+func (c *Client) send(ctx context.Context, method, p string, in any) (*http.Response, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://vnetd"+p, body)
 	if err != nil {
 		return nil, err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -48,9 +78,29 @@ func (c *Client) do(ctx context.Context, p string) (*http.Response, error) {
 		if e.Error == "" {
 			e.Error = resp.Status
 		}
-		return nil, fmt.Errorf("%s", e.Error)
+		return nil, &APIError{Status: resp.StatusCode, Msg: e.Error}
 	}
 	return resp, nil
+}
+
+// AddForward asks the daemon to start a forward (POST /v1/forwards).
+func (c *Client) AddForward(ctx context.Context, s config.ForwardSpec) (daemon.ForwardStatus, error) {
+	var st daemon.ForwardStatus
+	resp, err := c.send(ctx, "POST", "/v1/forwards", s)
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// RemoveForward stops the forward named name, e.g. "tcp/127.0.0.1:8080".
+func (c *Client) RemoveForward(ctx context.Context, name string) error {
+	resp, err := c.send(ctx, "DELETE", ForwardPath(name), nil)
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
 }
 
 // Raw fetches an endpoint's JSON body unparsed (for --json output).
@@ -71,6 +121,21 @@ func (c *Client) Get(ctx context.Context, p string, v any) error {
 	}
 	defer resp.Body.Close()
 	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// Call sends method (POST, PUT, DELETE...) to p with in as its JSON body (nil: none)
+// and decodes the JSON answer into out (nil: discarded).
+func (c *Client) Call(ctx context.Context, method, p string, in, out any) error {
+	resp, err := c.send(ctx, method, p, in)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		_, err = io.Copy(io.Discard, resp.Body)
+		return err
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
 }
 
 // NSPath is the endpoint of a namespace view.

@@ -27,6 +27,22 @@ var (
 	descFwdConns   = prometheus.NewDesc("vnetd_forward_accepted_total", "Connections or UDP flows a forward accepted.", []string{"forward"}, nil)
 	descFwdBytes   = prometheus.NewDesc("vnetd_forward_bytes_total", "Bytes relayed by a forward.", []string{"forward", "direction"}, nil)
 	descFwdErrs    = prometheus.NewDesc("vnetd_forward_dial_errors_total", "Forward connections whose target could not be reached.", []string{"forward"}, nil)
+	descFwdRefused = prometheus.NewDesc("vnetd_forward_refused_total", "TCP connections reset or UDP datagrams from new clients dropped because a forward was at max_conns / max_flows.", []string{"forward"}, nil)
+	descFwdActive  = prometheus.NewDesc("vnetd_forward_active", "Connections or UDP flows a forward relays now.", []string{"forward"}, nil)
+	descFwdLimit   = prometheus.NewDesc("vnetd_forward_limit", "A forward's max_conns (tcp) or max_flows (udp).", []string{"forward"}, nil)
+	descDNSFwd     = prometheus.NewDesc("vnetd_dns_forwarded_total", "Queries for names outside a dns service's zone answered by the host's resolvers.", []string{"namespace", "listen"}, nil)
+	descDNSFwdErrs = prometheus.NewDesc("vnetd_dns_forward_errors_total", "Forwarded queries no host resolver answered (SERVFAIL).", []string{"namespace", "listen"}, nil)
+	descDNSFwdDrop = prometheus.NewDesc("vnetd_dns_forward_dropped_total", "Queries refused with SERVFAIL because forward_max_inflight were waiting already.", []string{"namespace", "listen"}, nil)
+	descDNSFwdNow  = prometheus.NewDesc("vnetd_dns_forward_in_flight", "Forwarded queries waiting for a host resolver now.", []string{"namespace", "listen"}, nil)
+	descGwFlows    = prometheus.NewDesc("vnetd_gateway_flows_total", "Flows a gateway relayed, by protocol.", []string{"gateway", "proto"}, nil)
+	descGwActive   = prometheus.NewDesc("vnetd_gateway_flows_active", "Flows (host sockets) a gateway has open.", []string{"gateway"}, nil)
+	descGwBytes    = prometheus.NewDesc("vnetd_gateway_bytes_total", "Payload bytes a gateway relayed, to or from the host.", []string{"gateway", "direction"}, nil)
+	descGwRefused  = prometheus.NewDesc("vnetd_gateway_refused_total", "Gateway flows refused, by reason (dial: the host dial failed; denied: policy; cap: max_flows open).", []string{"gateway", "reason"}, nil)
+	descRtrFrames  = prometheus.NewDesc("vnetd_router_frames_total", "Frames a router interface received (rx) or sent (tx).", []string{"router", "iface", "direction"}, nil)
+	descRtrBytes   = prometheus.NewDesc("vnetd_router_bytes_total", "Bytes a router interface received (rx) or sent (tx).", []string{"router", "iface", "direction"}, nil)
+	descRtrFwd     = prometheus.NewDesc("vnetd_router_forwarded_total", "Packets a router forwarded out of an interface.", []string{"router", "iface"}, nil)
+	descRtrICMP    = prometheus.NewDesc("vnetd_router_icmp_errors_total", "ICMP and ICMPv6 errors a router interface sent.", []string{"router", "iface"}, nil)
+	descRtrDrops   = prometheus.NewDesc("vnetd_router_drops_total", "Frames a router interface dropped, by reason.", []string{"router", "iface", "reason"}, nil)
 	descNamespaces = prometheus.NewDesc("vnetd_namespaces", "Running namespaces.", nil, nil)
 	descNICFrames  = prometheus.NewDesc("vnetd_nic_frames_total", "Frames a namespace NIC received (rx) or sent (tx).", []string{"namespace", "nic", "direction"}, nil)
 	descNICBytes   = prometheus.NewDesc("vnetd_nic_bytes_total", "Bytes a namespace NIC received (rx) or sent (tx).", []string{"namespace", "nic", "direction"}, nil)
@@ -35,12 +51,16 @@ var (
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPortFrames, descPortBytes, descPortDrops, descFDB, descFwdConns, descFwdBytes, descFwdErrs, descNamespaces, descNICFrames, descNICBytes, descNICDrops, descNICByRef} {
+	for _, d := range []*prometheus.Desc{descPortFrames, descPortBytes, descPortDrops, descFDB, descRtrFrames, descRtrBytes, descRtrFwd, descRtrICMP, descRtrDrops, descFwdConns, descFwdBytes, descFwdErrs, descFwdRefused, descFwdActive, descFwdLimit, descDNSFwd, descDNSFwdErrs, descDNSFwdDrop, descDNSFwdNow, descGwFlows, descGwActive, descGwBytes, descGwRefused, descNamespaces, descNICFrames, descNICBytes, descNICDrops, descNICByRef} {
+		ch <- d
+	}
+	for _, d := range vxlanDescs {
 		ch <- d
 	}
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
+	collectVXLAN(c.d, ch)
 	st := c.d.Status()
 	ctr := prometheus.CounterValue
 	for _, s := range st.Switches {
@@ -55,14 +75,49 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
+	for _, r := range st.Routers {
+		for _, i := range r.Interfaces {
+			ch <- prometheus.MustNewConstMetric(descRtrFrames, ctr, float64(i.Counters.RxFrames), r.Name, i.Name, "rx")
+			ch <- prometheus.MustNewConstMetric(descRtrFrames, ctr, float64(i.Counters.TxFrames), r.Name, i.Name, "tx")
+			ch <- prometheus.MustNewConstMetric(descRtrBytes, ctr, float64(i.Counters.RxBytes), r.Name, i.Name, "rx")
+			ch <- prometheus.MustNewConstMetric(descRtrBytes, ctr, float64(i.Counters.TxBytes), r.Name, i.Name, "tx")
+			ch <- prometheus.MustNewConstMetric(descRtrFwd, ctr, float64(i.Forwarded), r.Name, i.Name)
+			ch <- prometheus.MustNewConstMetric(descRtrICMP, ctr, float64(i.ICMPErrors), r.Name, i.Name)
+			for reason, n := range i.Dropped {
+				ch <- prometheus.MustNewConstMetric(descRtrDrops, ctr, float64(n), r.Name, i.Name, reason)
+			}
+		}
+	}
 	for _, f := range st.Forwards {
 		ch <- prometheus.MustNewConstMetric(descFwdConns, ctr, float64(f.Stats.Accepted), f.Name)
 		ch <- prometheus.MustNewConstMetric(descFwdBytes, ctr, float64(f.Stats.BytesIn), f.Name, "in")
 		ch <- prometheus.MustNewConstMetric(descFwdBytes, ctr, float64(f.Stats.BytesOut), f.Name, "out")
 		ch <- prometheus.MustNewConstMetric(descFwdErrs, ctr, float64(f.Stats.DialErrors), f.Name)
+		ch <- prometheus.MustNewConstMetric(descFwdRefused, ctr, float64(f.Stats.Refused), f.Name)
+		ch <- prometheus.MustNewConstMetric(descFwdActive, prometheus.GaugeValue, float64(f.Stats.Active), f.Name)
+		ch <- prometheus.MustNewConstMetric(descFwdLimit, prometheus.GaugeValue, float64(f.Stats.Limit), f.Name)
+	}
+	for _, g := range st.Gateways {
+		s := g.Stats
+		ch <- prometheus.MustNewConstMetric(descGwFlows, ctr, float64(s.FlowsTCP), g.Name, "tcp")
+		ch <- prometheus.MustNewConstMetric(descGwFlows, ctr, float64(s.FlowsUDP), g.Name, "udp")
+		ch <- prometheus.MustNewConstMetric(descGwActive, prometheus.GaugeValue, float64(s.FlowsActive), g.Name)
+		ch <- prometheus.MustNewConstMetric(descGwBytes, ctr, float64(s.BytesToHost), g.Name, "to_host")
+		ch <- prometheus.MustNewConstMetric(descGwBytes, ctr, float64(s.BytesFromHost), g.Name, "from_host")
+		ch <- prometheus.MustNewConstMetric(descGwRefused, ctr, float64(s.Refused), g.Name, "dial")
+		ch <- prometheus.MustNewConstMetric(descGwRefused, ctr, float64(s.Denied), g.Name, "denied")
+		ch <- prometheus.MustNewConstMetric(descGwRefused, ctr, float64(s.DroppedAtCap), g.Name, "cap")
 	}
 	ch <- prometheus.MustNewConstMetric(descNamespaces, prometheus.GaugeValue, float64(len(st.Namespaces)))
 	for _, n := range st.Namespaces {
+		for _, ds := range n.DNS {
+			if f := ds.Forward; f != nil {
+				ch <- prometheus.MustNewConstMetric(descDNSFwd, ctr, float64(f.Forwarded), n.Name, ds.Listen)
+				ch <- prometheus.MustNewConstMetric(descDNSFwdErrs, ctr, float64(f.Errors), n.Name, ds.Listen)
+				ch <- prometheus.MustNewConstMetric(descDNSFwdDrop, ctr, float64(f.Dropped), n.Name, ds.Listen)
+				ch <- prometheus.MustNewConstMetric(descDNSFwdNow, prometheus.GaugeValue, float64(f.InFlight), n.Name, ds.Listen)
+			}
+		}
 		for _, i := range n.Interfaces {
 			c := i.Counters
 			if c == nil {
@@ -99,6 +154,7 @@ func ServeMetrics(addr string, d *daemon.Daemon, log *slog.Logger) (*Metrics, er
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mountWeb(mux, d) // the topology page and the read-only API beside the metrics
 	m := &Metrics{ln: ln, done: make(chan struct{}), srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}}
 	go func() {
 		defer close(m.done)

@@ -37,6 +37,9 @@ type ServerOptions struct {
 	Version Version
 	// Logger receives errors; default slog.Default().
 	Logger *slog.Logger
+	// Reload re-reads the daemon's config file and applies it (POST /v1/reload);
+	// nil answers 501: the daemon was not started from a file it can re-read.
+	Reload func() error
 }
 
 // Server is a running control API.
@@ -206,6 +209,13 @@ func handler(o ServerOptions) http.Handler {
 			writeErr(w, 404, fmt.Errorf("unknown view %q (want addr, route, neigh, sockets or leases)", r.PathValue("view")))
 		}
 	})
+	forwardRoutes(mux, d)
+	routerRoutes(mux, d)
+	mux.HandleFunc("GET /v1/topology", func(w http.ResponseWriter, r *http.Request) { serveTopology(d, w, r) })
+	vxlanRoutes(mux, d)
+	impairRoutes(mux, d)
+	checkRoutes(mux, d)
+	traceRoutes(mux, d)
 	mux.HandleFunc("GET /v1/capture/{switch}", func(w http.ResponseWriter, r *http.Request) { serveCapture(d, w, r) })
 	mux.HandleFunc("GET /v1/ping/{ns}/{addr}", func(w http.ResponseWriter, r *http.Request) {
 		dst, err := netip.ParseAddr(r.PathValue("addr"))
@@ -233,6 +243,21 @@ func handler(o ServerOptions) http.Handler {
 				fl.Flush()
 			}
 		})
+	})
+	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
+		if o.Reload == nil {
+			writeErr(w, http.StatusNotImplemented, errors.New("this daemon cannot reload"))
+			return
+		}
+		if err := o.Reload(); err != nil {
+			writeErr(w, http.StatusUnprocessableEntity, err)
+			return
+		}
+		writeJSON(w, 200, map[string]string{"result": "reloaded"})
+	})
+	// Anything else is a JSON error too, as the API documents, not net/http's text.
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeErr(w, http.StatusNotFound, fmt.Errorf("no API route %s %s", r.Method, r.URL.Path))
 	})
 	return mux
 }

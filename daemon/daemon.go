@@ -51,6 +51,8 @@ type Daemon struct {
 	closed      bool
 
 	live sync.Map // namespace name -> *nsstack.Namespace, read by forwards without mu
+
+	impairs impairs // every switch port and pair end, wrapped for impairment
 }
 
 type swEntry struct {
@@ -71,9 +73,10 @@ type nsEntry struct {
 type portRef struct{ sw, port string }
 
 type fwEntry struct {
-	cfg config.Forward
-	fw  *forward.Forward
-	ns  atomic.Pointer[string] // the namespace new connections dial in
+	cfg  config.Forward
+	fw   *forward.Forward
+	ns   atomic.Pointer[string] // the namespace new connections dial in
+	spec *config.ForwardSpec    // the request of a forward added at run time; nil for the config's
 }
 
 // New returns an empty daemon; Apply brings a config up.
@@ -126,7 +129,9 @@ func (d *Daemon) Apply(c *config.Config) error {
 		return errors.New("apply config: daemon closed")
 	}
 	old := d.cfg
+	d.impairs.setConfig(c)
 	if err := d.applyLocked(c); err != nil {
+		d.impairs.setConfig(old)
 		if old == nil {
 			d.closeLocked()
 			d.closed = false
@@ -192,13 +197,19 @@ func (d *Daemon) applyLocked(c *config.Config) error {
 	}
 
 	// Forwards first: binding host ports is what most often fails.
+	d.keepRuntimeForwardsLocked(c)
 	for name, e := range d.forwards {
 		if w, ok := wantFw[name]; !ok {
+			if e.spec != nil {
+				continue // a runtime forward keepRuntimeForwardsLocked kept
+			}
 			e.fw.Close()
 			delete(d.forwards, name)
 			d.log.Info("forward removed", "forward", name)
 		} else if w != e.cfg {
 			e.fw.SetTarget(w.Target)
+			e.fw.SetLimit(max(w.MaxConns, w.MaxFlows))
+			e.fw.SetUDPIdle(w.UDPIdle)
 			e.ns.Store(&w.Namespace)
 			e.cfg = w
 			d.log.Info("forward changed", "forward", name, "namespace", w.Namespace, "target", w.Target)
@@ -208,18 +219,9 @@ func (d *Daemon) applyLocked(c *config.Config) error {
 		if _, ok := d.forwards[f.Name()]; ok {
 			continue
 		}
-		fe := &fwEntry{cfg: f}
-		fe.ns.Store(&f.Namespace)
-		fw, err := forward.Start(forward.Options{
-			Protocol: f.Protocol, Listen: f.Listen, Target: f.Target, Logger: d.log,
-			Dialer: d.dialerFor(fe),
-		})
-		if err != nil {
+		if _, err := d.startForwardLocked(f); err != nil {
 			return err
 		}
-		fe.fw = fw
-		d.forwards[f.Name()] = fe
-		d.log.Info("forward up", "forward", f.Name(), "namespace", f.Namespace, "target", f.Target)
 	}
 
 	for name := range down {
@@ -294,7 +296,7 @@ func (d *Daemon) applyLocked(c *config.Config) error {
 			if !ok {
 				return fmt.Errorf("namespace %q: peer %s:%s has no such nic", name, n.PeerNamespace, n.PeerNIC)
 			}
-			stop := nsstack.Connect(a, b)
+			stop := nsstack.Connect(d.wrapPairEnd(name, n.Name, a), d.wrapPairEnd(n.PeerNamespace, n.PeerNIC, b))
 			e.peers = append(e.peers, stop)
 			other.peers = append(other.peers, stop)
 		}
@@ -342,7 +344,8 @@ func (d *Daemon) addNamespaceLocked(c config.Namespace) (err error) {
 				return fmt.Errorf("namespace %q: switch %q is not running", c.Name, n.Switch)
 			}
 			port := c.Name + "." + n.Name
-			if err := sw.sw.AddPort(nic, l2switch.PortConfig{Name: port, VLAN: n.VLAN}); err != nil {
+			if err := sw.sw.AddPort(d.wrapSwitchPort(n.Switch, port, nic), l2switch.PortConfig{Name: port, VLAN: n.VLAN}); err != nil {
+				d.impairs.forget(n.Switch + "/" + port)
 				return fmt.Errorf("namespace %q: attach %s to %s: %w", c.Name, port, n.Switch, err)
 			}
 			e.ports = append(e.ports, portRef{n.Switch, port})

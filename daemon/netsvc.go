@@ -91,14 +91,20 @@ func (d *Daemon) startDHCP(e *nsEntry, c config.Namespace, s config.Service) err
 type dnsService struct {
 	srv     *dnsserver.Server
 	zone    string
+	listen  string
 	records []config.Record
+	fwd     *dnsserver.Forwarder // nil unless forward = true
 }
 
 // startDNS serves DNS over UDP and TCP on the service's listen address. Its records
 // are filled by refreshDNSLocked from the whole config.
 func (d *Daemon) startDNS(e *nsEntry, c config.Namespace, s config.Service) error {
 	log := d.log.With("namespace", c.Name, "service", "dns")
-	srv := dnsserver.New(dnsserver.Options{Logger: log})
+	fwd, err := dnsForwarder(c.Name, s)
+	if err != nil {
+		return err
+	}
+	srv := dnsserver.New(dnsserver.Options{Logger: log, Zone: s.Zone, Forward: fwd})
 	conn, err := e.ns.ListenPacket("udp", listenString(s.Listen))
 	if err != nil {
 		return fmt.Errorf("namespace %q: dns: %w", c.Name, err)
@@ -112,14 +118,15 @@ func (d *Daemon) startDNS(e *nsEntry, c config.Namespace, s config.Service) erro
 	e.services = append(e.services,
 		serve(conn.Close, func(ctx context.Context) error { return srv.Serve(ctx, conn) }, onErr),
 		serve(l.Close, func(ctx context.Context) error { return srv.ServeTCP(ctx, l) }, onErr))
-	e.dns = append(e.dns, &dnsService{srv: srv, zone: s.Zone, records: s.Records})
-	log.Info("dns up", "listen", listenString(s.Listen), "zone", s.Zone)
+	e.dns = append(e.dns, &dnsService{srv: srv, zone: s.Zone, listen: listenString(s.Listen), records: s.Records, fwd: fwd})
+	log.Info("dns up", "listen", listenString(s.Listen), "zone", s.Zone, "forward", fwd != nil)
 	return nil
 }
 
 // refreshDNSLocked gives every DNS server the names of the lab described by c:
 // NIC.NAMESPACE.ZONE for each namespace NIC's addresses, NAMESPACE.ZONE for all of a
-// namespace's addresses, and the server's static records.
+// namespace's addresses, host.ZONE for the gateways' host loopback aliases, and the
+// server's static records.
 func (d *Daemon) refreshDNSLocked(c *config.Config) {
 	for _, e := range d.namespaces {
 		for _, ds := range e.dns {
@@ -130,6 +137,15 @@ func (d *Daemon) refreshDNSLocked(c *config.Config) {
 					for _, a := range nic.Addresses {
 						recs[nicName] = append(recs[nicName], a.Addr())
 						recs[nsName] = append(recs[nsName], a.Addr())
+					}
+				}
+			}
+			// host.ZONE: the gateways' host loopback aliases (the host itself).
+			host := "host." + ds.zone
+			for _, g := range c.Gateways {
+				for _, a := range []netip.Addr{g.Host, g.Host6} {
+					if a.IsValid() {
+						recs[host] = append(recs[host], a)
 					}
 				}
 			}
@@ -170,7 +186,7 @@ func (d *Daemon) Leases(namespace string) ([]Lease, error) {
 			exp := l.Expires.UTC().Format(time.RFC3339)
 			switch {
 			case l.Static && l.Expires.IsZero():
-				exp = "never"
+				exp = "reserved" // a static binding its host has not asked for yet
 			case l.Expires.IsZero():
 				exp = "offered"
 			}

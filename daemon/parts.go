@@ -41,6 +41,12 @@ func attKeys(c *config.Config) map[string]any {
 	for _, s := range c.Sockets {
 		m["socket:"+s.Path] = s
 	}
+	for _, g := range c.Gateways {
+		m["gateway:"+g.Name] = g
+	}
+	for _, x := range c.VXLANs {
+		m[x.Key()] = x
+	}
 	return m
 }
 
@@ -51,6 +57,10 @@ func attSwitches(cfg any) []string {
 	case config.HostInterface:
 		return []string{c.Switch}
 	case config.Socket:
+		return []string{c.Switch}
+	case config.Gateway:
+		return []string{c.Switch}
+	case config.VXLAN:
 		return []string{c.Switch}
 	case config.Router:
 		var out []string
@@ -71,10 +81,23 @@ func (d *Daemon) removeAttachmentsLocked(want map[string]any, rebuildSw map[stri
 		for _, s := range attSwitches(a.cfg) {
 			drop = drop || rebuildSw[s]
 		}
+		if drop && ok && !rebuildSwitches(a.cfg, rebuildSw) && d.updateVXLANLocked(a, w) {
+			continue
+		}
 		if drop {
 			d.removeAttachmentLocked(key)
 		}
 	}
+}
+
+// rebuildSwitches reports whether an attachment sits on a switch about to be rebuilt.
+func rebuildSwitches(cfg any, rebuildSw map[string]bool) bool {
+	for _, s := range attSwitches(cfg) {
+		if rebuildSw[s] {
+			return true
+		}
+	}
+	return false
 }
 
 func (d *Daemon) removeAttachmentLocked(key string) {
@@ -132,6 +155,9 @@ func (d *Daemon) addAttachmentsLocked(c *config.Config) error {
 		}
 		d.log.Info("host interface up", "host_interface", h.Name, "switch", h.Switch)
 	}
+	if err := d.addVXLANsLocked(c); err != nil {
+		return err
+	}
 	for _, s := range c.Sockets {
 		key := "socket:" + s.Path
 		if _, ok := d.attachments[key]; ok {
@@ -169,7 +195,7 @@ func (d *Daemon) addAttachmentsLocked(c *config.Config) error {
 		}
 		d.log.Info("router up", "router", r.Name, "interfaces", len(r.Interfaces))
 	}
-	return nil
+	return d.addGatewaysLocked(c)
 }
 
 func (d *Daemon) attach(a *attachment, sw, name string, p frame.Port, pc l2switch.PortConfig) error {
@@ -177,7 +203,8 @@ func (d *Daemon) attach(a *attachment, sw, name string, p frame.Port, pc l2switc
 	if e == nil {
 		return fmt.Errorf("switch %q is not running", sw)
 	}
-	if err := e.sw.AddPort(p, pc); err != nil {
+	if err := e.sw.AddPort(d.wrapSwitchPort(sw, pc.Name, p), pc); err != nil {
+		d.impairs.forget(sw + "/" + pc.Name)
 		return fmt.Errorf("attach %s to %s: %w", name, sw, err)
 	}
 	a.ports = append(a.ports, portRef{sw, name})

@@ -2,11 +2,13 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sort"
 	"time"
 
+	"github.com/vnetd/vnetd/config"
 	"github.com/vnetd/vnetd/forward"
 	"github.com/vnetd/vnetd/nsstack"
 	l2switch "github.com/vnetd/vnetd/switch"
@@ -16,8 +18,11 @@ import (
 type Status struct {
 	Switches   []SwitchStatus    `json:"switches"`
 	Namespaces []NamespaceStatus `json:"namespaces"`
-	Routers    []string          `json:"routers"`
+	Routers    []RouterStatus    `json:"routers"`
 	Forwards   []ForwardStatus   `json:"forwards"`
+	Gateways   []GatewayStatus   `json:"gateways"`
+	// Impairments are the ports with an impairment set or counted.
+	Impairments []ImpairStatus `json:"impairments"`
 }
 
 // SwitchStatus is one switch with its ports.
@@ -32,11 +37,13 @@ type NamespaceStatus struct {
 	Name       string              `json:"name"`
 	Interfaces []nsstack.Interface `json:"interfaces"`
 	Services   []string            `json:"services"`
+	DNS        []DNSStatus         `json:"dns,omitempty"`
 }
 
 // ForwardStatus is one forward with its counters.
 type ForwardStatus struct {
 	Name      string        `json:"name"`
+	Origin    string        `json:"origin"` // OriginConfig or OriginRuntime
 	Namespace string        `json:"namespace"`
 	Target    string        `json:"target"`
 	Stats     forward.Stats `json:"stats"`
@@ -46,7 +53,7 @@ type ForwardStatus struct {
 func (d *Daemon) Status() Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	st := Status{Switches: []SwitchStatus{}, Namespaces: []NamespaceStatus{}, Routers: []string{}, Forwards: []ForwardStatus{}}
+	st := Status{Switches: []SwitchStatus{}, Namespaces: []NamespaceStatus{}, Routers: []RouterStatus{}, Forwards: []ForwardStatus{}, Gateways: []GatewayStatus{}, Impairments: d.Impairments()}
 	if d.cfg == nil {
 		return st
 	}
@@ -59,23 +66,20 @@ func (d *Daemon) Status() Status {
 	}
 	for _, n := range d.cfg.Namespaces {
 		if e := d.namespaces[n.Name]; e != nil {
-			ns := NamespaceStatus{Name: n.Name, Interfaces: e.ns.Interfaces(), Services: []string{}}
+			ns := NamespaceStatus{Name: n.Name, Interfaces: e.ns.Interfaces(), Services: []string{}, DNS: e.dnsStatus()}
 			for _, s := range n.Services {
-				ns.Services = append(ns.Services, s.Kind+" "+listenString(s.Listen))
+				ns.Services = append(ns.Services, ServiceString(s))
 			}
 			st.Namespaces = append(st.Namespaces, ns)
 		}
 	}
 	for _, r := range d.cfg.Routers {
-		if d.attachments["router:"+r.Name] != nil {
-			st.Routers = append(st.Routers, r.Name)
+		if rs, _, ok := d.routerStatusLocked(r.Name); ok {
+			st.Routers = append(st.Routers, rs)
 		}
 	}
-	for _, f := range d.cfg.Forwards {
-		if e := d.forwards[f.Name()]; e != nil {
-			st.Forwards = append(st.Forwards, ForwardStatus{Name: f.Name(), Namespace: f.Namespace, Target: f.Target.String(), Stats: e.fw.Stats()})
-		}
-	}
+	st.Forwards = d.forwardStatusLocked()
+	st.Gateways = d.gatewayStatusLocked()
 	return st
 }
 
@@ -122,6 +126,10 @@ type PingResult struct {
 	Seq   int     `json:"seq"`
 	RTTms float64 `json:"rtt_ms,omitempty"`
 	Error string  `json:"error,omitempty"`
+	// From and ICMPError are set when an ICMP error came back instead of a reply:
+	// the router or host that sent it and what it said ("Destination Net Unreachable").
+	From      string `json:"from,omitempty"`
+	ICMPError string `json:"icmp_error,omitempty"`
 }
 
 // Ping sends count echo requests from a namespace, one a second, calling each with
@@ -144,14 +152,30 @@ func (d *Daemon) Ping(ctx context.Context, nsName string, dst netip.Addr, count 
 		rtt, err := ns.Ping(pctx, dst, seq, payload)
 		cancel()
 		r := PingResult{Seq: seq}
-		if err != nil {
+		var ie *nsstack.ICMPError
+		switch {
+		case errors.As(err, &ie):
+			r.Error, r.From, r.ICMPError = ie.Error(), ie.From.String(), ie.Text()
+		case err != nil:
 			r.Error = err.Error()
-		} else {
+		default:
 			r.RTTms = float64(rtt.Microseconds()) / 1000
 		}
 		each(r)
 	}
 	return nil
+}
+
+// ServiceString names a service as status shows it: "http :80", or "dhcp on eth0" for
+// a service that serves a NIC rather than listening on a port.
+func ServiceString(s config.Service) string {
+	if s.Listen.Port() == 0 {
+		if s.NIC != "" {
+			return s.Kind + " on " + s.NIC
+		}
+		return s.Kind
+	}
+	return s.Kind + " " + listenString(s.Listen)
 }
 
 func listenString(ap netip.AddrPort) string {

@@ -88,6 +88,13 @@ func (s *Server) Leases() []Lease {
 		}
 		out = append(out, *l)
 	}
+	// Static bindings are listed before their host asks, so the table shows every
+	// address the server will hand out; Expires stays zero until it is leased.
+	for mac, a := range s.cfg.Static {
+		if _, leased := s.leases[mac]; !leased {
+			out = append(out, Lease{MAC: mac, Addr: a, Static: true})
+		}
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Addr.Less(out[j].Addr) })
 	return out
 }

@@ -135,8 +135,9 @@ func TestLeaseExpiry(t *testing.T) {
 	s := newServer(t, &now)
 	dora(t, s, macA)
 	now = now.Add(2 * time.Hour)
-	if got := s.Leases(); len(got) != 0 {
-		t.Errorf("Leases() after expiry = %v, want none", got)
+	// Only the static binding is left, not yet leased (zero Expires).
+	if got := s.Leases(); len(got) != 1 || !got[0].Static || !got[0].Expires.IsZero() || got[0].Addr != netip.MustParseAddr("10.0.0.50") {
+		t.Errorf("Leases() after expiry = %v, want only the static 10.0.0.50, not leased", got)
 	}
 }
 
@@ -171,7 +172,7 @@ func TestServeUDP(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve() did not return within 5s of cancel")
 	}
-	if got := len(s.Leases()); got != 1 {
-		t.Errorf("len(Leases()) after a DISCOVER via Serve = %d, want 1 (offered)", got)
+	if got := len(s.Leases()); got != 2 {
+		t.Errorf("len(Leases()) after a DISCOVER via Serve = %d, want 2 (offered, and the static binding)", got)
 	}
 }

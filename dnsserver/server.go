@@ -19,11 +19,17 @@ type Options struct {
 	TTL uint32
 	// Logger receives serve errors; nil means slog.Default().
 	Logger *slog.Logger
+	// Zone is the zone the records live in (default "lab."): with Forward set,
+	// queries for names outside it go to Forward instead of getting NXDOMAIN.
+	Zone string
+	// Forward, when set, resolves names outside Zone (see forward.go).
+	Forward *Forwarder
 }
 
 // Server answers A/AAAA queries from its record snapshot.
 type Server struct {
 	opts    Options
+	zone    string // canonical Zone
 	records atomic.Pointer[map[string][]netip.Addr]
 }
 
@@ -35,7 +41,10 @@ func New(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &Server{opts: opts}
+	if opts.Zone == "" {
+		opts.Zone = "lab."
+	}
+	s := &Server{opts: opts, zone: dns.CanonicalName(opts.Zone)}
 	s.SetRecords(nil)
 	return s
 }
@@ -93,7 +102,7 @@ func (s *Server) Answer(q *dns.Msg) *dns.Msg {
 // flagged TC, so the client asks again over TCP (ServeTCP).
 func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	return s.run(ctx, &dns.Server{PacketConn: conn, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
-		r := s.Answer(q)
+		r := s.reply(ctx, q)
 		size := dns.MinMsgSize
 		if opt := q.IsEdns0(); opt != nil {
 			size = max(int(opt.UDPSize()), dns.MinMsgSize)
@@ -107,7 +116,7 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 // truncated UDP answer) on l until ctx ends or l fails.
 func (s *Server) ServeTCP(ctx context.Context, l net.Listener) error {
 	return s.run(ctx, &dns.Server{Listener: l, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
-		s.write(w, s.Answer(q))
+		s.write(w, s.reply(ctx, q))
 	})})
 }
 

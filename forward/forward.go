@@ -35,16 +35,42 @@ type Options struct {
 	Dialer func() Dialer
 	// UDPIdle ends a UDP flow after this long without traffic; default 60s.
 	UDPIdle time.Duration
+	// MaxConns caps the TCP connections relayed at once; a connection beyond it is
+	// reset at once and counted in Stats.Refused. Default DefaultMaxConns.
+	MaxConns int
+	// MaxFlows caps the UDP flows (client addresses with a namespace socket) open at
+	// once; a datagram from a new client beyond it is dropped and counted in
+	// Stats.Refused. Existing flows keep working. Default DefaultMaxFlows.
+	MaxFlows int
+	// KeepAlive is the TCP keepalive of accepted host connections, so a peer that
+	// vanished frees its relay; zero means DefaultKeepAlive.
+	KeepAlive net.KeepAliveConfig
 	// DialTimeout bounds connecting to the target; default 5s.
 	DialTimeout time.Duration
 	// Logger receives errors; default slog.Default().
 	Logger *slog.Logger
 }
 
+// Defaults of the limits in Options.
+const (
+	DefaultMaxConns = 1024
+	DefaultMaxFlows = 1024
+	DefaultUDPIdle  = 60 * time.Second
+)
+
+// DefaultKeepAlive probes an idle host connection after 30 s, then every 10 s, and
+// gives up after 3 unanswered probes: a dead peer frees its relay in about a minute.
+var DefaultKeepAlive = net.KeepAliveConfig{Enable: true, Idle: 30 * time.Second, Interval: 10 * time.Second, Count: 3}
+
+// udpBufSize is the largest UDP payload a flow relays (IPv4's 65535 less headers).
+const udpBufSize = 65535 - 28
+
 // Stats are a forward's counters.
 type Stats struct {
 	Accepted   uint64 `json:"accepted"`    // connections or UDP flows started
 	Active     int64  `json:"active"`      // connections or flows open now
+	Limit      int    `json:"limit"`       // max_conns (tcp) or max_flows (udp)
+	Refused    uint64 `json:"refused"`     // connections reset or datagrams dropped at the limit
 	DialErrors uint64 `json:"dial_errors"` // target unreachable
 	BytesIn    uint64 `json:"bytes_in"`    // host to namespace
 	BytesOut   uint64 `json:"bytes_out"`   // namespace to host
@@ -61,17 +87,29 @@ type Forward struct {
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	conns  map[io.Closer]struct{}
-	flows  map[string]*flow
+	flows  map[netip.AddrPort]*flow
 	once   sync.Once
+	limit  atomic.Int64 // MaxConns or MaxFlows, changed by SetLimit
+	idle   atomic.Int64 // UDPIdle, changed by SetUDPIdle
+	warned atomic.Int64 // when the limit was last logged, UnixNano
 
-	accepted, dialErrors, bytesIn, bytesOut atomic.Uint64
-	active                                  atomic.Int64
+	accepted, dialErrors, bytesIn, bytesOut, refused atomic.Uint64
+	active                                           atomic.Int64
 }
 
 // Start binds the host socket and serves in the background.
 func Start(o Options) (*Forward, error) {
 	if o.UDPIdle <= 0 {
-		o.UDPIdle = 60 * time.Second
+		o.UDPIdle = DefaultUDPIdle
+	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = DefaultMaxConns
+	}
+	if o.MaxFlows <= 0 {
+		o.MaxFlows = DefaultMaxFlows
+	}
+	if o.KeepAlive == (net.KeepAliveConfig{}) {
+		o.KeepAlive = DefaultKeepAlive
 	}
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = 5 * time.Second
@@ -79,8 +117,9 @@ func Start(o Options) (*Forward, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	f := &Forward{o: o, conns: map[io.Closer]struct{}{}, flows: map[string]*flow{}}
+	f := &Forward{o: o, conns: map[io.Closer]struct{}{}, flows: map[netip.AddrPort]*flow{}}
 	f.target.Store(&o.Target)
+	f.idle.Store(int64(o.UDPIdle))
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	var err error
 	switch o.Protocol {
@@ -89,6 +128,7 @@ func Start(o Options) (*Forward, error) {
 			f.cancel()
 			return nil, fmt.Errorf("forward tcp %s: %w", o.Listen, err)
 		}
+		f.limit.Store(int64(o.MaxConns))
 		f.wg.Add(1)
 		go func() { defer f.wg.Done(); f.acceptLoop() }()
 	case "udp":
@@ -96,6 +136,7 @@ func Start(o Options) (*Forward, error) {
 			f.cancel()
 			return nil, fmt.Errorf("forward udp %s: %w", o.Listen, err)
 		}
+		f.limit.Store(int64(o.MaxFlows))
 		f.wg.Add(1)
 		go func() { defer f.wg.Done(); f.udpLoop() }()
 	default:
@@ -116,9 +157,52 @@ func (f *Forward) Addr() net.Addr {
 // SetTarget changes where new connections go.
 func (f *Forward) SetTarget(t netip.AddrPort) { f.target.Store(&t) }
 
+// SetLimit changes MaxConns (tcp) or MaxFlows (udp); n <= 0 means the default. What
+// is open beyond a lowered limit stays open; new ones are refused until below it.
+func (f *Forward) SetLimit(n int) {
+	if n <= 0 {
+		n = DefaultMaxConns
+		if f.pc != nil {
+			n = DefaultMaxFlows
+		}
+	}
+	f.limit.Store(int64(n))
+}
+
+// SetUDPIdle changes UDPIdle for every flow; d <= 0 means the default.
+func (f *Forward) SetUDPIdle(d time.Duration) {
+	if d <= 0 {
+		d = DefaultUDPIdle
+	}
+	f.idle.Store(int64(d))
+}
+
 // Stats returns the counters.
 func (f *Forward) Stats() Stats {
-	return Stats{Accepted: f.accepted.Load(), Active: f.active.Load(), DialErrors: f.dialErrors.Load(), BytesIn: f.bytesIn.Load(), BytesOut: f.bytesOut.Load()}
+	return Stats{Accepted: f.accepted.Load(), Active: f.active.Load(), Limit: int(f.limit.Load()), Refused: f.refused.Load(),
+		DialErrors: f.dialErrors.Load(), BytesIn: f.bytesIn.Load(), BytesOut: f.bytesOut.Load()}
+}
+
+// limitLogEvery is how often at most a forward logs that it is refusing clients.
+const limitLogEvery = time.Minute
+
+// atLimit reports whether n open connections or flows fill the limit; if so it
+// counts a refusal and logs it, at most once a limitLogEvery.
+func (f *Forward) atLimit(n int64) bool {
+	lim := f.limit.Load()
+	if n < lim {
+		return false
+	}
+	refused := f.refused.Add(1)
+	now := time.Now().UnixNano()
+	if last := f.warned.Load(); now-last >= int64(limitLogEvery) && f.warned.CompareAndSwap(last, now) {
+		what := "max_conns"
+		if f.pc != nil {
+			what = "max_flows"
+		}
+		f.o.Logger.Warn("forward at its limit; refusing new clients until some end", "listen", f.o.Listen, "protocol", f.o.Protocol, what, lim, "refused", refused)
+	}
+	return true
 }
 
 func (f *Forward) track(c io.Closer) bool {
@@ -142,6 +226,16 @@ func (f *Forward) acceptLoop() {
 		c, err := f.ln.Accept()
 		if err != nil {
 			return
+		}
+		if f.atLimit(f.active.Load()) {
+			if tc, ok := c.(*net.TCPConn); ok {
+				tc.SetLinger(0) // reset: the client learns at once, no TIME_WAIT here
+			}
+			c.Close()
+			continue
+		}
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetKeepAliveConfig(f.o.KeepAlive)
 		}
 		if !f.track(c) {
 			c.Close()
@@ -219,17 +313,22 @@ type flow struct {
 }
 
 func (f *Forward) udpLoop() {
-	buf := make([]byte, 65536)
+	uc := f.pc.(*net.UDPConn)
+	buf := make([]byte, udpBufSize)
 	for {
-		n, from, err := f.pc.ReadFrom(buf)
+		n, from, err := uc.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			return
 		}
-		key := from.String()
+		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 		f.mu.Lock()
-		fl := f.flows[key]
+		fl := f.flows[from]
+		open := len(f.flows)
 		f.mu.Unlock()
 		if fl == nil {
+			if f.atLimit(int64(open)) {
+				continue
+			}
 			if fl = f.newFlow(from); fl == nil {
 				continue
 			}
@@ -242,7 +341,9 @@ func (f *Forward) udpLoop() {
 	}
 }
 
-func (f *Forward) newFlow(from net.Addr) *flow {
+// newFlow opens the namespace socket of a new client and the goroutine relaying its
+// replies; only udpLoop calls it, so the flow count it checked still holds.
+func (f *Forward) newFlow(from netip.AddrPort) *flow {
 	d := f.o.Dialer()
 	if d == nil {
 		f.dialErrors.Add(1)
@@ -263,9 +364,8 @@ func (f *Forward) newFlow(from net.Addr) *flow {
 		pc.Close()
 		return nil
 	}
-	key := from.String()
 	f.mu.Lock()
-	f.flows[key] = fl
+	f.flows[from] = fl
 	f.mu.Unlock()
 	f.accepted.Add(1)
 	f.active.Add(1)
@@ -275,30 +375,45 @@ func (f *Forward) newFlow(from net.Addr) *flow {
 		defer f.active.Add(-1)
 		defer func() {
 			f.mu.Lock()
-			delete(f.flows, key)
+			delete(f.flows, from)
 			f.mu.Unlock()
 			f.untrack(pc)
 			pc.Close()
 		}()
-		buf := make([]byte, 65536)
-		for {
-			pc.SetReadDeadline(time.Now().Add(f.o.UDPIdle / 4))
-			n, _, err := pc.ReadFrom(buf)
-			if err != nil {
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() && f.ctx.Err() == nil &&
-					time.Since(time.Unix(0, fl.last.Load())) < f.o.UDPIdle {
-					continue
-				}
-				return
-			}
-			fl.last.Store(time.Now().UnixNano())
-			if _, err := f.pc.WriteTo(buf[:n], from); err == nil {
-				f.bytesOut.Add(uint64(n))
-			}
-		}
+		f.relayReplies(fl, from)
 	}()
 	return fl
+}
+
+// relayReplies copies a flow's replies from the namespace to its client until the
+// flow has been idle for UDPIdle or the forward closes.
+func (f *Forward) relayReplies(fl *flow, to netip.AddrPort) {
+	uc := f.pc.(*net.UDPConn)
+	buf := make([]byte, udpBufSize)
+	for {
+		idle := time.Duration(f.idle.Load())
+		fl.pc.SetReadDeadline(time.Now().Add(idle / 4))
+		n, _, err := fl.pc.ReadFrom(buf)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && f.ctx.Err() == nil &&
+				time.Since(time.Unix(0, fl.last.Load())) < idle {
+				continue
+			}
+			return
+		}
+		fl.last.Store(time.Now().UnixNano())
+		if _, err := uc.WriteToUDPAddrPort(buf[:n], to); err == nil {
+			f.bytesOut.Add(uint64(n))
+		}
+	}
+}
+
+// Flows is the number of UDP flows in the flow table.
+func (f *Forward) Flows() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.flows)
 }
 
 // Close stops listening, closes every relayed connection and waits; idempotent.

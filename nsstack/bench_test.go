@@ -6,16 +6,14 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
-	"os"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"sort"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/vnetd/vnetd/internal/procstat"
 	l2switch "github.com/vnetd/vnetd/switch"
 )
 
@@ -111,24 +109,14 @@ func benchCreate(b *testing.B, n int, kind string) {
 	b.ReportMetric(time.Since(start).Seconds()*1e3/float64(n), "close-ms/ns")
 }
 
-// vmRSS returns the process's resident set size in bytes, from /proc/self/status.
+// vmRSS returns the process's resident set size in bytes.
 func vmRSS(t testing.TB) int64 {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/status")
+	n, err := procstat.RSS()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for line := range strings.Lines(string(b)) {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			if err != nil {
-				t.Fatalf("VmRSS line %q: %v", line, err)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmRSS in /proc/self/status")
-	return 0
+	return n
 }
 
 // BenchmarkSwitchedTCP measures ns↔ns TCP throughput through a vnetd switch.

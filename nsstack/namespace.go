@@ -30,6 +30,11 @@ type Options struct {
 	// 64-core host; vnetd's namespaces are many and mostly idle, so the default here is
 	// 1, the same on every host. Raise it for a namespace that carries many busy flows.
 	TCPProcessors int
+	// Terminating builds the namespace for Terminate: traffic between its own
+	// addresses is not short-circuited inside the stack (gVisor's HandleLocal is off),
+	// since a promiscuous NIC would otherwise take every destination, the guests'
+	// included, for one of its own.
+	Terminating bool
 }
 
 const loopbackNIC tcpip.NICID = 1
@@ -45,15 +50,17 @@ type Namespace struct {
 	nextID tcpip.NICID     // guarded by mu
 	routes []Route         // guarded by mu: the configured routes, in order
 	closed bool            // guarded by mu
+
+	terminating bool // Options.Terminating
 }
 
 // newStack builds a gVisor stack whose TCP protocol runs procs processor goroutines
 // (see withProcs for how).
-func newStack(procs int) *stack.Stack {
+func newStack(procs int, handleLocal bool) *stack.Stack {
 	opts := stack.Options{
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4Protocol(), ipv6.NewProtocol, arp.NewProtocol},
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
-		HandleLocal:        true,
+		HandleLocal:        handleLocal,
 		RandSource:         newPCGSource(),
 		DefaultIPTables:    noIPTables,
 	}
@@ -79,9 +86,9 @@ func New(o Options) (*Namespace, error) {
 	if o.TCPProcessors <= 0 {
 		o.TCPProcessors = 1
 	}
-	st := newStack(o.TCPProcessors)
+	st := newStack(o.TCPProcessors, !o.Terminating)
 	ns := &Namespace{name: o.Name, log: o.Logger.With("namespace", o.Name), st: st,
-		nics: make(map[string]*NIC), nextID: loopbackNIC + 1}
+		nics: make(map[string]*NIC), nextID: loopbackNIC + 1, terminating: o.Terminating}
 	if err := ns.init(); err != nil {
 		st.Close()
 		st.Wait()

@@ -2,7 +2,6 @@ package nsstack
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -10,15 +9,12 @@ import (
 	"net/netip"
 	"sort"
 	"strconv"
-	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
-	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
-	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
@@ -139,58 +135,6 @@ func (ns *Namespace) ListenPacketWith(network, addr string, o PacketOptions) (ne
 		return fail(errors.New(terr.String()))
 	}
 	return gonet.NewUDPConn(&wq, ep), nil
-}
-
-// Ping sends one ICMP or ICMPv6 echo request to dst and waits for its reply.
-func (ns *Namespace) Ping(ctx context.Context, dst netip.Addr, seq int, payload []byte) (time.Duration, error) {
-	transport, proto := icmp.ProtocolNumber4, tcpip.NetworkProtocolNumber(ipv4.ProtocolNumber)
-	if dst.Is6() && !dst.Is4In6() {
-		transport, proto = icmp.ProtocolNumber6, ipv6.ProtocolNumber
-	}
-	dst = dst.Unmap()
-	var wq waiter.Queue
-	ep, e := ns.st.NewEndpoint(transport, proto, &wq)
-	if e != nil {
-		return 0, fmt.Errorf("namespace %q: ping %v: %s", ns.name, dst, e)
-	}
-	defer ep.Close()
-	we, ch := waiter.NewChannelEntry(waiter.ReadableEvents)
-	wq.EventRegister(&we)
-	defer wq.EventUnregister(&we)
-	if e := ep.Connect(tcpip.FullAddress{Addr: toTCPIP(dst)}); e != nil {
-		return 0, fmt.Errorf("namespace %q: ping %v: %s", ns.name, dst, e)
-	}
-	msg := make([]byte, header.ICMPv4MinimumSize+len(payload))
-	if transport == icmp.ProtocolNumber4 {
-		msg[0] = byte(header.ICMPv4Echo)
-	} else {
-		msg[0] = byte(header.ICMPv6EchoRequest)
-	}
-	binary.BigEndian.PutUint16(msg[6:8], uint16(seq))
-	copy(msg[8:], payload)
-	start := time.Now()
-	if _, e := ep.Write(bytesReader(msg), tcpip.WriteOptions{}); e != nil {
-		return 0, fmt.Errorf("namespace %q: ping %v: %s", ns.name, dst, e)
-	}
-	for {
-		var out writerBuf
-		_, e := ep.Read(&out, tcpip.ReadOptions{})
-		if _, wouldBlock := e.(*tcpip.ErrWouldBlock); wouldBlock {
-			select {
-			case <-ch:
-				continue
-			case <-ctx.Done():
-				return 0, fmt.Errorf("namespace %q: ping %v seq %d: %w", ns.name, dst, seq, ctx.Err())
-			}
-		}
-		if e != nil {
-			return 0, fmt.Errorf("namespace %q: ping %v: %s", ns.name, dst, e)
-		}
-		// gVisor's ping sockets return the ICMP message; match our sequence number.
-		if len(out) >= 8 && binary.BigEndian.Uint16(out[6:8]) == uint16(seq) {
-			return time.Since(start), nil
-		}
-	}
 }
 
 type writerBuf []byte

@@ -67,48 +67,35 @@ func (i *iface) inputIPv4(f *frame.Frame, unicast bool) {
 		ip = ip[:tot]
 		n = 14 + tot
 	}
-	src := netip.AddrFrom4([4]byte(ip[12:16]))
 	dst := netip.AddrFrom4([4]byte(ip[16:20]))
-	if !unicast || dst.IsMulticast() || dst == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+	echo := ip[9] == 1 && len(ip) >= ihl+8 && ip[ihl] == icmp4EchoRequest && f.Meta.GSO == frame.GSONone
+	v, rt := i.decide4(dst, unicast, echo, ip[8], l3Size(f, n), ip[6]&0x40 != 0)
+	switch v {
+	case verdictEcho:
+		i.echo4(ip, ihl)
+		return
+	case verdictLocal:
 		i.drop(dropLocal)
 		return
-	}
-	if i.r.ownerOf(dst) != nil {
-		if ip[9] == 1 && len(ip) >= ihl+8 && ip[ihl] == icmp4EchoRequest && f.Meta.GSO == frame.GSONone {
-			i.echo4(ip, ihl)
-			return
-		}
-		i.drop(dropLocal)
-		return
-	}
-	ttl := ip[8]
-	if ttl <= 1 {
+	case verdictTTL:
 		i.drop(dropTTL)
 		f.Fill() // the error quotes the packet
 		i.icmpError4(ip, icmp4TimeExceeded, 0, 0)
 		return
-	}
-	rt, ok := i.r.lookup(dst)
-	if !ok {
+	case verdictNoRoute:
 		i.drop(dropNoRoute)
 		f.Fill()
 		i.icmpError4(ip, icmp4Unreach, code4NetUnreach, 0)
 		return
-	}
-	out := rt.iface
-	if rt.connected && i.onLinkBroadcast(rt.to, dst) {
-		i.drop(dropLocal)
-		return
-	}
-	if l3Size(f, n) > out.cfg.MTU {
+	case verdictTooBig, verdictTooBigDF:
 		i.drop(dropTooBig)
-		if ip[6]&0x40 != 0 {
+		if v == verdictTooBigDF {
 			f.Fill()
-			i.icmpError4(ip, icmp4Unreach, code4FragNeeded, uint16(out.cfg.MTU))
+			i.icmpError4(ip, icmp4Unreach, code4FragNeeded, uint16(rt.iface.cfg.MTU))
 		}
 		return
 	}
-	_ = src
+	out := rt.iface
 	nb := forwardCopy(f, b[:n], byRef)
 	o := nb.B[14:]
 	old := binary.BigEndian.Uint16(o[8:10])
@@ -120,6 +107,48 @@ func (i *iface) inputIPv4(f *frame.Frame, unicast bool) {
 		nh = rt.via
 	}
 	out.send(i, nb, nh)
+}
+
+// Verdicts of decide4.
+const (
+	verdictForward  = iota
+	verdictEcho     // an echo request to the router: it answers
+	verdictLocal    // for the router, or a broadcast: not forwarded
+	verdictTTL      // TTL expires: ICMP time exceeded
+	verdictNoRoute  // ICMP net unreachable
+	verdictTooBig   // beyond the egress MTU, DF clear: dropped (the router does not fragment)
+	verdictTooBigDF // beyond the egress MTU with DF: ICMP fragmentation needed
+)
+
+// decide4 is the router's decision for an IPv4 packet to dst of size bytes arriving
+// on i: inputIPv4 acts on it, Explain reports it. rt is the route, when one was chosen.
+func (i *iface) decide4(dst netip.Addr, unicast, echo bool, ttl byte, size int, df bool) (int, *route) {
+	if !unicast || dst.IsMulticast() || dst == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		return verdictLocal, nil
+	}
+	if i.r.ownerOf(dst) != nil {
+		if echo {
+			return verdictEcho, nil
+		}
+		return verdictLocal, nil
+	}
+	if ttl <= 1 {
+		return verdictTTL, nil
+	}
+	rt, ok := i.r.lookup(dst)
+	if !ok {
+		return verdictNoRoute, nil
+	}
+	if rt.connected && i.onLinkBroadcast(rt.to, dst) {
+		return verdictLocal, rt
+	}
+	if size > rt.iface.cfg.MTU {
+		if df {
+			return verdictTooBigDF, rt
+		}
+		return verdictTooBig, rt
+	}
+	return verdictForward, rt
 }
 
 // forwardCopy returns the router's own copy of the frame b (n bytes of f) to rewrite and

@@ -544,46 +544,12 @@ func (s *Switch) forward(in *swPort, ports []*swPort, rb *batch, buf *frame.Buf,
 		in.drops[dropTooShort].Add(1)
 		return false
 	}
+	vlan, taggedIn, drop := in.classify(pkt, f.N, &f.Meta)
+	if drop >= 0 {
+		in.drops[drop].Add(1)
+		return false
+	}
 	src := pkt[6:12]
-	if src[0]&1 != 0 || (src[0]|src[1]|src[2]|src[3]|src[4]|src[5]) == 0 {
-		in.drops[dropBadSource].Add(1)
-		return false
-	}
-
-	// Classify to a VLAN.
-	var vlan uint16
-	taggedIn := binary.BigEndian.Uint16(pkt[12:14]) == etherTypeVLAN
-	if taggedIn {
-		if !in.trunk {
-			in.drops[dropTaggedOnAccess].Add(1)
-			return false
-		}
-		if f.N < frame.EthHeaderLen+frame.VLANTagLen {
-			in.drops[dropTooShort].Add(1)
-			return false
-		}
-		vlan = binary.BigEndian.Uint16(pkt[14:16]) & tciVIDMask
-		if vlan == 0 { // priority-tagged: the port's untagged VLAN
-			vlan = in.access
-		}
-	} else {
-		vlan = in.access
-	}
-	if vlan == 0 || !in.carries(vlan) {
-		in.drops[dropVLANNotAllowed].Add(1)
-		return false
-	}
-	if f.Meta.GSO == frame.GSONone {
-		limit := in.info.MTU + frame.EthHeaderLen
-		if taggedIn {
-			limit += frame.VLANTagLen
-		}
-		if f.N > limit {
-			in.drops[dropTooBig].Add(1)
-			return false
-		}
-	}
-
 	if k := keyOf(vlan, src); k != rb.lastSrc {
 		s.fdb.learn(k, in, now)
 		rb.lastSrc = k
@@ -635,6 +601,43 @@ func (s *Switch) forward(in *swPort, ports []*swPort, rb *batch, buf *frame.Buf,
 	}
 	buf.N, buf.Meta = f.N, f.Meta
 	return s.emit(last, rb, false, buf, vlan, taggedIn, true)
+}
+
+// classify returns the VLAN of a frame of n bytes (pkt its head, at least the Ethernet
+// header) read from in, and whether it came tagged; or the reason (>= 0) it is dropped.
+func (in *swPort) classify(pkt []byte, n int, meta *frame.Meta) (vlan uint16, taggedIn bool, drop int) {
+	src := pkt[6:12]
+	if src[0]&1 != 0 || (src[0]|src[1]|src[2]|src[3]|src[4]|src[5]) == 0 {
+		return 0, false, dropBadSource
+	}
+	taggedIn = binary.BigEndian.Uint16(pkt[12:14]) == etherTypeVLAN
+	if taggedIn {
+		if !in.trunk {
+			return 0, true, dropTaggedOnAccess
+		}
+		if n < frame.EthHeaderLen+frame.VLANTagLen {
+			return 0, true, dropTooShort
+		}
+		vlan = binary.BigEndian.Uint16(pkt[14:16]) & tciVIDMask
+		if vlan == 0 { // priority-tagged: the port's untagged VLAN
+			vlan = in.access
+		}
+	} else {
+		vlan = in.access
+	}
+	if vlan == 0 || !in.carries(vlan) {
+		return vlan, taggedIn, dropVLANNotAllowed
+	}
+	if meta.GSO == frame.GSONone {
+		limit := in.info.MTU + frame.EthHeaderLen
+		if taggedIn {
+			limit += frame.VLANTagLen
+		}
+		if n > limit {
+			return vlan, taggedIn, dropTooBig
+		}
+	}
+	return vlan, taggedIn, -1
 }
 
 // emit fixes buf's tagging for out and queues it there (or writes it, for a port that

@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 	"time"
 
@@ -34,6 +35,7 @@ import (
 	"github.com/vnetd/vnetd/nsstack"
 	l2switch "github.com/vnetd/vnetd/switch"
 	"github.com/vnetd/vnetd/tap"
+	"github.com/vnetd/vnetd/vxlan"
 )
 
 func main() {
@@ -56,6 +58,7 @@ func main() {
 	wcost := flag.Int("writecost", 0, "measure WriteFrames' CPU per frame, io_uring vs writev, over this many rounds, and exit (creates two TAPs in the current netns)")
 	stats := flag.Bool("stats", false, "print frames per ReadFrames/WriteFrames call of each TAP port at exit")
 	hostIf := flag.String("hostif", "", "with -ns: attach this existing interface through hostif instead of creating a TAP")
+	vx := flag.String("vxlan", "", "with -ns: LOCAL=REMOTE: a VXLAN tunnel (VNI 42, port 4789) from underlay address LOCAL to REMOTE instead of a TAP")
 	flag.Parse()
 	if *client != "" {
 		bps, err := runClient(*client, *host, time.Duration(*secs*float64(time.Second)), *streams)
@@ -107,6 +110,19 @@ func main() {
 	if *ns && *hostIf != "" {
 		taps = nil
 		p, err := hostif.Open(hostif.Options{Name: *hostIf, Offload: *offload, SetUp: true, Logger: log})
+		if err != nil {
+			fail(err)
+		}
+		defer p.Close()
+		if err := sw.AddPort(p, l2switch.PortConfig{}); err != nil {
+			fail(err)
+		}
+	}
+	if *ns && *vx != "" {
+		taps = nil
+		local, remote, _ := strings.Cut(*vx, "=")
+		p, err := vxlan.Open(vxlan.Options{Name: "vxlan", Local: netip.AddrPortFrom(netip.MustParseAddr(local), 0), VNI: 42,
+			Remotes: []netip.Addr{netip.MustParseAddr(remote)}, Logger: log})
 		if err != nil {
 			fail(err)
 		}

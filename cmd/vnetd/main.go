@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -26,6 +27,7 @@ import (
 	"github.com/vnetd/vnetd/config"
 	"github.com/vnetd/vnetd/control"
 	"github.com/vnetd/vnetd/daemon"
+	l2switch "github.com/vnetd/vnetd/switch"
 )
 
 // Exit codes per the CLI contract.
@@ -45,71 +47,180 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
+// command is one `vnetd CMD`. Its run function parses its own flags with newFlags and
+// parse, so `vnetd CMD -h` can print them (see helpError).
+type command struct {
+	name    string
+	args    string // the synopsis after the name, e.g. "SWITCH [--json]"
+	summary string // one line for `vnetd help`
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+// commands is every vnetd command in the order `vnetd help` lists them. A new command
+// is one entry here (see register) and a cmd_TOPIC.go file holding its run function.
+var commands []command
+
+// register adds commands to the table; cmd_TOPIC.go files call it from init. Commands
+// registered this way are listed after the built-in ones, before version and help,
+// in the order of their files' names.
+func register(cs ...command) { extra = append(extra, cs...) }
+
+var extra []command
+
+func init() {
+	client := func(name string) func(context.Context, []string, io.Writer, io.Writer) error {
+		return func(ctx context.Context, args []string, stdout, _ io.Writer) error {
+			return cmdClient(ctx, name, args, stdout)
+		}
+	}
+	commands = []command{
+		{"run", "[-c FILE] [-s SOCKET]", "run the daemon in the foreground (no -c: the embedded default lab); Ctrl-C stops it", cmdRun},
+		{"validate", "FILE", "check a config without touching the host; errors as FILE:LINE:COL: message",
+			func(_ context.Context, args []string, stdout, _ io.Writer) error { return cmdValidate(args, stdout) }},
+		{"status", "[--json]", "switches, ports, namespaces, routers, forwards and their counters", client("status")},
+		{"fdb", "SWITCH [--json]", "a switch's learned MACs: VLAN, MAC, port, age", client("fdb")},
+		{"ns", "NAME addr|route|neigh|sockets|leases [--json]", "a namespace's addresses, routes, neighbours, sockets or DHCP leases", client("ns")},
+		{"ping", "NS ADDR [-c N] [--json]", "ping from inside a namespace, printing replies and ICMP errors like ping(8)", client("ping")},
+		{"capture", "SWITCH [--port P] [-c N] [-w FILE]", "live pcap of a switch or one port (stdout: pipe it into tcpdump -nr -)",
+			func(ctx context.Context, args []string, stdout, _ io.Writer) error {
+				return cmdCapture(ctx, args, stdout)
+			}},
+		{"forward", "add LISTEN NAMESPACE TARGET [-p tcp|udp] [--max-conns N] [--max-flows N] [--udp-idle D] | del LISTEN [-p tcp|udp] | list [--json]",
+			"add, remove or list host port forwards at run time, without a reload", cmdForward},
+		{"impair", "SWITCH PORT [--dir in|out|both] [--delay D] [--jitter D] [--loss PCT] [--rate R] ... | --clear  (or --ns NS --nic NIC for a pair end)",
+			"impair a port's link (delay, jitter, loss, rate, reorder, duplicate, corrupt), live",
+			func(ctx context.Context, args []string, stdout, _ io.Writer) error {
+				return cmdImpair(ctx, args, stdout)
+			}},
+	}
+}
+
+// allCommands is the built-in commands, the registered ones, then the meta commands.
+func allCommands() []command {
+	meta := []command{
+		{"version", "[--json]", "version, Go and gVisor versions",
+			func(_ context.Context, args []string, stdout, _ io.Writer) error { return cmdVersion(args, stdout) }},
+		{"help", "[CMD]", "this list, or one command's synopsis and flags",
+			func(_ context.Context, args []string, stdout, _ io.Writer) error { return cmdHelp(args, stdout) }},
+	}
+	out := append(append([]command(nil), commands...), extra...)
+	return append(out, meta...)
+}
+
+func lookup(name string) (command, bool) {
+	for _, c := range allCommands() {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
+}
+
 // Main runs one command and returns the exit code; tests call it directly.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// Global options may come before the command: vnetd -s PATH status.
 	var global []string
 	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
-		if (args[0] == "-s" || args[0] == "--s" || args[0] == "-c" || args[0] == "--c") && len(args) > 1 {
-			global, args = append(global, args[0], args[1]), args[2:]
-			continue
+		switch args[0] {
+		case "-h", "-help", "--help":
+			cmdHelp(nil, stdout)
+			return exitOK
+		case "-s", "--s", "-c", "--c":
+			if len(args) > 1 {
+				global, args = append(global, args[0], args[1]), args[2:]
+				continue
+			}
 		}
 		global, args = append(global, args[0]), args[1:]
 	}
-	cmd := "run"
+	name := "run"
 	if len(args) > 0 {
-		cmd, args = args[0], args[1:]
+		name, args = args[0], args[1:]
 	}
 	args = append(global, args...)
+	cmd, ok := lookup(name)
 	var err error
-	switch cmd {
-	case "run":
-		err = cmdRun(ctx, args, stdout, stderr)
-	case "validate":
-		err = cmdValidate(args, stdout)
-	case "version":
-		err = cmdVersion(args, stdout)
-	case "status", "fdb", "ns", "ping":
-		err = cmdClient(ctx, cmd, args, stdout)
-	case "capture":
-		err = cmdCapture(ctx, args, stdout)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return exitOK
-	default:
-		err = usageError{fmt.Sprintf("unknown command %q", cmd)}
+	if ok {
+		err = cmd.run(ctx, args, stdout, stderr)
+	} else {
+		err = usageError{fmt.Sprintf("unknown command %q (vnetd help lists them)", name)}
 	}
 	var ue usageError
 	var ce config.Errors
+	var he helpError
 	switch {
 	case err == nil:
+		return exitOK
+	case errors.As(err, &he):
+		printCommandHelp(stdout, cmd, he.fs)
 		return exitOK
 	case errors.As(err, &ce):
 		fmt.Fprintln(stderr, ce.Error())
 		return exitUsage
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "vnetd: %v\n%s", err, usage)
+		fmt.Fprintf(stderr, "vnetd: %v\n", err)
+		if ok {
+			fmt.Fprintf(stderr, "usage: vnetd %s %s  (vnetd %s -h for help)\n", cmd.name, cmd.args, cmd.name)
+		}
 		return exitUsage
-	case errors.Is(err, flag.ErrHelp):
-		return exitOK
 	default:
 		fmt.Fprintf(stderr, "vnetd: %v\n", err)
 		return exitFail
 	}
 }
 
-const usage = `usage:
-  vnetd [run] [-c FILE] [-s SOCKET]   run the daemon (no -c: the embedded default lab)
-  vnetd validate FILE                 check a config; errors as FILE:LINE:COL: message
-  vnetd status [--json]               switches, ports, namespaces, forwards
-  vnetd fdb SWITCH [--json]           learned MACs
-  vnetd ns NAME addr|route|neigh|sockets|leases [--json]
-  vnetd ping NS ADDR [-c N]           ping from inside a namespace
-  vnetd capture SWITCH [--port P] [-c N] [-w FILE]
-                                      live pcap of a switch or one port (stdout: pipe it)
-  vnetd version [--json]
-  -s PATH picks the control socket for every command.
-`
+// cmdHelp prints every command, or one command's synopsis and flags.
+func cmdHelp(args []string, stdout io.Writer) error {
+	args, err := parse(newFlags("help"), args)
+	if err != nil {
+		return err
+	}
+	if len(args) > 1 {
+		return usageError{"help takes at most one command"}
+	}
+	if len(args) == 1 {
+		cmd, ok := lookup(args[0])
+		if !ok {
+			return usageError{fmt.Sprintf("help: unknown command %q", args[0])}
+		}
+		// Running the command with -h makes parse hand back its own flag set.
+		err := cmd.run(context.Background(), []string{"-h"}, stdout, io.Discard)
+		var he helpError
+		if errors.As(err, &he) {
+			printCommandHelp(stdout, cmd, he.fs)
+			return nil
+		}
+		return err
+	}
+	fmt.Fprintln(stdout, "vnetd: a userspace virtual network lab (switches, namespaces, routers, TAPs, VM sockets)")
+	fmt.Fprintln(stdout, "\nusage: vnetd [-s SOCKET] COMMAND [ARGS]\n\ncommands:")
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	for _, c := range allCommands() {
+		fmt.Fprintf(tw, "  %s %s\t%s\n", c.name, c.args, c.summary)
+	}
+	tw.Flush()
+	fmt.Fprintln(stdout, "\n-s PATH picks the control socket for every command; vnetd CMD -h describes one command.")
+	return nil
+}
+
+func printCommandHelp(w io.Writer, cmd command, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "usage: vnetd %s %s\n\n%s\n", cmd.name, cmd.args, cmd.summary)
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	if n == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nflags:")
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+}
+
+// helpError is what parse returns for -h or --help: Main prints the command's flags
+// and exits 0.
+type helpError struct{ fs *flag.FlagSet }
+
+func (helpError) Error() string { return "help requested" }
 
 func newFlags(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
@@ -122,6 +233,9 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, helpError{fs}
+			}
 			return nil, usageError{err.Error()}
 		}
 		args = fs.Args()
@@ -152,11 +266,9 @@ func cmdValidate(args []string, stdout io.Writer) error {
 	}
 	c, err := config.Load(pos[0])
 	if err != nil {
-		var ce config.Errors
-		if errors.As(err, &ce) {
-			return err
-		}
-		return usageError{err.Error()}
+		// config.Errors exit 2; a file that cannot be read is a runtime failure (1),
+		// as it is for run -c.
+		return err
 	}
 	fmt.Fprintf(stdout, "%s: ok (%s)\n", pos[0], configCounts(c))
 	return nil
@@ -206,6 +318,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	stopWithGoRun()
 	var level slog.Level
 	level.UnmarshalText([]byte(cfg.Daemon.LogLevel))
 	lv := new(slog.LevelVar)
@@ -221,13 +334,22 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if path == "" {
 		path = control.DefaultPath()
 	}
-	srv, err := control.Listen(control.ServerOptions{Path: path, Daemon: d, Version: versionInfo(), Logger: log})
+	reloadFile := func() error { return reload(d, *cfgPath, lv, log) }
+	srv, err := control.Listen(control.ServerOptions{Path: path, Daemon: d, Version: versionInfo(), Logger: log, Reload: reloadFile})
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
 	if err := d.Apply(cfg); err != nil {
 		return fmt.Errorf("start %s: %w", src, err)
+	}
+	if cfg.Daemon.Web != "" {
+		ws, err := control.ServeWeb(cfg.Daemon.Web, d, log)
+		if err != nil {
+			return err
+		}
+		defer ws.Close()
+		fmt.Fprintf(stdout, "topology page: http://%s/\n", ws.Addr())
 	}
 	if cfg.Daemon.Metrics != "" {
 		m, err := control.ServeMetrics(cfg.Daemon.Metrics, d, log)
@@ -237,7 +359,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		defer m.Close()
 		fmt.Fprintf(stdout, "metrics: http://%s/metrics\n", m.Addr())
 	}
-	printSummary(stdout, cfg, src, path)
+	printSummary(stdout, cfg, src, path, selfCommand())
 	if err := sdNotify("READY=1"); err != nil {
 		log.Warn("sd_notify failed", "err", err)
 	}
@@ -257,7 +379,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 				return nil
 			}
 			sdNotify("RELOADING=1")
-			if err := reload(d, *cfgPath, lv, log); err != nil {
+			if err := reloadFile(); err != nil {
 				log.Error("reload rejected; the previous config keeps running", "err", err)
 			}
 			sdNotify("READY=1")
@@ -280,7 +402,18 @@ func reload(d *daemon.Daemon, path string, lv *slog.LevelVar, log *slog.Logger) 
 	return nil
 }
 
-func printSummary(w io.Writer, c *config.Config, src, sock string) {
+// selfCommand is how the user runs this binary again: "vnetd", or "go run ./cmd/vnetd"
+// when it was built by go run (into a go-build temporary directory), so the hints the
+// banner prints work as they are.
+func selfCommand() string {
+	exe, err := os.Executable()
+	if err == nil && strings.Contains(exe, string(os.PathSeparator)+"go-build") {
+		return "go run ./cmd/vnetd"
+	}
+	return "vnetd"
+}
+
+func printSummary(w io.Writer, c *config.Config, src, sock, self string) {
 	fmt.Fprintf(w, "vnetd is up (%s): %s\n", src, configCounts(c))
 	for _, ns := range c.Namespaces {
 		var addrs, svcs []string
@@ -290,7 +423,7 @@ func printSummary(w io.Writer, c *config.Config, src, sock string) {
 			}
 		}
 		for _, s := range ns.Services {
-			svcs = append(svcs, fmt.Sprintf("%s:%d", s.Kind, s.Listen.Port()))
+			svcs = append(svcs, daemon.ServiceString(s))
 		}
 		fmt.Fprintf(w, "  namespace %-8s %s  %s\n", ns.Name, strings.Join(addrs, " "), strings.Join(svcs, " "))
 	}
@@ -305,12 +438,13 @@ func printSummary(w io.Writer, c *config.Config, src, sock string) {
 		}
 	}
 	if n := len(c.Namespaces); n > 1 && len(c.Namespaces[n-1].NICs) > 0 && len(c.Namespaces[n-1].NICs[0].Addresses) > 0 {
-		fmt.Fprintf(w, "  vnetd -s %s ping %s %s -c 3\n", sock, c.Namespaces[0].Name, c.Namespaces[n-1].NICs[0].Addresses[0].Addr())
+		fmt.Fprintf(w, "  %s -s %s ping %s %s -c 3\n", self, sock, c.Namespaces[0].Name, c.Namespaces[n-1].NICs[0].Addresses[0].Addr())
 	}
 	if len(c.Switches) > 0 {
-		fmt.Fprintf(w, "  vnetd -s %s fdb %s\n", sock, c.Switches[0].Name)
+		fmt.Fprintf(w, "  %s -s %s fdb %s\n", self, sock, c.Switches[0].Name)
 	}
-	fmt.Fprintf(w, "  vnetd -s %s status\n", sock)
+	fmt.Fprintf(w, "  %s -s %s status\n", self, sock)
+	fmt.Fprintf(w, "Ctrl-C stops vnetd.\n")
 }
 
 // sdNotify sends one datagram to $NOTIFY_SOCKET (systemd's readiness protocol); it
@@ -336,7 +470,10 @@ func cmdClient(ctx context.Context, cmd string, args []string, stdout io.Writer)
 	fs := newFlags(cmd)
 	sock := fs.String("s", "", "control socket path")
 	asJSON := fs.Bool("json", false, "JSON output")
-	count := fs.Int("c", 4, "ping count")
+	count := new(int)
+	if cmd == "ping" {
+		count = fs.Int("c", 4, "number of echo requests, one a second")
+	}
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -420,7 +557,7 @@ func cmdClient(ctx context.Context, cmd string, args []string, stdout io.Writer)
 }
 
 func ping(ctx context.Context, cl *control.Client, ns, addr string, count int, asJSON bool, w io.Writer) error {
-	sent, got := 0, 0
+	sent, got, errs := 0, 0, 0
 	var rtts []float64
 	if !asJSON {
 		fmt.Fprintf(w, "PING %s from namespace %s: 56 data bytes\n", addr, ns)
@@ -429,10 +566,15 @@ func ping(ctx context.Context, cl *control.Client, ns, addr string, count int, a
 		sent++
 		if asJSON {
 			json.NewEncoder(w).Encode(p)
+		} else if p.ICMPError != "" {
+			fmt.Fprintf(w, "From %s icmp_seq=%d %s\n", p.From, p.Seq, p.ICMPError)
 		} else if p.Error != "" {
 			fmt.Fprintf(w, "no reply from %s: icmp_seq=%d: %s\n", addr, p.Seq, p.Error)
 		} else {
 			fmt.Fprintf(w, "64 bytes from %s: icmp_seq=%d time=%.3f ms\n", addr, p.Seq, p.RTTms)
+		}
+		if p.ICMPError != "" {
+			errs++
 		}
 		if p.Error == "" {
 			got++
@@ -443,7 +585,11 @@ func ping(ctx context.Context, cl *control.Client, ns, addr string, count int, a
 		return err
 	}
 	if !asJSON {
-		fmt.Fprintf(w, "\n--- %s ping statistics ---\n%d packets transmitted, %d received, %.0f%% packet loss\n", addr, sent, got, 100*float64(sent-got)/float64(max(sent, 1)))
+		errText := ""
+		if errs > 0 {
+			errText = fmt.Sprintf(", +%d errors", errs)
+		}
+		fmt.Fprintf(w, "\n--- %s ping statistics ---\n%d packets transmitted, %d received%s, %.0f%% packet loss\n", addr, sent, got, errText, 100*float64(sent-got)/float64(max(sent, 1)))
 		if len(rtts) > 0 {
 			sort.Float64s(rtts)
 			sum := 0.0
@@ -471,7 +617,7 @@ func printStatus(w io.Writer, st daemon.Status) {
 			for _, n := range p.Drops {
 				drops += n
 			}
-			fmt.Fprintf(w, "  port %s\t%s\tvlan %d\tmacs %d\trx %d\ttx %d\tdrops %d\n", p.Name, state, p.VLAN, p.MACs, p.Counters.RxFrames, p.Counters.TxFrames, drops)
+			fmt.Fprintf(w, "  port %s\t%s\tvlan %s\tmacs %d\trx %d\ttx %d\tdrops %d\n", p.Name, state, vlanString(p.VLAN), p.MACs, p.Counters.RxFrames, p.Counters.TxFrames, drops)
 		}
 	}
 	for _, n := range st.Namespaces {
@@ -496,13 +642,41 @@ func printStatus(w io.Writer, st daemon.Status) {
 		if len(n.Services) > 0 {
 			fmt.Fprintf(w, "  services\t%s\n", strings.Join(n.Services, ", "))
 		}
+		for _, ds := range n.DNS {
+			if f := ds.Forward; f != nil {
+				fmt.Fprintf(w, "  dns %s forward\tto %s\tforwarded %d\terrors %d\tdropped %d\tin flight %d\n", ds.Listen, strings.Join(f.Upstreams, " "), f.Forwarded, f.Errors, f.Dropped, f.InFlight)
+			}
+		}
 	}
 	for _, r := range st.Routers {
-		fmt.Fprintf(w, "router %s\n", r)
+		fmt.Fprintf(w, "router %s\tinterfaces %d\n", r.Name, len(r.Interfaces))
+		for _, i := range r.Interfaces {
+			printRouterLeg(w, i)
+		}
+	}
+	for _, g := range st.Gateways {
+		s := g.Stats
+		fmt.Fprintf(w, "gateway %s\ton %s\tflows %d active, %d tcp, %d udp\tto host %dB\tfrom host %dB\trefused %d\tdenied %d\tdropped at cap %d\n",
+			g.Name, g.Switch, s.FlowsActive, s.FlowsTCP, s.FlowsUDP, s.BytesToHost, s.BytesFromHost, s.Refused, s.Denied, s.DroppedAtCap)
+	}
+	for _, im := range st.Impairments {
+		fmt.Fprintf(w, "impair %s\tin: %s\tout: %s\tdelayed %d\tlost %d\toverlimit %d\tduplicated %d\tcorrupted %d\n", im.Target, orNone(im.In), orNone(im.Out),
+			im.Status.InStats.Delayed+im.Status.OutStats.Delayed, im.Status.InStats.Lost+im.Status.OutStats.Lost,
+			im.Status.InStats.Overlimit+im.Status.OutStats.Overlimit, im.Status.InStats.Duplicated+im.Status.OutStats.Duplicated,
+			im.Status.InStats.Corrupted+im.Status.OutStats.Corrupted)
 	}
 	for _, f := range st.Forwards {
-		fmt.Fprintf(w, "forward %s\t-> %s in %s\taccepted %d\tactive %d\tin %dB\tout %dB\tdial errors %d\n", f.Name, f.Target, f.Namespace, f.Stats.Accepted, f.Stats.Active, f.Stats.BytesIn, f.Stats.BytesOut, f.Stats.DialErrors)
+		fmt.Fprintf(w, "forward %s\t-> %s in %s\t%s\taccepted %d\tactive %d/%d\trefused %d\tin %dB\tout %dB\tdial errors %d\n", f.Name, f.Target, f.Namespace, f.Origin, f.Stats.Accepted, f.Stats.Active, f.Stats.Limit, f.Stats.Refused, f.Stats.BytesIn, f.Stats.BytesOut, f.Stats.DialErrors)
 	}
+}
+
+// vlanString shows the switch's default VLAN, which carries untagged frames, as
+// "untagged" rather than its internal number.
+func vlanString(v uint16) string {
+	if v == 0 || v == l2switch.DefaultVLAN {
+		return "untagged"
+	}
+	return strconv.Itoa(int(v))
 }
 
 var viewColumns = map[string][]string{

@@ -12,12 +12,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vnetd/vnetd/control"
 	"go.uber.org/goleak"
 )
 
@@ -46,6 +48,11 @@ name = "beta"
   addresses = ["10.0.0.20/24"]
   [[namespace.service]]
   kind = "echo"
+[[router]]
+name = "r1"
+  [[router.interface]]
+  switch = "lan0"
+  addresses = ["10.0.0.1/24"]
 `
 
 func run(t *testing.T, args ...string) (int, string, string) {
@@ -110,7 +117,7 @@ func TestCLIAgainstRunningDaemon(t *testing.T) {
 		want []string // substrings of stdout
 	}{
 		{[]string{"-s", sock, "ping", "alpha", "10.0.0.20", "-c", "2"}, 0, []string{"icmp_seq=2", "0% packet loss"}},
-		{[]string{"status", "-s", sock}, 0, []string{"switch lan0", "alpha.eth0", "namespace beta", "echo :7", "  nic eth0"}},
+		{[]string{"status", "-s", sock}, 0, []string{"switch lan0", "alpha.eth0", "namespace beta", "echo :7", "  nic eth0", "vlan untagged", "dhcp on eth0"}},
 		{[]string{"fdb", "lan0", "-s", sock}, 0, []string{"VLAN", "alpha.eth0", "beta.eth0"}},
 		{[]string{"ns", "alpha", "addr", "-s", sock}, 0, []string{"eth0", "10.0.0.10/24"}},
 		{[]string{"ns", "alpha", "route", "-s", sock}, 0, []string{"10.0.0.0/24"}},
@@ -124,6 +131,11 @@ func TestCLIAgainstRunningDaemon(t *testing.T) {
 		{[]string{"ns", "alpha", "bogus", "-s", sock}, 2, nil},
 		{[]string{"ping", "alpha", "10.0.0.99", "-c", "1", "-s", sock}, 1, []string{"100% packet loss"}},
 		{[]string{"version", "--json"}, 0, []string{`"go":"go`}},
+		{[]string{"router", "r1", "-s", sock}, 0, []string{"iface lan0", "up", "10.0.0.1/24", "TO", "10.0.0.0/24", "ADDR"}},
+		{[]string{"router", "r1", "route", "--json", "-s", sock}, 0, []string{`"to":"10.0.0.0/24"`, `"connected":true`}},
+		{[]string{"router", "r1", "addr", "--json", "-s", sock}, 0, []string{`"forwarded":`, `"up":true`}},
+		{[]string{"router", "nope", "-s", sock}, 1, nil},
+		{[]string{"router", "r1", "bogus", "-s", sock}, 2, nil},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -156,7 +168,8 @@ func TestCLIAgainstRunningDaemon(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		for _, w := range []string{`vnetd_port_frames_total{direction="rx",port="alpha.eth0",switch="lan0"}`, "vnetd_namespaces 2",
-			`vnetd_nic_bytes_total{direction="tx",namespace="alpha",nic="eth0"}`, `vnetd_nic_rx_by_reference_total{namespace="beta",nic="eth0"}`} {
+			`vnetd_nic_bytes_total{direction="tx",namespace="alpha",nic="eth0"}`, `vnetd_nic_rx_by_reference_total{namespace="beta",nic="eth0"}`,
+			`vnetd_router_frames_total{direction="rx",iface="lan0",router="r1"}`} {
 			if !strings.Contains(string(b), w) {
 				t.Errorf("GET /metrics lacks %s", w)
 			}
@@ -220,6 +233,28 @@ func TestCLIAgainstRunningDaemon(t *testing.T) {
 			t.Errorf("capture of an unknown switch = %d, %q", code, errs)
 		}
 	})
+	t.Run("reload", func(t *testing.T) {
+		if code, out, errs := run(t, "reload", "-s", sock); code != 0 || !strings.Contains(out, "reloaded") {
+			t.Errorf("Main(reload) = %d, %q, %q; want 0 and reloaded", code, out, errs)
+		}
+		good, _ := os.ReadFile(cfg)
+		defer os.WriteFile(cfg, good, 0o600)
+		os.WriteFile(cfg, append(good, []byte("\n[[switch]]\nname = \"lan0\"\n")...), 0o600)
+		if code, _, errs := run(t, "reload", "-s", sock); code != 1 || !strings.Contains(errs, "lab.toml:") {
+			t.Errorf("Main(reload of a bad file) = %d, %q; want 1 and a FILE:LINE:COL error", code, errs)
+		}
+		if code, _, _ := run(t, "status", "-s", sock); code != 0 {
+			t.Errorf("status after a rejected reload = %d; want 0", code)
+		}
+	})
+	t.Run("unknown API route", func(t *testing.T) {
+		cl := control.NewClient(sock)
+		defer cl.Close()
+		_, err := cl.Raw(context.Background(), "/v1/nope")
+		if err == nil || !strings.Contains(err.Error(), "no API route GET /v1/nope") {
+			t.Errorf("GET /v1/nope = %v; want the JSON error naming the route", err)
+		}
+	})
 	t.Run("second daemon on the same socket", func(t *testing.T) {
 		code, _, errs := run(t, "run", "-c", cfg)
 		if code != 1 || !strings.Contains(errs, "another vnetd") {
@@ -236,7 +271,7 @@ func TestValidate(t *testing.T) {
 	}{
 		{[]string{"validate", "../../config.toml.example"}, 0, "ok"},
 		{[]string{"validate", "../../config/testdata/errors.toml"}, 2, "errors.toml:17:3: switch \"lan9\" is not defined"},
-		{[]string{"validate", "/nonexistent.toml"}, 2, "no such file"},
+		{[]string{"validate", "/nonexistent.toml"}, 1, "no such file"},
 		{[]string{"validate"}, 2, "exactly one FILE"},
 		{[]string{"frobnicate"}, 2, "unknown command"},
 	}
@@ -279,5 +314,54 @@ func TestStaleSocketIsReplaced(t *testing.T) {
 	}
 	if code != 0 {
 		t.Errorf("status after replacing a stale socket = %d, %s; want 0", code, errs)
+	}
+}
+
+// TestHelp checks that every command answers -h and `help CMD` with its own synopsis
+// on stdout and exit 0, and that a usage mistake is short.
+func TestHelp(t *testing.T) {
+	for _, c := range allCommands() {
+		for _, args := range [][]string{{c.name, "-h"}, {c.name, "--help"}, {"help", c.name}} {
+			code, out, errs := run(t, args...)
+			if code != 0 || !strings.HasPrefix(out, "usage: vnetd "+c.name) {
+				t.Errorf("Main(%q) = %d, %q, %q; want 0 and its usage", args, code, out, errs)
+			}
+		}
+	}
+	if code, out, _ := run(t, "-h"); code != 0 || !strings.Contains(out, "validate FILE") || !strings.Contains(out, "completion") {
+		t.Errorf("Main(-h) = %d, %q; want 0 and the command list", code, out)
+	}
+	if code, out, _ := run(t, "ping", "-h"); code != 0 || !strings.Contains(out, "-c int") {
+		t.Errorf("Main(ping -h) = %d, %q; want its -c flag described", code, out)
+	}
+	code, _, errs := run(t, "fdb")
+	if lines := strings.Count(errs, "\n"); code != 2 || lines > 2 || !strings.Contains(errs, "fdb needs SWITCH") {
+		t.Errorf("Main(fdb) = %d, %q; want 2 and at most two lines", code, errs)
+	}
+}
+
+func TestCompletion(t *testing.T) {
+	for _, shell := range []string{"bash", "zsh"} {
+		code, out, errs := run(t, "completion", shell)
+		if code != 0 {
+			t.Fatalf("Main(completion %s) = %d, %s", shell, code, errs)
+		}
+		for _, c := range allCommands() {
+			if !regexp.MustCompile(`\b` + c.name + `\b`).MatchString(out) {
+				t.Errorf("completion %s lacks command %q", shell, c.name)
+			}
+		}
+		if shell == "bash" {
+			if _, err := exec.LookPath("bash"); err == nil {
+				cmd := exec.Command("bash", "-n")
+				cmd.Stdin = strings.NewReader(out)
+				if b, err := cmd.CombinedOutput(); err != nil {
+					t.Errorf("bash -n on the completion script: %v: %s", err, b)
+				}
+			}
+		}
+	}
+	if code, _, _ := run(t, "completion", "fish"); code != 2 {
+		t.Errorf("Main(completion fish) = %d; want 2", code)
 	}
 }

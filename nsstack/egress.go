@@ -1,0 +1,163 @@
+package nsstack
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+	"gvisor.dev/gvisor/pkg/waiter"
+)
+
+// Terminators are the handlers a namespace in terminating mode (see Terminate) calls
+// for flows addressed to anyone: the TCP and UDP flows it takes over as if it were
+// their destination.
+type Terminators struct {
+	// TCP is called, on a goroutine of its own, for each new connection attempt
+	// (a SYN nobody listens for). It must call Accept or Reset exactly once; the
+	// guest's SYN is answered only then.
+	TCP func(*TCPRequest)
+	// UDP is called, on the NIC's delivery goroutine (it must not block), for the
+	// first datagram of each new UDP flow. Returning false refuses the flow: the
+	// sender gets ICMP port unreachable. Returning true without Accept drops the
+	// datagram.
+	UDP func(*UDPRequest) bool
+	// MaxPendingTCP bounds the connection attempts waiting for TCP to decide;
+	// further SYNs are dropped (the guest retransmits). Default 256.
+	MaxPendingTCP int
+}
+
+// Terminate puts a NIC into terminating mode, the way a userspace NAT (gvproxy,
+// slirp) works: it accepts packets for any destination address (promiscuous), sends
+// from any source address (spoofing: replies come from the address the guest
+// dialled), routes every destination out of this NIC, and hands each TCP and UDP flow
+// nobody in the namespace listens for to t. ICMP echo requests to addresses the
+// namespace does not own are dropped, never answered on their behalf.
+func (ns *Namespace) Terminate(nic string, t Terminators) error {
+	if t.TCP == nil || t.UDP == nil {
+		return errors.New("terminate: TCP and UDP handlers are required")
+	}
+	if t.MaxPendingTCP <= 0 {
+		t.MaxPendingTCP = 256
+	}
+	if !ns.terminating {
+		return fmt.Errorf("namespace %q: terminate: not created with Options.Terminating", ns.name)
+	}
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	n, err := ns.nicLocked(nic)
+	if err != nil {
+		return err
+	}
+	if e := ns.st.SetPromiscuousMode(n.id, true); e != nil {
+		return fmt.Errorf("namespace %q: promiscuous %q: %s", ns.name, nic, e)
+	}
+	if e := ns.st.SetSpoofing(n.id, true); e != nil {
+		return fmt.Errorf("namespace %q: spoofing %q: %s", ns.name, nic, e)
+	}
+	ns.st.AddRoute(tcpip.Route{Destination: header.IPv4EmptySubnet, NIC: n.id})
+	ns.st.AddRoute(tcpip.Route{Destination: header.IPv6EmptySubnet, NIC: n.id})
+	st := ns.st
+	tf := tcp.NewForwarder(st, 0, t.MaxPendingTCP, func(r *tcp.ForwarderRequest) {
+		id := r.ID()
+		t.TCP(&TCPRequest{Local: endpointAddr(id.LocalAddress, id.LocalPort), Remote: endpointAddr(id.RemoteAddress, id.RemotePort), r: r})
+	})
+	st.SetTransportProtocolHandler(tcp.ProtocolNumber, tf.HandlePacket)
+	uf := udp.NewForwarder(st, func(r *udp.ForwarderRequest) bool {
+		id := r.ID()
+		return t.UDP(&UDPRequest{Local: endpointAddr(id.LocalAddress, id.LocalPort), Remote: endpointAddr(id.RemoteAddress, id.RemotePort), r: r})
+	})
+	st.SetTransportProtocolHandler(udp.ProtocolNumber, uf.HandlePacket)
+	// gVisor answers ICMPv6 echo requests to a promiscuous NIC's temporary addresses
+	// (IPv4 it already leaves alone) unless a handler takes them: take those not
+	// addressed to one of our own addresses.
+	nicID := n.id
+	st.SetTransportProtocolHandler(icmp.ProtocolNumber6, func(id stack.TransportEndpointID, pkt *stack.PacketBuffer) bool {
+		h := pkt.TransportHeader().Slice()
+		if len(h) == 0 || header.ICMPv6(h).Type() != header.ICMPv6EchoRequest {
+			return false
+		}
+		return st.CheckLocalAddress(nicID, ipv6.ProtocolNumber, id.LocalAddress) == 0
+	})
+	return nil
+}
+
+func endpointAddr(a tcpip.Address, port uint16) netip.AddrPort {
+	return netip.AddrPortFrom(fromTCPIP(a), port)
+}
+
+// TCPRequest is a connection attempt a terminating NIC received: the guest at Remote
+// sent a SYN to Local.
+type TCPRequest struct {
+	// Local is the address and port the guest dialled.
+	Local netip.AddrPort
+	// Remote is the guest's address and port.
+	Remote netip.AddrPort
+
+	r    *tcp.ForwarderRequest
+	once sync.Once
+}
+
+var errDecided = errors.New("connection request already decided")
+
+// Accept completes the handshake and returns the connection, whose LocalAddr is the
+// address the guest dialled.
+func (r *TCPRequest) Accept() (net.Conn, error) {
+	var (
+		c   net.Conn
+		err = errDecided
+	)
+	r.once.Do(func() {
+		var wq waiter.Queue
+		ep, e := r.r.CreateEndpoint(&wq)
+		if e != nil {
+			r.r.Complete(true)
+			err = fmt.Errorf("accept %v -> %v: %s", r.Remote, r.Local, e)
+			return
+		}
+		r.r.Complete(false)
+		c, err = gonet.NewTCPConn(&wq, ep), nil
+	})
+	return c, err
+}
+
+// Reset refuses the connection with a RST, as a closed port does.
+func (r *TCPRequest) Reset() {
+	r.once.Do(func() { r.r.Complete(true) })
+}
+
+// UDPRequest is the first datagram of a UDP flow a terminating NIC received: the
+// guest at Remote sent to Local.
+type UDPRequest struct {
+	// Local is the address and port the guest sent to.
+	Local netip.AddrPort
+	// Remote is the guest's address and port.
+	Remote netip.AddrPort
+
+	r *udp.ForwarderRequest
+}
+
+// Accept returns a socket connected to the guest, bound to Local: Read returns the
+// guest's datagrams (this first one included), Write sends to it. Only the first
+// call creates the socket.
+func (r *UDPRequest) Accept() (net.Conn, error) {
+	if r.r == nil {
+		return nil, errDecided
+	}
+	var wq waiter.Queue
+	ep, e := r.r.CreateEndpoint(&wq)
+	r.r = nil
+	if e != nil {
+		return nil, fmt.Errorf("accept udp %v -> %v: %s", r.Remote, r.Local, e)
+	}
+	return gonet.NewUDPConn(&wq, ep), nil
+}
