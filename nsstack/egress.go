@@ -10,6 +10,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
@@ -61,6 +62,13 @@ func (ns *Namespace) Terminate(nic string, t Terminators) error {
 	if e := ns.st.SetPromiscuousMode(n.id, true); e != nil {
 		return fmt.Errorf("namespace %q: promiscuous %q: %s", ns.name, nic, e)
 	}
+	own := map[[4]byte]bool{}
+	for _, a := range ns.st.AllAddresses()[n.id] {
+		if a.Protocol == ipv4.ProtocolNumber {
+			own[a.AddressWithPrefix.Address.As4()] = true
+		}
+	}
+	n.arpOwn.Store(&own)
 	if e := ns.st.SetSpoofing(n.id, true); e != nil {
 		return fmt.Errorf("namespace %q: spoofing %q: %s", ns.name, nic, e)
 	}
@@ -160,4 +168,26 @@ func (r *UDPRequest) Accept() (net.Conn, error) {
 		return nil, fmt.Errorf("accept udp %v -> %v: %s", r.Remote, r.Local, e)
 	}
 	return gonet.NewUDPConn(&wq, ep), nil
+}
+
+// foreignARPRequest reports whether b is an ARP request for an IPv4 address not in own
+// (Ethernet, optionally one 802.1Q tag).
+func foreignARPRequest(b []byte, own map[[4]byte]bool) bool {
+	if len(b) < 14 {
+		return false
+	}
+	et, off := uint16(b[12])<<8|uint16(b[13]), 14
+	if et == 0x8100 && len(b) >= 18 {
+		et, off = uint16(b[16])<<8|uint16(b[17]), 18
+	}
+	if et != 0x0806 || len(b) < off+28 {
+		return false
+	}
+	arp := b[off:]
+	if arp[6] != 0 || arp[7] != 1 { // not a request
+		return false
+	}
+	var target [4]byte
+	copy(target[:], arp[24:28])
+	return !own[target]
 }

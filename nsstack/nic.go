@@ -41,6 +41,11 @@ type NIC struct {
 	mac  frame.MAC
 	mtu  atomic.Uint32
 	gso  bool
+	// arpOwn, set by Terminate, holds the NIC's own IPv4 addresses: a terminating NIC
+	// is in spoofing mode, where gVisor would answer ARP for every address on the
+	// segment (a router's, another host's), so ARP requests for any other address are
+	// dropped before the stack sees them.
+	arpOwn atomic.Pointer[map[[4]byte]bool]
 
 	// Both queues hold gVisor packets, each with a reference of its own: out the
 	// packets the stack sent (ReadFrames copies them into the caller's frames), in the
@@ -312,6 +317,10 @@ func (n *NIC) WriteFrames(frames []frame.Frame) (int, error) {
 			f := &frames[0]
 			frames = frames[1:]
 			if f.N < frame.MinFrameLen || f.N > frame.MaxSuperFrame {
+				dropped++
+				continue
+			}
+			if own := n.arpOwn.Load(); own != nil && foreignARPRequest(f.Buf[:min(f.N, len(f.Buf))], *own) {
 				dropped++
 				continue
 			}
