@@ -11,6 +11,7 @@
 # creates and deletes.
 # Last line: ratio=<kernel->vnetd namespace / kernel->kernel, Gbit/s medians>.
 # Usage: sudo bench/vxlan.sh [seconds per run, default 5]
+# NOGRO=1 turns the vnetd namespace NIC's receive coalescing off (to measure what it gives).
 set -eo pipefail
 T=${1:-5}
 ROUNDS=${ROUNDS:-3}
@@ -59,7 +60,7 @@ ip -n $XB link set xb master br0; ip -n $Y link set ys master br0
 ip -n $KB link set kb mtu 1450; ip -n $KB addr add 10.81.0.1/24 dev kb
 ip -n $SS link set sy mtu 1450; ip -n $SS addr add 10.81.0.2/24 dev sy
 
-ip netns exec $V "$BIN" -ns -vxlan 10.80.0.1=10.80.0.2 -nsaddr 10.81.0.2/24 -mtu 1450 > "$BIN.ns" 2>&1 & PIDS+=($!)
+ip netns exec $V "$BIN" -ns ${NOGRO:+-nogro} -vxlan 10.80.0.1=10.80.0.2 -nsaddr 10.81.0.2/24 -mtu 1450 > "$BIN.ns" 2>&1 & PIDS+=($!)
 ip netns exec $SS "$BIN" -serve > "$BIN.serve" 2>&1 & PIDS+=($!)
 for _ in $(seq 50); do grep -q ready "$BIN.ns" 2>/dev/null && grep -q ready "$BIN.serve" 2>/dev/null && break; sleep 0.1; done
 grep -q ready "$BIN.ns" || { cat "$BIN.ns"; exit 1; }

@@ -14,7 +14,6 @@ import (
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/link/ethernet"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
@@ -30,17 +29,21 @@ type NICConfig struct {
 	QueueLen int
 	// NoGSO turns superframes off: the stack then segments TCP itself to the MTU.
 	NoGSO bool
+	// NoGRO turns receive coalescing off (see gro.go): every received TCP segment
+	// then reaches the stack on its own.
+	NoGRO bool
 }
 
 // NIC is a namespace's network interface. It implements frame.Port: ReadFrames
 // returns what the namespace sends, WriteFrames hands frames to the namespace.
 type NIC struct {
-	ns   *Namespace
-	id   tcpip.NICID
-	name string
-	mac  frame.MAC
-	mtu  atomic.Uint32
-	gso  bool
+	ns    *Namespace
+	id    tcpip.NICID
+	name  string
+	mac   frame.MAC
+	mtu   atomic.Uint32
+	gso   bool
+	noGRO bool
 	// arpOwn, set by Terminate, holds the NIC's own IPv4 addresses: a terminating NIC
 	// is in spoofing mode, where gVisor would answer ARP for every address on the
 	// segment (a router's, another host's), so ARP requests for any other address are
@@ -59,7 +62,9 @@ type NIC struct {
 	deliverer  *worker.Lazy
 	deliverBuf []*stack.PacketBuffer // its Pop scratch; one delivery goroutine at a time
 
-	dispatcher atomic.Pointer[dispatcherBox]
+	dispatcher atomic.Pointer[dispatcherBox] // gVisor's Ethernet layer, which parses what deliver hands it
+	upper      atomic.Pointer[dispatcherBox] // the stack's NIC, above the Ethernet layer
+	gro        *groState                     // made by the delivery goroutine when first needed
 	stats      frame.Counters
 	rxByRef    atomic.Uint64         // frames taken by reference (see RxByReference)
 	popBuf     []*stack.PacketBuffer // ReadFrames scratch; one reader at a time
@@ -116,11 +121,11 @@ func (ns *Namespace) AddNIC(c NICConfig) (*NIC, error) {
 	if _, dup := ns.nics[c.Name]; dup {
 		return nil, fmt.Errorf("namespace %q: add NIC %q: name in use", ns.name, c.Name)
 	}
-	n := &NIC{ns: ns, id: ns.nextID, name: c.Name, mac: c.MAC, gso: !c.NoGSO,
+	n := &NIC{ns: ns, id: ns.nextID, name: c.Name, mac: c.MAC, gso: !c.NoGSO, noGRO: c.NoGRO,
 		out: newPacketQueue(c.QueueLen), in: newPacketQueue(c.QueueLen)}
 	n.deliverer = worker.New(n.deliver)
 	n.mtu.Store(uint32(c.MTU))
-	ep := ethernet.New(&linkEP{nic: n})
+	ep := newGROLink(n)
 	if e := ns.st.CreateNICWithOptions(n.id, ep, stack.NICOptions{Name: c.Name}); e != nil {
 		return nil, fmt.Errorf("namespace %q: add NIC %q: %s", ns.name, c.Name, e)
 	}
@@ -391,6 +396,7 @@ func (n *NIC) deliver() {
 			continue
 		}
 		box := n.dispatcher.Load()
+		grouped := box != nil && n.groBegin(k)
 		delivered, bytes := 0, 0
 		for i, pkt := range pkts[:k] {
 			if box != nil {
@@ -400,6 +406,9 @@ func (n *NIC) deliver() {
 			}
 			pkt.DecRef()
 			pkts[i] = nil
+		}
+		if grouped {
+			n.groEnd()
 		}
 		n.stats.RxFrames.Add(uint64(delivered))
 		n.stats.RxBytes.Add(uint64(bytes))

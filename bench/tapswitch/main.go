@@ -162,6 +162,9 @@ func main() {
 
 // startNamespace puts a vnetd namespace with address addr on sw and runs the sink and
 // source in it.
+// noGRO turns the namespace NIC's receive coalescing off (-ns), to measure what it gives.
+var noGRO = flag.Bool("nogro", false, "with -ns: turn the namespace NIC's receive coalescing (GRO) off")
+
 func startNamespace(sw *l2switch.Switch, addr string, mtu int, log *slog.Logger) (*nsstack.Namespace, error) {
 	p, err := netip.ParsePrefix(addr)
 	if err != nil {
@@ -171,7 +174,7 @@ func startNamespace(sw *l2switch.Switch, addr string, mtu int, log *slog.Logger)
 	if err != nil {
 		return nil, err
 	}
-	nic, err := n.AddNIC(nsstack.NICConfig{Name: "eth0", MTU: mtu})
+	nic, err := n.AddNIC(nsstack.NICConfig{Name: "eth0", MTU: mtu, NoGRO: *noGRO})
 	if err == nil {
 		err = n.AddAddress("eth0", p)
 	}
