@@ -252,8 +252,10 @@ func TestPortsAddedWhileFlooding(t *testing.T) {
 	}
 	<-done
 	// A port's queue may still be full of the flood (and drop, as it should), so "last"
-	// is sent again every 50 ms until every port has had one.
-	deadline := time.Now().Add(5 * time.Second)
+	// is sent again every 50 ms until every port has had one. The deadline is generous:
+	// under -race on a loaded 2-core host, 40 ports' readers take seconds to drain the
+	// 80,000 flooded copies (it failed so at 5 s with the load average at 21).
+	deadline := time.Now().Add(30 * time.Second)
 	pending := hosts
 	for len(pending) > 0 {
 		if time.Now().After(deadline) {
