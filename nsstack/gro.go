@@ -25,6 +25,19 @@ import (
 // its own. Its state (about 7 KB) is made the first time a NIC receives a batch of
 // more than one frame, so idle namespaces of a large lab do not pay for it.
 
+// Only packets built from a frame's bytes (WriteFrames copied them into chunks of
+// their own) go through GRO. A frame by reference shares the sending stack's buffers,
+// which GRO must not touch: it rewrites the held packet's IP length and TCP flags in
+// place, and it keeps pointers to headers that, when they span two of the sender's
+// views (a router's rewritten head in front of the payload), gVisor's own PullUp moves
+// into a new chunk and frees the old (gro.dispatch4 keeps the IPv4 header slice from
+// before its second PullUp; the race detector caught it). Such frames come from
+// stacks in this process, which send superframes anyway.
+//
+// sharedMark tags a packet by reference until gVisor's NIC sets the field for real:
+// nothing reads NetworkProtocolNumber between WriteFrames and the NIC's delivery.
+const sharedMark tcpip.NetworkProtocolNumber = 0xffff
+
 // groLink is the NIC's link endpoint as the stack sees it: gVisor's Ethernet endpoint
 // whose received packets go through the NIC's GRO engine while a batch is delivered.
 type groLink struct {
@@ -58,7 +71,8 @@ type groState struct {
 type groDispatcher struct{ n *NIC }
 
 func (d groDispatcher) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, pkt *stack.PacketBuffer) {
-	if g := d.n.gro; g != nil && g.on {
+	shared := pkt.NetworkProtocolNumber == sharedMark
+	if g := d.n.gro; g != nil && g.on && !shared {
 		pkt.NetworkProtocolNumber = proto
 		// The stack takes every packet of this NIC as checksum-validated (the link
 		// endpoint offers RX checksum offload; WriteFrames checked the frames that

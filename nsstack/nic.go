@@ -445,6 +445,7 @@ func inboundByReference(f *frame.Frame) *stack.PacketBuffer {
 	}
 	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: payload})
 	pkt.RXChecksumValidated = true
+	pkt.NetworkProtocolNumber = sharedMark // keeps it out of GRO (see gro.go)
 	return pkt
 }
 
