@@ -1,6 +1,7 @@
 package portsec
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,6 +39,8 @@ type Options struct {
 	Policy Policy
 	// Now is the clock of DHCP snooping's leases; default time.Now.
 	Now func() time.Time
+	// OnClose, when set, runs once after the Port has closed.
+	OnClose func()
 }
 
 // Port is a frame.Port that enforces a Policy on the frames read from the port it
@@ -59,6 +62,9 @@ type Port struct {
 	txDropped atomic.Uint64 // pair end: frames it sent that were dropped for link state
 
 	snoop snooper
+
+	closeOnce sync.Once
+	onClose   func()
 }
 
 var _ frame.Port = (*Port)(nil)
@@ -68,7 +74,7 @@ func Wrap(p frame.Port, o Options) *Port {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	w := &Port{inner: p, now: o.Now}
+	w := &Port{inner: p, now: o.Now, onClose: o.OnClose}
 	w.pr, _ = p.(frame.PacketReader)
 	w.SetPolicy(o.Policy)
 	return w
@@ -283,4 +289,12 @@ func moveFrame(dst, src *frame.Frame) bool {
 }
 
 // Close implements frame.Port: it closes the wrapped port.
-func (p *Port) Close() error { return p.inner.Close() }
+func (p *Port) Close() error {
+	err := p.inner.Close()
+	p.closeOnce.Do(func() {
+		if p.onClose != nil {
+			p.onClose()
+		}
+	})
+	return err
+}
