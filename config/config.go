@@ -58,6 +58,9 @@ type Switch struct {
 	MaxMACs int
 	// PortMaxMACs caps MACs per port; 0 means none.
 	PortMaxMACs int
+	// PortMaxMACsLearnOnly: port_max_macs_violation = "learn-only", frames from
+	// sources beyond the cap are forwarded unlearned; default "drop" drops them.
+	PortMaxMACsLearnOnly bool
 }
 
 // Namespace is one [[namespace]].
@@ -88,6 +91,9 @@ type NIC struct {
 	MTU int
 	// VLAN is the access VLAN on the switch port; 0 = untagged.
 	VLAN uint16
+	// Security is the NIC's port security: on by default, its own MAC and addresses
+	// plus those listed.
+	Security PortSecurity
 }
 
 // Route is a static route of a namespace or a router.
@@ -209,6 +215,8 @@ type TAP struct {
 	Trunk []uint16
 	// Offload enables vnet_hdr offloads; default true.
 	Offload bool
+	// Security is the port's source checks; off unless a key sets them.
+	Security PortSecurity
 }
 
 // HostInterface is one [[host_interface]].
@@ -222,6 +230,8 @@ type HostInterface struct {
 	// Ring receives through a TPACKET_V3 ring instead of recvmmsg (see package
 	// hostif: slower on the hosts measured, so off by default).
 	Ring bool
+	// Security is the port's source checks; off unless a key sets them.
+	Security PortSecurity
 }
 
 // Socket is one [[socket]].
@@ -232,6 +242,9 @@ type Socket struct {
 	Switch string
 	// Protocol is "stream" or "dgram"; default stream.
 	Protocol string
+	// Security is the source checks of every VM port of the socket; off unless a key
+	// sets them.
+	Security PortSecurity
 }
 
 // Forward is one [[forward]].

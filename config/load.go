@@ -70,10 +70,11 @@ type rawDaemon struct {
 }
 
 type rawSwitch struct {
-	Name        string  `toml:"name"`
-	MACAging    *string `toml:"mac_aging"`
-	MaxMACs     *int    `toml:"max_macs"`
-	PortMaxMACs int     `toml:"port_max_macs"`
+	Name                 string  `toml:"name"`
+	MACAging             *string `toml:"mac_aging"`
+	MaxMACs              *int    `toml:"max_macs"`
+	PortMaxMACs          int     `toml:"port_max_macs"`
+	PortMaxMACsViolation string  `toml:"port_max_macs_violation"`
 }
 
 type rawNamespace struct {
@@ -91,6 +92,10 @@ type rawNIC struct {
 	Addresses []string `toml:"addresses"`
 	MTU       *int     `toml:"mtu"`
 	VLAN      int      `toml:"vlan"`
+	// port security (see portsec.go)
+	PortSecurity *bool    `toml:"port_security"`
+	AllowMACs    []string `toml:"allow_macs"`
+	AllowIPs     []string `toml:"allow_ips"`
 }
 
 type rawRoute struct {
@@ -151,6 +156,7 @@ type rawTAP struct {
 	VLAN    int    `toml:"vlan"`
 	Trunk   []int  `toml:"trunk"`
 	Offload *bool  `toml:"offload"`
+	rawPortSecurity
 }
 
 type rawHostInterface struct {
@@ -158,12 +164,14 @@ type rawHostInterface struct {
 	Switch string `toml:"switch"`
 	VLAN   int    `toml:"vlan"`
 	Ring   bool   `toml:"ring"`
+	rawPortSecurity
 }
 
 type rawSocket struct {
 	Path     string `toml:"path"`
 	Switch   string `toml:"switch"`
 	Protocol string `toml:"protocol"`
+	rawPortSecurity
 }
 
 type rawForward = ForwardSpec

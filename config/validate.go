@@ -52,6 +52,13 @@ func (v *validator) build(raw *rawConfig) *Config {
 		if r.PortMaxMACs < 0 {
 			v.errf(p+".port_max_macs", "port_max_macs %d must not be negative", r.PortMaxMACs)
 		}
+		switch r.PortMaxMACsViolation {
+		case "", "drop":
+		case "learn-only":
+			s.PortMaxMACsLearnOnly = true
+		default:
+			v.errf(p+".port_max_macs_violation", "port_max_macs_violation %q: want drop or learn-only", r.PortMaxMACsViolation)
+		}
 		c.Switches = append(c.Switches, s)
 	}
 	needSwitch := func(path, s string) {
@@ -89,6 +96,7 @@ func (v *validator) build(raw *rawConfig) *Config {
 			n := NIC{Name: rn.Name, Switch: rn.Switch, MTU: v.mtu(np+".mtu", rn.MTU), VLAN: v.vlan(np+".vlan", rn.VLAN)}
 			n.MAC = v.mac(np+".mac", rn.MAC, r.Name+"."+rn.Name)
 			n.Addresses = v.prefixes(np+".addresses", rn.Addresses)
+			n.Security = v.nicPortSecurity(np, rn.PortSecurity, rn.AllowMACs, rn.AllowIPs)
 			switch {
 			case rn.Switch != "" && rn.Peer != "":
 				v.errf(np+".peer", "nic %s.%s sets both switch and peer; pick one", r.Name, rn.Name)
@@ -233,6 +241,7 @@ func (v *validator) build(raw *rawConfig) *Config {
 		if r.Offload != nil {
 			t.Offload = *r.Offload
 		}
+		t.Security = v.portSecurity(p, r.rawPortSecurity)
 		for _, n := range r.Trunk {
 			if n < 1 || n > 4094 {
 				v.errf(p+".trunk", "trunk vlan %d out of range 1-4094", n)
@@ -246,7 +255,8 @@ func (v *validator) build(raw *rawConfig) *Config {
 		p := fmt.Sprintf("host_interface.%d", i)
 		v.name(p, "host_interface", r.Name, taps)
 		needSwitch(p, r.Switch)
-		c.HostInterfaces = append(c.HostInterfaces, HostInterface{Name: r.Name, Switch: r.Switch, VLAN: v.vlan(p+".vlan", r.VLAN), Ring: r.Ring})
+		c.HostInterfaces = append(c.HostInterfaces, HostInterface{Name: r.Name, Switch: r.Switch, VLAN: v.vlan(p+".vlan", r.VLAN), Ring: r.Ring,
+			Security: v.portSecurity(p, r.rawPortSecurity)})
 	}
 	c.VXLANs = v.vxlans(raw.VXLAN, needSwitch)
 	paths := map[string]bool{}
@@ -259,7 +269,7 @@ func (v *validator) build(raw *rawConfig) *Config {
 		}
 		paths[r.Path] = true
 		needSwitch(p, r.Switch)
-		s := Socket(r)
+		s := Socket{Path: r.Path, Switch: r.Switch, Protocol: r.Protocol, Security: v.portSecurity(p, r.rawPortSecurity)}
 		switch s.Protocol {
 		case "":
 			s.Protocol = "stream"
@@ -277,6 +287,8 @@ func (v *validator) build(raw *rawConfig) *Config {
 	v.gateways(raw.Gateway, c, needSwitch, claimMAC, nsNames)
 	v.impairs(raw.Impair, c)
 	v.expects(raw.Expect, c)
+	v.duplicateAddrs(c)
+	v.empty(raw)
 	return c
 }
 

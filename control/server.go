@@ -214,6 +214,7 @@ func handler(o ServerOptions) http.Handler {
 	mux.HandleFunc("GET /v1/topology", func(w http.ResponseWriter, r *http.Request) { serveTopology(d, w, r) })
 	vxlanRoutes(mux, d)
 	impairRoutes(mux, d)
+	linkRoutes(mux, d)
 	checkRoutes(mux, d)
 	traceRoutes(mux, d)
 	mux.HandleFunc("GET /v1/capture/{switch}", func(w http.ResponseWriter, r *http.Request) { serveCapture(d, w, r) })

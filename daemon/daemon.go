@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"reflect"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/vnetd/vnetd/forward"
 	"github.com/vnetd/vnetd/frame"
 	"github.com/vnetd/vnetd/nsstack"
+	"github.com/vnetd/vnetd/portsec"
 	"github.com/vnetd/vnetd/service"
 	l2switch "github.com/vnetd/vnetd/switch"
 )
@@ -52,7 +54,9 @@ type Daemon struct {
 
 	live sync.Map // namespace name -> *nsstack.Namespace, read by forwards without mu
 
-	impairs impairs // every switch port and pair end, wrapped for impairment
+	impairs impairs           // every switch port and pair end, wrapped for impairment
+	links   links             // every switch port and pair end, wrapped for port security and link state
+	pairs   map[string]func() // running pass-through pairs' stops, by pairKey (mu)
 }
 
 type swEntry struct {
@@ -237,7 +241,7 @@ func (d *Daemon) applyLocked(c *config.Config) error {
 		if _, ok := d.switches[s.Name]; ok {
 			continue
 		}
-		sw := l2switch.New(l2switch.Config{Name: s.Name, MACAging: s.MACAging, MaxMACs: s.MaxMACs, PortMaxMACs: s.PortMaxMACs, Logger: d.log.With("switch", s.Name)})
+		sw := l2switch.New(l2switch.Config{Name: s.Name, MACAging: s.MACAging, MaxMACs: s.MaxMACs, PortMaxMACs: s.PortMaxMACs, PortMaxMACsLearnOnly: s.PortMaxMACsLearnOnly, Logger: d.log.With("switch", s.Name)})
 		d.switches[s.Name] = &swEntry{cfg: s, sw: sw}
 		d.log.Info("switch up", "switch", s.Name)
 	}
@@ -296,12 +300,27 @@ func (d *Daemon) applyLocked(c *config.Config) error {
 			if !ok {
 				return fmt.Errorf("namespace %q: peer %s:%s has no such nic", name, n.PeerNamespace, n.PeerNIC)
 			}
-			stop := nsstack.Connect(d.wrapPairEnd(name, n.Name, a), d.wrapPairEnd(n.PeerNamespace, n.PeerNIC, b))
+			stop := nsstack.Connect(d.wrapPairEnd(name, n.Name, a, nicPolicy(n)), d.wrapPairEnd(n.PeerNamespace, n.PeerNIC, b, peerPolicy(other.cfg, n.PeerNIC)))
+			d.pairLinks(name+":"+n.Name, n.PeerNamespace+":"+n.PeerNIC)
+			if d.pairs == nil {
+				d.pairs = map[string]func(){}
+			}
+			d.pairs[pairKey(name, n.Name, n.PeerNamespace, n.PeerNIC)] = stop
 			e.peers = append(e.peers, stop)
 			other.peers = append(other.peers, stop)
 		}
 	}
 	return nil
+}
+
+// peerPolicy is the policy of NIC nic of namespace c.
+func peerPolicy(c config.Namespace, nic string) portsec.Policy {
+	for _, n := range c.NICs {
+		if n.Name == nic {
+			return nicPolicy(n)
+		}
+	}
+	return portsec.Policy{}
 }
 
 func contains(ss []string, s string) bool {
@@ -344,8 +363,9 @@ func (d *Daemon) addNamespaceLocked(c config.Namespace) (err error) {
 				return fmt.Errorf("namespace %q: switch %q is not running", c.Name, n.Switch)
 			}
 			port := c.Name + "." + n.Name
-			if err := sw.sw.AddPort(d.wrapSwitchPort(n.Switch, port, nic), l2switch.PortConfig{Name: port, VLAN: n.VLAN}); err != nil {
+			if err := sw.sw.AddPort(d.wrapSwitchPort(n.Switch, port, nic, nicPolicy(n)), l2switch.PortConfig{Name: port, VLAN: n.VLAN}); err != nil {
 				d.impairs.forget(n.Switch + "/" + port)
+				d.forgetLink(n.Switch + "/" + port)
 				return fmt.Errorf("namespace %q: attach %s to %s: %w", c.Name, port, n.Switch, err)
 			}
 			e.ports = append(e.ports, portRef{n.Switch, port})
@@ -408,6 +428,11 @@ func (d *Daemon) removeNamespaceLocked(name string) {
 	}
 	for _, stop := range e.peers {
 		stop()
+	}
+	for key := range d.pairs {
+		if a, b, _ := strings.Cut(key, " "); strings.HasPrefix(a, name+":") || strings.HasPrefix(b, name+":") {
+			delete(d.pairs, key)
+		}
 	}
 	for _, p := range e.ports {
 		if sw := d.switches[p.sw]; sw != nil {

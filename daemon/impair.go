@@ -10,6 +10,7 @@ import (
 	"github.com/vnetd/vnetd/config"
 	"github.com/vnetd/vnetd/frame"
 	"github.com/vnetd/vnetd/impair"
+	"github.com/vnetd/vnetd/portsec"
 )
 
 // impairs is the registry of impairable ports: every switch port and pass-through pair
@@ -67,20 +68,24 @@ func (im *impairs) wrap(target string, ip impairedPort, p frame.Port) frame.Port
 }
 
 // forget drops target from the registry: its port was not attached after all.
+// (The port's portsec entry goes when the caller closes the port, or with forgetLink.)
 func (im *impairs) forget(target string) {
 	im.mu.Lock()
 	delete(im.ports, target)
 	im.mu.Unlock()
 }
 
-// wrapSwitchPort wraps a port attached to switch sw as name.
-func (d *Daemon) wrapSwitchPort(sw, name string, p frame.Port) frame.Port {
-	return d.impairs.wrap(sw+"/"+name, impairedPort{sw: sw, port: name}, p)
+// wrapSwitchPort wraps a port attached to switch sw as name: port security and link
+// state (pol) inside, impairment outside.
+func (d *Daemon) wrapSwitchPort(sw, name string, p frame.Port, pol portsec.Policy) frame.Port {
+	target := sw + "/" + name
+	return d.impairs.wrap(target, impairedPort{sw: sw, port: name}, d.guard(target, linkPort{sw: sw, port: name}, pol, p))
 }
 
-// wrapPairEnd wraps the pair end nic of namespace ns.
-func (d *Daemon) wrapPairEnd(ns, nic string, p frame.Port) frame.Port {
-	return d.impairs.wrap(ns+":"+nic, impairedPort{ns: ns, nic: nic}, p)
+// wrapPairEnd wraps the pair end nic of namespace ns, as wrapSwitchPort does.
+func (d *Daemon) wrapPairEnd(ns, nic string, p frame.Port, pol portsec.Policy) frame.Port {
+	target := ns + ":" + nic
+	return d.impairs.wrap(target, impairedPort{ns: ns, nic: nic}, d.guard(target, linkPort{ns: ns, nic: nic}, pol, p))
 }
 
 // setConfigImpairs makes the running ports match c's [[impair]] entries where they

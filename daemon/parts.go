@@ -203,8 +203,9 @@ func (d *Daemon) attach(a *attachment, sw, name string, p frame.Port, pc l2switc
 	if e == nil {
 		return fmt.Errorf("switch %q is not running", sw)
 	}
-	if err := e.sw.AddPort(d.wrapSwitchPort(sw, pc.Name, p), pc); err != nil {
+	if err := e.sw.AddPort(d.wrapSwitchPort(sw, pc.Name, p, attachPolicy(a.cfg, name)), pc); err != nil {
 		d.impairs.forget(sw + "/" + pc.Name)
+		d.forgetLink(sw + "/" + pc.Name)
 		return fmt.Errorf("attach %s to %s: %w", name, sw, err)
 	}
 	a.ports = append(a.ports, portRef{sw, name})

@@ -23,6 +23,8 @@ type Status struct {
 	Gateways   []GatewayStatus   `json:"gateways"`
 	// Impairments are the ports with an impairment set or counted.
 	Impairments []ImpairStatus `json:"impairments"`
+	// Links are every switch port and pair end's link state and port security.
+	Links []LinkStatus `json:"links"`
 }
 
 // SwitchStatus is one switch with its ports.
@@ -53,7 +55,7 @@ type ForwardStatus struct {
 func (d *Daemon) Status() Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	st := Status{Switches: []SwitchStatus{}, Namespaces: []NamespaceStatus{}, Routers: []RouterStatus{}, Forwards: []ForwardStatus{}, Gateways: []GatewayStatus{}, Impairments: d.Impairments()}
+	st := Status{Switches: []SwitchStatus{}, Namespaces: []NamespaceStatus{}, Routers: []RouterStatus{}, Forwards: []ForwardStatus{}, Gateways: []GatewayStatus{}, Impairments: d.Impairments(), Links: d.Links()}
 	if d.cfg == nil {
 		return st
 	}

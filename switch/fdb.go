@@ -67,6 +67,9 @@ type fdb struct {
 	size    atomic.Int64
 	maxMACs int64
 	portMax int64
+	// portLearnOnly: a source beyond portMax is forwarded unlearned instead of
+	// dropped (Config.PortMaxMACsLearnOnly).
+	portLearnOnly bool
 
 	learned, moved, aged, limited, portLimited atomic.Uint64
 }
@@ -97,19 +100,20 @@ func (f *fdb) lookup(k fdbKey) *swPort {
 // source does not bounce its entry's cache line between cores on every frame.
 const refreshEvery = int64(time.Second)
 
-// learn records that k was seen on p at now.
-func (f *fdb) learn(k fdbKey, p *swPort, now int64) {
+// learn records that k was seen on p at now. It reports false when the frame must be
+// dropped: a new source beyond the port's cap when the cap's violation is "drop".
+func (f *fdb) learn(k fdbKey, p *swPort, now int64) bool {
 	s := &f.shards[k.shard(f.shift)]
 	e := s.load()[k]
 	if e != nil && e.port.Load() == p {
 		if now-e.lastSeen.Load() > refreshEvery {
 			e.lastSeen.Store(now)
 		}
-		return
+		return true
 	}
 	if e == nil && f.size.Load() >= f.maxMACs { // full: a MAC flood takes no lock
 		f.limited.Add(1)
-		return
+		return true
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -119,11 +123,11 @@ func (f *fdb) learn(k fdbKey, p *swPort, now int64) {
 	case e == nil:
 		if f.size.Load() >= f.maxMACs {
 			f.limited.Add(1)
-			return
+			return true
 		}
 		if f.portMax > 0 && p.macs.Load() >= f.portMax {
 			f.portLimited.Add(1)
-			return
+			return f.portLearnOnly
 		}
 		e = new(fdbEntry)
 		e.port.Store(p)
@@ -137,7 +141,7 @@ func (f *fdb) learn(k fdbKey, p *swPort, now int64) {
 	case e.port.Load() != p:
 		if f.portMax > 0 && p.macs.Load() >= f.portMax {
 			f.portLimited.Add(1)
-			return
+			return f.portLearnOnly
 		}
 		e.port.Load().macs.Add(-1)
 		e.port.Store(p)
@@ -147,6 +151,7 @@ func (f *fdb) learn(k fdbKey, p *swPort, now int64) {
 	default: // learned meanwhile by another reader
 		e.lastSeen.Store(now)
 	}
+	return true
 }
 
 // age forgets entries idle for longer than maxAge.

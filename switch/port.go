@@ -35,6 +35,7 @@ const (
 	DropQueueFull      = "queue_full"       // egress queue full, or the port is down (slow or dead port)
 	DropOffload        = "offload"          // superframe the egress port cannot take and software could not segment
 	DropDoubleTagged   = "double_tagged"    // popping the tag for this port would expose a second tag (VLAN hopping)
+	DropPortMACs       = "port_max_macs"    // a new source beyond the port's MAC cap (violation "drop")
 )
 
 const (
@@ -47,11 +48,12 @@ const (
 	dropQueueFull
 	dropOffload
 	dropDoubleTagged
+	dropPortMACs
 	numDrops
 )
 
 var dropNames = [numDrops]string{DropTooShort, DropTooBig, DropBadSource, DropTaggedOnAccess,
-	DropVLANNotAllowed, DropSamePort, DropQueueFull, DropOffload, DropDoubleTagged}
+	DropVLANNotAllowed, DropSamePort, DropQueueFull, DropOffload, DropDoubleTagged, DropPortMACs}
 
 // swPort is a port as the switch sees it. Its VLAN set is immutable after AddPort.
 type swPort struct {

@@ -23,8 +23,12 @@ type Config struct {
 	// MaxMACs caps the FDB; sources beyond it are not learned (counted) and traffic to
 	// them floods. Default 8192.
 	MaxMACs int
-	// PortMaxMACs caps the MACs learned per port; 0 means no cap.
+	// PortMaxMACs caps the MACs learned per port; 0 means no cap. Frames from a
+	// source beyond the cap are dropped (counted as port_max_macs on the port).
 	PortMaxMACs int
+	// PortMaxMACsLearnOnly makes the cap stop learning only: frames from a source
+	// beyond it are forwarded, unlearned (replies to it flood).
+	PortMaxMACsLearnOnly bool
 	// QueueLen bounds each port's output queue. Default 512.
 	QueueLen int
 	// Batch is how many frames a port reader takes per ReadFrames. Default 64.
@@ -91,6 +95,7 @@ func New(cfg Config) *Switch {
 		cfg.AgeEvery = max(cfg.MACAging/10, time.Second)
 	}
 	s := &Switch{cfg: cfg, fdb: newFDB(cfg.MaxMACs, cfg.PortMaxMACs), stop: make(chan struct{})}
+	s.fdb.portLearnOnly = cfg.PortMaxMACsLearnOnly
 	s.ports.Store(new([]*swPort))
 	if cfg.AgeEvery > 0 {
 		s.wg.Add(1)
@@ -551,7 +556,10 @@ func (s *Switch) forward(in *swPort, ports []*swPort, rb *batch, buf *frame.Buf,
 	}
 	src := pkt[6:12]
 	if k := keyOf(vlan, src); k != rb.lastSrc {
-		s.fdb.learn(k, in, now)
+		if !s.fdb.learn(k, in, now) {
+			in.drops[dropPortMACs].Add(1)
+			return false
+		}
 		rb.lastSrc = k
 	}
 

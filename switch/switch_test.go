@@ -276,7 +276,7 @@ func TestMACLimits(t *testing.T) {
 		wantPortLimits uint64
 	}{
 		{"max_macs", Config{MaxMACs: 3}, 3, 2, 0},
-		{"port_max_macs", Config{PortMaxMACs: 2}, 3, 0, 2}, // 2 behind p1 + h2
+		{"port_max_macs learn-only", Config{PortMaxMACs: 2, PortMaxMACsLearnOnly: true}, 3, 0, 2}, // 2 behind p1 + h2
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -297,6 +297,33 @@ func TestMACLimits(t *testing.T) {
 			h2.send(eth(mac(13), h2.mac, "to-unlearned"))
 			h1.expect("to-unlearned")
 		})
+	}
+}
+
+// TestPortMaxMACsDrop: with the default violation, frames from sources beyond a
+// port's cap are dropped and counted, not forwarded unlearned.
+func TestPortMaxMACsDrop(t *testing.T) {
+	sw := newSwitch(t, Config{PortMaxMACs: 2})
+	h1 := addHost(t, sw, "p1", mac(1), PortConfig{})
+	h2 := addHost(t, sw, "p2", mac(2), PortConfig{})
+	for i := 10; i < 14; i++ {
+		h1.send(eth(frame.Broadcast, mac(i), fmt.Sprint("src", i)))
+		if i < 12 {
+			h2.expect(fmt.Sprint("src", i))
+		}
+	}
+	h2.expectNone()
+	// A learned source still passes.
+	h1.send(eth(frame.Broadcast, mac(10), "again"))
+	h2.expect("again")
+	var p1 PortStatus
+	for _, p := range sw.Ports() {
+		if p.Name == "p1" {
+			p1 = p
+		}
+	}
+	if p1.Drops[DropPortMACs] != 2 || sw.Stats().PortLimited != 2 {
+		t.Fatalf("p1 drops %v, port_limited %d; want %s 2 and 2", p1.Drops, sw.Stats().PortLimited, DropPortMACs)
 	}
 }
 

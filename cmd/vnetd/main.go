@@ -659,6 +659,12 @@ func printStatus(w io.Writer, st daemon.Status) {
 		fmt.Fprintf(w, "gateway %s\ton %s\tflows %d active, %d tcp, %d udp\tto host %dB\tfrom host %dB\trefused %d\tdenied %d\tdropped at cap %d\n",
 			g.Name, g.Switch, s.FlowsActive, s.FlowsTCP, s.FlowsUDP, s.BytesToHost, s.BytesFromHost, s.Refused, s.Denied, s.DroppedAtCap)
 	}
+	for _, l := range st.Links {
+		if !l.Status.Up || len(l.Status.Drops) > 0 || l.Status.TxDropped > 0 {
+			fmt.Fprint(w, "link ")
+			printLink(w, l)
+		}
+	}
 	for _, im := range st.Impairments {
 		fmt.Fprintf(w, "impair %s\tin: %s\tout: %s\tdelayed %d\tlost %d\toverlimit %d\tduplicated %d\tcorrupted %d\n", im.Target, orNone(im.In), orNone(im.Out),
 			im.Status.InStats.Delayed+im.Status.OutStats.Delayed, im.Status.InStats.Lost+im.Status.OutStats.Lost,
