@@ -77,7 +77,7 @@ func (d *Daemon) prepareLocked(p plan) (pr *prepared, err error) {
 		}
 		fe, err := d.bindForward(f)
 		if err != nil {
-			return pr, &stepError{item: "forward " + f.Name(), err: fmt.Errorf("forward %s: %w", f.Name(), err)}
+			return pr, &stepError{item: "forward " + f.Name(), err: err} // err names protocol and address
 		}
 		pr.forwards = append(pr.forwards, fe)
 	}
@@ -199,7 +199,7 @@ func (d *Daemon) commitLocked(p plan, pr *prepared, c *config.Config) (applied b
 		}
 		fe, err := d.bindForward(f)
 		if err != nil {
-			return fail(&stepError{item: "forward " + f.Name(), err: fmt.Errorf("forward %s: %w", f.Name(), err)})
+			return fail(&stepError{item: "forward " + f.Name(), err: err})
 		}
 		pr.forwards = append(pr.forwards, fe)
 	}
@@ -220,7 +220,9 @@ func (d *Daemon) commitLocked(p plan, pr *prepared, c *config.Config) (applied b
 			}
 			if err != nil {
 				d.log.Error("restoring an attachment failed", "what", it.key, "err", err)
+				return
 			}
+			d.log.Info("reopened with the running config", "what", it.key)
 		})
 		o, err := it.kind.open(d, it.cfg)
 		if err != nil {
