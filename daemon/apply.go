@@ -3,6 +3,7 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/vnetd/vnetd/config"
 	"github.com/vnetd/vnetd/nsstack"
@@ -46,6 +47,9 @@ func (e *stepError) Unwrap() error { return e.err }
 
 func attError(it attItem, err error) *stepError {
 	item := fmt.Sprintf("%s %q", it.kind.noun, it.name)
+	if strings.HasPrefix(err.Error(), item+":") {
+		return &stepError{item: item, err: err} // named already (gateway.New does)
+	}
 	return &stepError{item: item, err: fmt.Errorf("%s: %w", item, err)}
 }
 

@@ -178,3 +178,41 @@ func TestFailedReloadIsAtomic(t *testing.T) {
 		})
 	}
 }
+
+// TestFailedReopenIsUndone: a changed TAP must be closed before it is opened again;
+// when the reopen fails, the reload fails, the TAP is reopened with the running config
+// (same port, same VLAN) and the log says so.
+func TestFailedReopenIsUndone(t *testing.T) {
+	var opens, closed atomic.Int32
+	logs := &syncBuffer{}
+	d := New(Options{Logger: slog.New(slog.NewTextHandler(logs, nil)),
+		OpenTAP: func(c config.TAP, _ *slog.Logger) (frame.Port, error) {
+			if c.VLAN == 10 {
+				return nil, fmt.Errorf("open %s: device busy", c.Name)
+			}
+			opens.Add(1)
+			a, _ := veth.NewPair(veth.Options{NameA: "tap:" + c.Name})
+			return &fakeTAP{End: a, closed: &closed}, nil
+		}})
+	defer d.Close()
+	const lab = "[[switch]]\nname = \"lan0\"\n[[tap]]\nname = \"t0\"\nswitch = \"lan0\"\nvlan = %d\n"
+	if err := d.Apply(parse(t, fmt.Sprintf(lab, 5))); err != nil {
+		t.Fatalf("Apply() = %v", err)
+	}
+	mark := len(logs.String())
+	if err := d.Apply(parse(t, fmt.Sprintf(lab, 10))); err == nil || !strings.Contains(err.Error(), `tap "t0": open t0: device busy`) {
+		t.Fatalf("Apply(vlan 10, which fails to open) = %v, want the open error naming tap \"t0\"", err)
+	}
+	if ps := d.Status().Switches[0].Ports; len(ps) != 1 || ps[0].Name != "tap:t0" || ps[0].VLAN != 5 {
+		t.Errorf("after the failed reload lan0 ports = %+v, want tap:t0 on VLAN 5", ps)
+	}
+	if opens.Load() != 2 || closed.Load() != 1 {
+		t.Errorf("TAP opens %d, closes %d; want 2 (start, reopen) and 1", opens.Load(), closed.Load())
+	}
+	log := logs.String()[mark:]
+	for _, want := range []string{`msg="reopened with the running config" what=tap:t0`, `failed="tap \"t0\""`} {
+		if !strings.Contains(log, want) {
+			t.Errorf("reload log =\n%s\nwant %s", log, want)
+		}
+	}
+}
