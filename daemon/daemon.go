@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
-	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -120,9 +119,10 @@ func (d *Daemon) unsupported(c *config.Config) error {
 
 // Apply makes the running lab match c. The first call builds everything or nothing;
 // later calls (reloads) change only what differs: removed things are torn down,
-// changed namespaces rebuilt, new things added, unchanged things left running. If
-// the change fails, the previous config is restored (best effort) and the error
-// returned.
+// changed namespaces rebuilt, new things added, unchanged things left running. A
+// reload is atomic: everything new is acquired before anything running is released
+// (see prepareLocked), so if c cannot be applied the running lab is left exactly as
+// it was, and the error and the log name the part that failed.
 func (d *Daemon) Apply(c *config.Config) error {
 	if err := d.unsupported(c); err != nil {
 		return err
@@ -132,185 +132,34 @@ func (d *Daemon) Apply(c *config.Config) error {
 	if d.closed {
 		return errors.New("apply config: daemon closed")
 	}
-	old := d.cfg
-	d.impairs.setConfig(c)
-	if err := d.applyLocked(c); err != nil {
-		d.impairs.setConfig(old)
-		if old == nil {
+	first := d.cfg == nil
+	p := planChanges(d.runningLocked(), c)
+	pr, err := d.prepareLocked(p)
+	applied := false
+	if err == nil {
+		applied, err = d.commitLocked(p, pr, c)
+	}
+	if !applied {
+		item := "?"
+		var se *stepError
+		if errors.As(err, &se) {
+			item = se.item
+		}
+		if first {
+			d.log.Error("start failed; nothing was started", "failed", item, "err", err)
 			d.closeLocked()
 			d.closed = false
-		} else if rerr := d.applyLocked(old); rerr != nil {
-			d.log.Error("restoring the previous config failed", "err", rerr)
 		} else {
-			d.refreshDNSLocked(old)
+			d.log.Error("reload failed; nothing changed, the running lab is as it was", "failed", item, "err", err)
 		}
 		return err
 	}
 	d.cfg = c
 	d.refreshDNSLocked(c)
-	return nil
-}
-
-func (d *Daemon) applyLocked(c *config.Config) error {
-	wantSw := map[string]config.Switch{}
-	for _, s := range c.Switches {
-		wantSw[s.Name] = s
+	if err != nil {
+		d.log.Error("config applied with errors", "err", err)
 	}
-	wantNS := map[string]config.Namespace{}
-	for _, n := range c.Namespaces {
-		wantNS[n.Name] = n
-	}
-	wantFw := map[string]config.Forward{}
-	for _, f := range c.Forwards {
-		wantFw[f.Name()] = f
-	}
-
-	// Which switches are recreated: changed settings. Namespaces on them rebuild too.
-	rebuildSw := map[string]bool{}
-	for name, e := range d.switches {
-		if w, ok := wantSw[name]; !ok || w != e.cfg {
-			rebuildSw[name] = true
-		}
-	}
-	// Namespaces to tear down: removed, NICs changed, on a rebuilt switch, or peered
-	// with one that is torn down.
-	down := map[string]bool{}
-	for name, e := range d.namespaces {
-		w, ok := wantNS[name]
-		if !ok || !reflect.DeepEqual(w.NICs, e.cfg.NICs) {
-			down[name] = true
-		}
-		for _, n := range e.cfg.NICs {
-			if rebuildSw[n.Switch] {
-				down[name] = true
-			}
-		}
-	}
-	for changed := true; changed; {
-		changed = false
-		for name, e := range d.namespaces {
-			if down[name] {
-				continue
-			}
-			for _, n := range e.cfg.NICs {
-				if n.PeerNamespace != "" && down[n.PeerNamespace] {
-					down[name], changed = true, true
-				}
-			}
-		}
-	}
-
-	// Forwards first: binding host ports is what most often fails.
-	d.keepRuntimeForwardsLocked(c)
-	for name, e := range d.forwards {
-		if w, ok := wantFw[name]; !ok {
-			if e.spec != nil {
-				continue // a runtime forward keepRuntimeForwardsLocked kept
-			}
-			e.fw.Close()
-			delete(d.forwards, name)
-			d.log.Info("forward removed", "forward", name)
-		} else if w != e.cfg {
-			e.fw.SetTarget(w.Target)
-			e.fw.SetLimit(max(w.MaxConns, w.MaxFlows))
-			e.fw.SetUDPIdle(w.UDPIdle)
-			e.ns.Store(&w.Namespace)
-			e.cfg = w
-			d.log.Info("forward changed", "forward", name, "namespace", w.Namespace, "target", w.Target)
-		}
-	}
-	for _, f := range c.Forwards {
-		if _, ok := d.forwards[f.Name()]; ok {
-			continue
-		}
-		if _, err := d.startForwardLocked(f); err != nil {
-			return err
-		}
-	}
-
-	for name := range down {
-		d.removeNamespaceLocked(name)
-	}
-	d.removeAttachmentsLocked(attKeys(c), rebuildSw)
-	for name := range rebuildSw {
-		d.switches[name].sw.Close()
-		delete(d.switches, name)
-		d.log.Info("switch removed", "switch", name)
-	}
-	for _, s := range c.Switches {
-		if _, ok := d.switches[s.Name]; ok {
-			continue
-		}
-		sw := l2switch.New(l2switch.Config{Name: s.Name, MACAging: s.MACAging, MaxMACs: s.MaxMACs, PortMaxMACs: s.PortMaxMACs, PortMaxMACsLearnOnly: s.PortMaxMACsLearnOnly, Logger: d.log.With("switch", s.Name)})
-		d.switches[s.Name] = &swEntry{cfg: s, sw: sw}
-		d.log.Info("switch up", "switch", s.Name)
-	}
-	if err := d.addAttachmentsLocked(c); err != nil {
-		return err
-	}
-	// Unchanged namespaces: apply route and service differences in place.
-	for name, e := range d.namespaces {
-		w := wantNS[name]
-		if !reflect.DeepEqual(w.Routes, e.cfg.Routes) {
-			for _, r := range e.cfg.Routes {
-				e.ns.RemoveRoute(nsRoute(r))
-			}
-			for _, r := range w.Routes {
-				if err := e.ns.AddRoute(nsRoute(r)); err != nil {
-					return fmt.Errorf("namespace %q: %w", name, err)
-				}
-			}
-			d.log.Info("routes changed", "namespace", name)
-		}
-		if !reflect.DeepEqual(w.Services, e.cfg.Services) {
-			for _, s := range e.services {
-				s.Close()
-			}
-			e.services, e.dhcp, e.dns = nil, nil, nil
-			if err := d.startServices(e, w); err != nil {
-				return err
-			}
-			d.log.Info("services changed", "namespace", name)
-		}
-		e.cfg = w
-	}
-	// New namespaces, in file order, then the pass-through pairs among them.
-	var added []string
-	for _, n := range c.Namespaces {
-		if _, ok := d.namespaces[n.Name]; ok {
-			continue
-		}
-		if err := d.addNamespaceLocked(n); err != nil {
-			return err
-		}
-		added = append(added, n.Name)
-	}
-	for _, name := range added {
-		e := d.namespaces[name]
-		for _, n := range e.cfg.NICs {
-			if n.PeerNamespace == "" || n.PeerNamespace+"\x00"+n.PeerNIC < name+"\x00"+n.Name && contains(added, n.PeerNamespace) {
-				continue
-			}
-			other := d.namespaces[n.PeerNamespace]
-			if other == nil {
-				return fmt.Errorf("namespace %q: peer namespace %q is not running", name, n.PeerNamespace)
-			}
-			a, _ := e.ns.NIC(n.Name)
-			b, ok := other.ns.NIC(n.PeerNIC)
-			if !ok {
-				return fmt.Errorf("namespace %q: peer %s:%s has no such nic", name, n.PeerNamespace, n.PeerNIC)
-			}
-			stop := nsstack.Connect(d.wrapPairEnd(name, n.Name, a, nicPolicy(n)), d.wrapPairEnd(n.PeerNamespace, n.PeerNIC, b, peerPolicy(other.cfg, n.PeerNIC)))
-			d.pairLinks(name+":"+n.Name, n.PeerNamespace+":"+n.PeerNIC)
-			if d.pairs == nil {
-				d.pairs = map[string]func(){}
-			}
-			d.pairs[pairKey(name, n.Name, n.PeerNamespace, n.PeerNIC)] = stop
-			e.peers = append(e.peers, stop)
-			other.peers = append(other.peers, stop)
-		}
-	}
-	return nil
+	return err
 }
 
 // peerPolicy is the policy of NIC nic of namespace c.
@@ -334,53 +183,78 @@ func contains(ss []string, s string) bool {
 
 func nsRoute(r config.Route) nsstack.Route { return nsstack.Route{To: r.To, Via: r.Via, NIC: r.NIC} }
 
-func (d *Daemon) addNamespaceLocked(c config.Namespace) (err error) {
+// buildNamespace builds namespace c: its stack, NICs, addresses, routes and
+// services. Nothing of it is visible yet: its NICs' switch ports are returned for
+// attachNamespaceLocked, and until then forwards do not dial it.
+func (d *Daemon) buildNamespace(c config.Namespace) (_ *builtNS, err error) {
 	ns, err := nsstack.New(nsstack.Options{Name: c.Name, Logger: d.log.With("namespace", c.Name)})
 	if err != nil {
-		return fmt.Errorf("namespace %q: %w", c.Name, err)
+		return nil, fmt.Errorf("namespace %q: %w", c.Name, err)
 	}
-	e := &nsEntry{cfg: c, ns: ns}
-	d.namespaces[c.Name] = e
-	d.live.Store(c.Name, ns)
+	b := &builtNS{e: &nsEntry{cfg: c, ns: ns}}
 	defer func() {
 		if err != nil {
-			d.removeNamespaceLocked(c.Name)
+			b.e.release()
 		}
 	}()
 	for _, n := range c.NICs {
 		nic, err := ns.AddNIC(nsstack.NICConfig{Name: n.Name, MAC: n.MAC, MTU: n.MTU})
 		if err != nil {
-			return fmt.Errorf("namespace %q: %w", c.Name, err)
+			return nil, fmt.Errorf("namespace %q: %w", c.Name, err)
 		}
 		for _, a := range n.Addresses {
 			if err := ns.AddAddress(n.Name, a); err != nil {
-				return fmt.Errorf("namespace %q: %w", c.Name, err)
+				return nil, fmt.Errorf("namespace %q: %w", c.Name, err)
 			}
 		}
 		if n.Switch != "" {
-			sw := d.switches[n.Switch]
-			if sw == nil {
-				return fmt.Errorf("namespace %q: switch %q is not running", c.Name, n.Switch)
-			}
-			port := c.Name + "." + n.Name
-			if err := sw.sw.AddPort(d.wrapSwitchPort(n.Switch, port, nic, nicPolicy(n)), l2switch.PortConfig{Name: port, VLAN: n.VLAN}); err != nil {
-				d.impairs.forget(n.Switch + "/" + port)
-				d.forgetLink(n.Switch + "/" + port)
-				return fmt.Errorf("namespace %q: attach %s to %s: %w", c.Name, port, n.Switch, err)
-			}
-			e.ports = append(e.ports, portRef{n.Switch, port})
+			b.ports = append(b.ports, nsPort{pendingPort{n.Switch, nic, l2switch.PortConfig{Name: c.Name + "." + n.Name, VLAN: n.VLAN}}, nicPolicy(n)})
 		}
 	}
 	for _, r := range c.Routes {
 		if err := ns.AddRoute(nsRoute(r)); err != nil {
-			return fmt.Errorf("namespace %q: %w", c.Name, err)
+			return nil, fmt.Errorf("namespace %q: %w", c.Name, err)
 		}
 	}
-	if err := d.startServices(e, c); err != nil {
-		return err
+	if err := d.startServices(b.e, c); err != nil {
+		return nil, err
 	}
-	d.log.Info("namespace up", "namespace", c.Name, "nics", len(c.NICs), "services", len(c.Services))
-	return nil
+	return b, nil
+}
+
+// release stops a namespace that was built but never attached.
+func (e *nsEntry) release() {
+	for _, s := range e.services {
+		s.Close()
+	}
+	e.ns.Close()
+}
+
+// attachNamespaceLocked puts a built namespace's NICs on their switches and makes it
+// the running namespace of its name. A port a switch refuses is reported; the
+// namespace runs without it.
+func (d *Daemon) attachNamespaceLocked(b *builtNS) error {
+	e := b.e
+	name := e.cfg.Name
+	d.namespaces[name] = e
+	d.live.Store(name, e.ns)
+	var errs []error
+	for _, pp := range b.ports {
+		sw := d.switches[pp.sw]
+		if sw == nil {
+			errs = append(errs, fmt.Errorf("namespace %q: switch %q is not running", name, pp.sw))
+			continue
+		}
+		if err := sw.sw.AddPort(d.wrapSwitchPort(pp.sw, pp.pc.Name, pp.p, pp.pol), pp.pc); err != nil {
+			d.impairs.forget(pp.sw + "/" + pp.pc.Name)
+			d.forgetLink(pp.sw + "/" + pp.pc.Name)
+			errs = append(errs, fmt.Errorf("namespace %q: attach %s to %s: %w", name, pp.pc.Name, pp.sw, err))
+			continue
+		}
+		e.ports = append(e.ports, portRef{pp.sw, pp.pc.Name})
+	}
+	d.log.Info("namespace up", "namespace", name, "nics", len(e.cfg.NICs), "services", len(e.cfg.Services))
+	return errors.Join(errs...)
 }
 
 func (d *Daemon) startServices(e *nsEntry, c config.Namespace) error {

@@ -111,6 +111,17 @@ func (d *Daemon) runningForwardsLocked() []config.Forward {
 
 // startForwardLocked binds and starts f and records it.
 func (d *Daemon) startForwardLocked(f config.Forward) (*fwEntry, error) {
+	fe, err := d.bindForward(f)
+	if err != nil {
+		return nil, err
+	}
+	d.recordForwardLocked(fe)
+	return fe, nil
+}
+
+// bindForward binds and starts f. Until it is recorded its connections dial the
+// namespace it names if that is running, and nothing else knows of it.
+func (d *Daemon) bindForward(f config.Forward) (*fwEntry, error) {
 	fe := &fwEntry{cfg: f}
 	fe.ns.Store(&f.Namespace)
 	fw, err := forward.Start(forward.Options{
@@ -122,58 +133,14 @@ func (d *Daemon) startForwardLocked(f config.Forward) (*fwEntry, error) {
 		return nil, err
 	}
 	fe.fw = fw
-	d.forwards[f.Name()] = fe
-	d.log.Info("forward up", "forward", f.Name(), "namespace", f.Namespace, "target", f.Target)
 	return fe, nil
 }
 
-// keepRuntimeForwardsLocked decides, at a reload to c, what happens to the forwards
-// added at run time: one whose name (protocol and listen address) c now has becomes
-// that config forward (its listener kept, its target and limits c's); one whose
-// listen address overlaps a forward of c (same protocol and port, one of the two
-// the wildcard address) or that no longer passes the checks against c (its
-// namespace gone, its target unreachable) is stopped and logged; the rest keep
-// running unchanged.
-func (d *Daemon) keepRuntimeForwardsLocked(c *config.Config) {
-	want := map[string]bool{}
-	for _, f := range c.Forwards {
-		want[f.Name()] = true
-	}
-	kept := append([]config.Forward(nil), c.Forwards...)
-	names := make([]string, 0, len(d.forwards))
-	for name, e := range d.forwards {
-		if e.spec != nil {
-			names = append(names, name)
-		}
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		e := d.forwards[name]
-		if want[name] {
-			e.spec = nil
-			d.log.Info("runtime forward is now the config's", "forward", name)
-			continue
-		}
-		reason := ""
-		for _, f := range c.Forwards {
-			if overlaps(f, e.cfg) {
-				reason = "the config's forward " + f.Name() + " takes its port"
-				break
-			}
-		}
-		if reason == "" {
-			if _, err := config.CheckForward(c, *e.spec, kept); err != nil {
-				reason = err.Error()
-			}
-		}
-		if reason != "" {
-			e.fw.Close()
-			delete(d.forwards, name)
-			d.log.Warn("runtime forward removed by the reload", "forward", name, "reason", reason)
-			continue
-		}
-		kept = append(kept, e.cfg)
-	}
+// recordForwardLocked makes a bound forward one of the daemon's.
+func (d *Daemon) recordForwardLocked(fe *fwEntry) {
+	f := fe.cfg
+	d.forwards[f.Name()] = fe
+	d.log.Info("forward up", "forward", f.Name(), "namespace", f.Namespace, "target", f.Target)
 }
 
 // overlaps reports whether two forwards could not both bind: the same protocol and

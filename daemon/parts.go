@@ -4,10 +4,9 @@ import (
 	"fmt"
 	"io"
 
-	"reflect"
-
 	"github.com/vnetd/vnetd/config"
 	"github.com/vnetd/vnetd/frame"
+	"github.com/vnetd/vnetd/portsec"
 	l2switch "github.com/vnetd/vnetd/switch"
 )
 
@@ -19,35 +18,159 @@ type RouterPorts interface {
 }
 
 // attachment is something outside namespaces that occupies switch ports: a TAP, a
-// host interface, a VM socket listener (its ports come and go with connections) or a
-// router. It is rebuilt whole when its config or one of its switches changes.
+// host interface, a VXLAN tunnel, a VM socket listener (its ports come and go with
+// connections), a router or a gateway. It is rebuilt whole when its config or one of
+// its switches changes.
 type attachment struct {
 	cfg    any
 	ports  []portRef
 	closer io.Closer
 }
 
-func attKeys(c *config.Config) map[string]any {
-	m := map[string]any{}
-	for _, t := range c.TAPs {
-		m["tap:"+t.Name] = t
+// attItem is one attachment a config asks for.
+type attItem struct {
+	kind *attKind
+	key  string // the attachment's key in Daemon.attachments
+	name string // as error messages name it
+	cfg  any
+}
+
+// attKind is one kind of attachment: how a config lists it and how it is opened.
+type attKind struct {
+	noun string // error messages: NOUN "NAME": ...
+	// exclusive: what open acquires can be held once (a TAP, a host interface, a
+	// socket path, a UDP port), so a running one must be released before it is
+	// opened again with a changed config.
+	exclusive bool
+	items     func(c *config.Config) []attItem
+	// open acquires what the attachment needs outside the daemon (a device, a socket,
+	// a router's goroutines) without touching anything running.
+	open func(d *Daemon, cfg any) (*openAtt, error)
+}
+
+// openAtt is an attachment acquired by attKind.open but not yet on its switches.
+type openAtt struct {
+	closer io.Closer
+	ports  []pendingPort
+	// attached runs once the ports are on their switches (a socket listener starts
+	// handing its VMs' ports over then); nil for none.
+	attached func(d *Daemon)
+	up       []any // the "... up" log line: message, then attributes
+}
+
+// pendingPort is a switch port an attachment will occupy.
+type pendingPort struct {
+	sw string
+	p  frame.Port
+	pc l2switch.PortConfig
+}
+
+// nsPort is a namespace NIC's pending switch port with its port security policy.
+type nsPort struct {
+	pendingPort
+	pol portsec.Policy
+}
+
+// attKinds lists the kinds of attachment in the order a config brings them up.
+var attKinds = []attKind{
+	{noun: "tap", exclusive: true, items: func(c *config.Config) (out []attItem) {
+		for _, t := range c.TAPs {
+			out = append(out, attItem{key: "tap:" + t.Name, name: t.Name, cfg: t})
+		}
+		return out
+	}, open: openTAPAtt},
+	{noun: "host_interface", exclusive: true, items: func(c *config.Config) (out []attItem) {
+		for _, h := range c.HostInterfaces {
+			out = append(out, attItem{key: "hostif:" + h.Name, name: h.Name, cfg: h})
+		}
+		return out
+	}, open: openHostIfAtt},
+	{noun: "vxlan", exclusive: true, items: func(c *config.Config) (out []attItem) {
+		for _, x := range c.VXLANs {
+			out = append(out, attItem{key: x.Key(), name: x.Name, cfg: x})
+		}
+		return out
+	}, open: openVXLANAtt},
+	{noun: "socket", exclusive: true, items: func(c *config.Config) (out []attItem) {
+		for _, s := range c.Sockets {
+			out = append(out, attItem{key: "socket:" + s.Path, name: s.Path, cfg: s})
+		}
+		return out
+	}, open: openSocketAtt},
+	{noun: "router", items: func(c *config.Config) (out []attItem) {
+		for _, r := range c.Routers {
+			out = append(out, attItem{key: "router:" + r.Name, name: r.Name, cfg: r})
+		}
+		return out
+	}, open: openRouterAtt},
+	{noun: "gateway", items: func(c *config.Config) (out []attItem) {
+		for _, g := range c.Gateways {
+			out = append(out, attItem{key: "gateway:" + g.Name, name: g.Name, cfg: g})
+		}
+		return out
+	}, open: openGatewayAtt},
+}
+
+// attItems lists the attachments c asks for, in the order they come up.
+func attItems(c *config.Config) []attItem {
+	var out []attItem
+	for i := range attKinds {
+		k := &attKinds[i]
+		for _, it := range k.items(c) {
+			it.kind = k
+			out = append(out, it)
+		}
 	}
-	for _, r := range c.Routers {
-		m["router:"+r.Name] = r
+	return out
+}
+
+func openTAPAtt(d *Daemon, cfg any) (*openAtt, error) {
+	t := cfg.(config.TAP)
+	if d.openTAP == nil {
+		return nil, fmt.Errorf("tap support %w", ErrUnavailable)
 	}
-	for _, h := range c.HostInterfaces {
-		m["hostif:"+h.Name] = h
+	p, err := d.openTAP(t, d.log.With("tap", t.Name))
+	if err != nil {
+		return nil, err
 	}
-	for _, s := range c.Sockets {
-		m["socket:"+s.Path] = s
+	key := "tap:" + t.Name
+	return &openAtt{closer: p, ports: []pendingPort{{t.Switch, p, l2switch.PortConfig{Name: key, VLAN: t.VLAN, Trunk: t.Trunk}}},
+		up: []any{"tap up", "tap", t.Name, "switch", t.Switch}}, nil
+}
+
+func openHostIfAtt(d *Daemon, cfg any) (*openAtt, error) {
+	h := cfg.(config.HostInterface)
+	if d.openHostIf == nil {
+		return nil, fmt.Errorf("host interface support %w", ErrUnavailable)
 	}
-	for _, g := range c.Gateways {
-		m["gateway:"+g.Name] = g
+	p, err := d.openHostIf(h, d.log.With("host_interface", h.Name))
+	if err != nil {
+		return nil, err
 	}
-	for _, x := range c.VXLANs {
-		m[x.Key()] = x
+	key := "hostif:" + h.Name
+	return &openAtt{closer: p, ports: []pendingPort{{h.Switch, p, l2switch.PortConfig{Name: key, VLAN: h.VLAN}}},
+		up: []any{"host interface up", "host_interface", h.Name, "switch", h.Switch}}, nil
+}
+
+func openRouterAtt(d *Daemon, cfg any) (*openAtt, error) {
+	r := cfg.(config.Router)
+	if d.newRouter == nil {
+		return nil, fmt.Errorf("router support %w", ErrUnavailable)
 	}
-	return m
+	rp, err := d.newRouter(r, d.log)
+	if err != nil {
+		return nil, err
+	}
+	ports := rp.Ports()
+	if len(ports) != len(r.Interfaces) {
+		rp.Close()
+		return nil, fmt.Errorf("%d ports for %d interfaces", len(ports), len(r.Interfaces))
+	}
+	o := &openAtt{closer: rp, up: []any{"router up", "router", r.Name, "interfaces", len(r.Interfaces)}}
+	for i, ifc := range r.Interfaces {
+		o.ports = append(o.ports, pendingPort{ifc.Switch, ports[i], l2switch.PortConfig{Name: r.Name + "." + ifc.Name, VLAN: ifc.VLAN}})
+	}
+	return o, nil
 }
 
 func attSwitches(cfg any) []string {
@@ -72,34 +195,6 @@ func attSwitches(cfg any) []string {
 	return nil
 }
 
-// removeAttachmentsLocked tears down attachments that are gone, changed, or sit on a
-// switch about to be rebuilt.
-func (d *Daemon) removeAttachmentsLocked(want map[string]any, rebuildSw map[string]bool) {
-	for key, a := range d.attachments {
-		w, ok := want[key]
-		drop := !ok || !reflect.DeepEqual(w, a.cfg)
-		for _, s := range attSwitches(a.cfg) {
-			drop = drop || rebuildSw[s]
-		}
-		if drop && ok && !rebuildSwitches(a.cfg, rebuildSw) && d.updateVXLANLocked(a, w) {
-			continue
-		}
-		if drop {
-			d.removeAttachmentLocked(key)
-		}
-	}
-}
-
-// rebuildSwitches reports whether an attachment sits on a switch about to be rebuilt.
-func rebuildSwitches(cfg any, rebuildSw map[string]bool) bool {
-	for _, s := range attSwitches(cfg) {
-		if rebuildSw[s] {
-			return true
-		}
-	}
-	return false
-}
-
 func (d *Daemon) removeAttachmentLocked(key string) {
 	a := d.attachments[key]
 	for _, p := range a.ports {
@@ -114,100 +209,40 @@ func (d *Daemon) removeAttachmentLocked(key string) {
 	d.log.Info("removed", "what", key)
 }
 
-func (d *Daemon) addAttachmentsLocked(c *config.Config) error {
-	for _, t := range c.TAPs {
-		key := "tap:" + t.Name
-		if _, ok := d.attachments[key]; ok {
-			continue
+// attachLocked puts an opened attachment on its switches and records it as key. A
+// port a switch refuses is logged and closed (with the plan's checks it cannot
+// happen); the error says which.
+func (d *Daemon) attachLocked(it attItem, o *openAtt) error {
+	a := &attachment{cfg: it.cfg, closer: o.closer}
+	d.attachments[it.key] = a
+	var err error
+	for _, pp := range o.ports {
+		if e := d.attach(a, pp.sw, pp.p, pp.pc); e != nil && err == nil {
+			err = fmt.Errorf("%s %q: %w", it.kind.noun, it.name, e)
 		}
-		if d.openTAP == nil {
-			return fmt.Errorf("tap %q: tap support %w", t.Name, ErrUnavailable)
-		}
-		p, err := d.openTAP(t, d.log.With("tap", t.Name))
-		if err != nil {
-			return fmt.Errorf("tap %q: %w", t.Name, err)
-		}
-		a := &attachment{cfg: t, closer: p}
-		d.attachments[key] = a
-		if err := d.attach(a, t.Switch, key, p, l2switch.PortConfig{Name: key, VLAN: t.VLAN, Trunk: t.Trunk}); err != nil {
-			d.removeAttachmentLocked(key)
-			return fmt.Errorf("tap %q: %w", t.Name, err)
-		}
-		d.log.Info("tap up", "tap", t.Name, "switch", t.Switch)
 	}
-	for _, h := range c.HostInterfaces {
-		key := "hostif:" + h.Name
-		if _, ok := d.attachments[key]; ok {
-			continue
-		}
-		if d.openHostIf == nil {
-			return fmt.Errorf("host_interface %q: host interface support %w", h.Name, ErrUnavailable)
-		}
-		p, err := d.openHostIf(h, d.log.With("host_interface", h.Name))
-		if err != nil {
-			return fmt.Errorf("host_interface %q: %w", h.Name, err)
-		}
-		a := &attachment{cfg: h, closer: p}
-		d.attachments[key] = a
-		if err := d.attach(a, h.Switch, key, p, l2switch.PortConfig{Name: key, VLAN: h.VLAN}); err != nil {
-			d.removeAttachmentLocked(key)
-			return fmt.Errorf("host_interface %q: %w", h.Name, err)
-		}
-		d.log.Info("host interface up", "host_interface", h.Name, "switch", h.Switch)
+	if o.attached != nil {
+		o.attached(d)
 	}
-	if err := d.addVXLANsLocked(c); err != nil {
+	if err != nil {
+		d.removeAttachmentLocked(it.key)
 		return err
 	}
-	for _, s := range c.Sockets {
-		key := "socket:" + s.Path
-		if _, ok := d.attachments[key]; ok {
-			continue
-		}
-		if err := d.listenSocket(key, s); err != nil {
-			return fmt.Errorf("socket %q: %w", s.Path, err)
-		}
-	}
-	for _, r := range c.Routers {
-		key := "router:" + r.Name
-		if _, ok := d.attachments[key]; ok {
-			continue
-		}
-		if d.newRouter == nil {
-			return fmt.Errorf("router %q: router support %w", r.Name, ErrUnavailable)
-		}
-		rp, err := d.newRouter(r, d.log)
-		if err != nil {
-			return fmt.Errorf("router %q: %w", r.Name, err)
-		}
-		a := &attachment{cfg: r, closer: rp}
-		d.attachments[key] = a
-		ports := rp.Ports()
-		if len(ports) != len(r.Interfaces) {
-			d.removeAttachmentLocked(key)
-			return fmt.Errorf("router %q: %d ports for %d interfaces", r.Name, len(ports), len(r.Interfaces))
-		}
-		for i, ifc := range r.Interfaces {
-			name := r.Name + "." + ifc.Name
-			if err := d.attach(a, ifc.Switch, name, ports[i], l2switch.PortConfig{Name: name, VLAN: ifc.VLAN}); err != nil {
-				d.removeAttachmentLocked(key)
-				return fmt.Errorf("router %q: %w", r.Name, err)
-			}
-		}
-		d.log.Info("router up", "router", r.Name, "interfaces", len(r.Interfaces))
-	}
-	return d.addGatewaysLocked(c)
+	d.log.Info(o.up[0].(string), o.up[1:]...)
+	return nil
 }
 
-func (d *Daemon) attach(a *attachment, sw, name string, p frame.Port, pc l2switch.PortConfig) error {
+func (d *Daemon) attach(a *attachment, sw string, p frame.Port, pc l2switch.PortConfig) error {
 	e := d.switches[sw]
 	if e == nil {
+		p.Close()
 		return fmt.Errorf("switch %q is not running", sw)
 	}
-	if err := e.sw.AddPort(d.wrapSwitchPort(sw, pc.Name, p, attachPolicy(a.cfg, name)), pc); err != nil {
+	if err := e.sw.AddPort(d.wrapSwitchPort(sw, pc.Name, p, attachPolicy(a.cfg, pc.Name)), pc); err != nil {
 		d.impairs.forget(sw + "/" + pc.Name)
 		d.forgetLink(sw + "/" + pc.Name)
-		return fmt.Errorf("attach %s to %s: %w", name, sw, err)
+		return fmt.Errorf("attach %s to %s: %w", pc.Name, sw, err)
 	}
-	a.ports = append(a.ports, portRef{sw, name})
+	a.ports = append(a.ports, portRef{sw, pc.Name})
 	return nil
 }

@@ -1,8 +1,8 @@
 package daemon
 
 import (
-	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/vnetd/vnetd/config"
 	"github.com/vnetd/vnetd/frame"
@@ -11,34 +11,44 @@ import (
 )
 
 // socketListener is a running [[socket]]: the listener and the port removals it
-// has started.
+// has started. It listens from the prepare step of a reload on; the VMs that connect
+// before the commit wait for it (ready), then join the switch it names (sw).
 type socketListener struct {
-	l       *vmsock.Listener
-	removes sync.WaitGroup
+	l         *vmsock.Listener
+	removes   sync.WaitGroup
+	sw        atomic.Pointer[l2switch.Switch] // nil until committed
+	ready     chan struct{}                   // closed at commit or Close
+	readyOnce sync.Once
 }
+
+func (s *socketListener) setReady() { s.readyOnce.Do(func() { close(s.ready) }) }
 
 // Close stops listening, closes every VM port and waits until they left the switch.
 func (s *socketListener) Close() error {
+	s.setReady()
 	err := s.l.Close()
 	s.removes.Wait()
 	return err
 }
 
-// listenSocket starts a [[socket]] listener. Every VM connection (stream) or peer
+// openSocketAtt starts a [[socket]] listener. Every VM connection (stream) or peer
 // address (dgram) becomes its own port on the switch, named "sock:PATH#N", and leaves
 // it when the connection ends. A port the switch refuses is closed, so the VM sees
 // its link drop instead of a silent black hole.
-func (d *Daemon) listenSocket(key string, s config.Socket) error {
-	e := d.switches[s.Switch]
-	if e == nil {
-		return fmt.Errorf("switch %q is not running", s.Switch)
-	}
-	sw := e.sw
+func openSocketAtt(d *Daemon, cfg any) (*openAtt, error) {
+	s := cfg.(config.Socket)
 	log := d.log.With("socket", s.Path)
-	sl := &socketListener{}
+	sl := &socketListener{ready: make(chan struct{})}
 	l, err := vmsock.Listen(vmsock.Options{
 		Path: s.Path, Protocol: s.Protocol, Logger: log,
 		OnPort: func(p frame.Port, name string) {
+			<-sl.ready
+			sw := sl.sw.Load()
+			if sw == nil {
+				log.Warn("vm port refused: the socket was not started", "port", name)
+				p.Close()
+				return
+			}
 			if err := sw.AddPort(d.wrapSwitchPort(s.Switch, name, p, securityPolicy(s.Security)), l2switch.PortConfig{Name: name}); err != nil {
 				d.impairs.forget(s.Switch + "/" + name)
 				d.forgetLink(s.Switch + "/" + name)
@@ -49,6 +59,10 @@ func (d *Daemon) listenSocket(key string, s config.Socket) error {
 		// OnPortGone runs on the port's own reader or writer, which RemovePort
 		// waits for: remove it from another goroutine.
 		OnPortGone: func(name string) {
+			sw := sl.sw.Load()
+			if sw == nil {
+				return
+			}
 			sl.removes.Add(1)
 			go func() {
 				defer sl.removes.Done()
@@ -57,10 +71,13 @@ func (d *Daemon) listenSocket(key string, s config.Socket) error {
 		},
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	sl.l = l
-	d.attachments[key] = &attachment{cfg: s, closer: sl}
-	d.log.Info("socket up", "socket", s.Path, "protocol", s.Protocol, "switch", s.Switch)
-	return nil
+	return &openAtt{closer: sl, attached: func(d *Daemon) {
+		if e := d.switches[s.Switch]; e != nil {
+			sl.sw.Store(e.sw)
+		}
+		sl.setReady()
+	}, up: []any{"socket up", "socket", s.Path, "protocol", s.Protocol, "switch", s.Switch}}, nil
 }

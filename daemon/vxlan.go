@@ -3,7 +3,6 @@ package daemon
 import (
 	"fmt"
 	"net/netip"
-	"reflect"
 	"sort"
 
 	"github.com/vnetd/vnetd/config"
@@ -35,48 +34,31 @@ func openVXLAN(x config.VXLAN, d *Daemon) (*vxlan.Port, error) {
 	})
 }
 
-func (d *Daemon) addVXLANsLocked(c *config.Config) error {
-	for _, x := range c.VXLANs {
-		key := x.Key()
-		if _, ok := d.attachments[key]; ok {
-			continue
-		}
-		p, err := openVXLAN(x, d)
-		if err != nil {
-			return fmt.Errorf("vxlan %q: %w", x.Name, err)
-		}
-		a := &attachment{cfg: x, closer: p}
-		d.attachments[key] = a
-		if err := d.attach(a, x.Switch, key, p, l2switch.PortConfig{Name: key, VLAN: x.VLAN}); err != nil {
-			d.removeAttachmentLocked(key)
-			return fmt.Errorf("vxlan %q: %w", x.Name, err)
-		}
-		d.log.Info("vxlan up", "vxlan", x.Name, "switch", x.Switch, "local", x.Local, "vni", x.VNI, "remotes", len(x.Remotes))
+func openVXLANAtt(d *Daemon, cfg any) (*openAtt, error) {
+	x := cfg.(config.VXLAN)
+	p, err := openVXLAN(x, d)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	return &openAtt{closer: p, ports: []pendingPort{{x.Switch, p, l2switch.PortConfig{Name: x.Key(), VLAN: x.VLAN}}},
+		up: []any{"vxlan up", "vxlan", x.Name, "switch", x.Switch, "local", x.Local, "vni", x.VNI, "remotes", len(x.Remotes)}}, nil
 }
 
-// updateVXLANLocked applies a changed [[vxlan]] whose only change is its remotes to
-// the running tunnel (SetRemotes), so a reload disturbs neither it nor other ports.
-// It reports whether it did.
-func (d *Daemon) updateVXLANLocked(a *attachment, want any) bool {
-	cur, ok1 := a.cfg.(config.VXLAN)
-	next, ok2 := want.(config.VXLAN)
-	p, ok3 := a.closer.(*vxlan.Port)
-	if !ok1 || !ok2 || !ok3 {
-		return false
-	}
-	cmp := next
-	cmp.Remotes = cur.Remotes
-	if !reflect.DeepEqual(cmp, cur) {
-		return false
+// updateVXLANLocked applies a changed [[vxlan]] whose only change is its remotes
+// (planChanges' remotesOnly) to the running tunnel, so a reload disturbs neither it
+// nor other ports.
+func (d *Daemon) updateVXLANLocked(next config.VXLAN) error {
+	a := d.attachments[next.Key()]
+	p, ok := a.closer.(*vxlan.Port)
+	if !ok {
+		return fmt.Errorf("vxlan %q: not a tunnel", next.Name)
 	}
 	if err := p.SetRemotes(next.Remotes); err != nil {
-		return false
+		return err
 	}
 	a.cfg = next
 	d.log.Info("vxlan remotes updated", "vxlan", next.Name, "remotes", len(next.Remotes))
-	return true
+	return nil
 }
 
 // VXLANs lists the tunnels on switch sw, or every tunnel when sw is "".
