@@ -67,6 +67,7 @@ type nsEntry struct {
 	services []io.Closer
 	dhcp     map[string]*dhcpserver.Server // by NIC, for `vnetd ns NAME leases`
 	dns      []*dnsService
+	iperf    []*iperfService
 	peers    []func() // pass-through pumps this namespace started
 }
 
@@ -262,7 +263,7 @@ func (d *Daemon) applyLocked(c *config.Config) error {
 			for _, s := range e.services {
 				s.Close()
 			}
-			e.services, e.dhcp, e.dns = nil, nil, nil
+			e.services, e.dhcp, e.dns, e.iperf = nil, nil, nil, nil
 			if err := d.startServices(e, w); err != nil {
 				return err
 			}
@@ -384,6 +385,11 @@ func (d *Daemon) startServices(e *nsEntry, c config.Namespace) error {
 			continue
 		case config.KindDNS:
 			if err := d.startDNS(e, c, s); err != nil {
+				return err
+			}
+			continue
+		case config.KindIperf3:
+			if err := d.startIperf(e, c, s); err != nil {
 				return err
 			}
 			continue

@@ -612,4 +612,3 @@ func (p pacer) wait(sent int64, stop <-chan struct{}) bool {
 		return true
 	}
 }
-
