@@ -326,6 +326,7 @@ func (c *client) work(st *cstream) {
 				if errors.Is(err, net.ErrClosed) || !c.running.Load() {
 					return
 				}
+				time.Sleep(time.Millisecond) // a full send queue: back off, do not spin
 				continue
 			}
 			st.bytes.Add(int64(n))

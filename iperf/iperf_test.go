@@ -88,19 +88,12 @@ type iperf3JSON struct {
 func TestRealClientAgainstServer(t *testing.T) {
 	bin := needIperf3(t)
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	srv, err := Listen(hostNet{}, ":0", ServerOptions{})
+	port := freePort(t) // TCP and UDP on the same port, as iperf3 expects
+	srv, err := Listen(hostNet{}, fmt.Sprintf(":%d", port), ServerOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	port := srv.Addr().(*net.TCPAddr).Port
-	// The UDP socket of ":0" got its own port; serve UDP on the TCP port instead.
-	srv.Close()
-	port = freePort(t)
-	srv, err = Listen(hostNet{}, fmt.Sprintf(":%d", port), ServerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	tests := []struct {
 		name    string
 		args    []string

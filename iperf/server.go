@@ -68,8 +68,9 @@ type Server struct {
 	tests, refused, errs, bytesIn, bytesOut atomic.Uint64
 	active                                  atomic.Int64
 
-	wg sync.WaitGroup
-	mu sync.Mutex
+	wg   sync.WaitGroup
+	done chan struct{} // closed by Close
+	mu   sync.Mutex
 	// The fields below are guarded by mu.
 	closed     bool
 	conns      map[net.Conn]struct{}     // every open TCP connection
@@ -90,7 +91,7 @@ func NewServer(ln net.Listener, pc net.PacketConn, o ServerOptions) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	s := &Server{ln: ln, pc: pc, opt: o, log: o.Logger, conns: map[net.Conn]struct{}{},
+	s := &Server{ln: ln, pc: pc, opt: o, log: o.Logger, conns: map[net.Conn]struct{}{}, done: make(chan struct{}),
 		tcpWaiting: map[[CookieSize]byte]*run{}, udpStreams: map[netip.AddrPort]*stream{}}
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); s.acceptLoop() }()
@@ -132,6 +133,7 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.closed = true
+	close(s.done)
 	for c := range s.conns {
 		c.Close()
 	}
@@ -380,6 +382,8 @@ func (r *run) serve() error {
 	}
 	select {
 	case <-r.ready:
+	case <-s.done:
+		return net.ErrClosed
 	case <-time.After(handshakeTimeout):
 		return errors.New("streams did not connect in time")
 	}
@@ -567,6 +571,7 @@ func (st *stream) work() {
 				if r.s.isClosed() {
 					return
 				}
+				time.Sleep(time.Millisecond) // a full send queue: back off, do not spin
 				continue
 			}
 			st.bytes.Add(int64(n))
