@@ -11,6 +11,7 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v ping >/dev/null 2>&1 || need+=(iputils-ping)
 command -v chromium >/dev/null 2>&1 || need+=(chromium) # the topology page test (control.TestWebPage)
 command -v ethtool >/dev/null 2>&1 || need+=(ethtool)
+command -v iperf3 >/dev/null 2>&1 || need+=(iperf3) # iperf3 interop tests (iperf, cmd/vnetd)
 if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "test.sh: installing ${need[*]}"
   apt-get update -qq
@@ -21,5 +22,5 @@ go vet ./...
 go test -count=1 -timeout 30m ./...
 # The data-path and daemon packages again under the race detector.
 go test -count=1 -race -short -timeout 15m ./frame/... ./veth/... ./switch/... ./router/... ./nsstack/... ./vxlan/... \
-  ./daemon/... ./vmsock/... ./control/... ./dhcpserver/... ./dnsserver/... ./forward/... ./service/... \
+  ./daemon/... ./vmsock/... ./control/... ./dhcpserver/... ./dnsserver/... ./forward/... ./service/... ./iperf/... \
   ./tap/... ./hostif/... ./offload/... ./internal/... ./impair/...

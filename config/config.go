@@ -113,14 +113,15 @@ const (
 	KindHTTP    = "http"
 	KindDHCP    = "dhcp"
 	KindDNS     = "dns"
+	KindIperf3  = "iperf3"
 )
 
 // Service is one [[namespace.service]].
 type Service struct {
-	// Kind is echo, discard, http, dhcp or dns.
+	// Kind is echo, discard, http, dhcp, dns or iperf3.
 	Kind string
 	// Listen is the address inside the namespace, e.g. ":80"; defaults per kind
-	// (echo :7, discard :9, http :80, dns :53).
+	// (echo :7, discard :9, http :80, dns :53, iperf3 :5201).
 	Listen netip.AddrPort
 	// NIC is the interface a DHCP server serves.
 	NIC string
@@ -146,6 +147,10 @@ type Service struct {
 	// ForwardMaxInFlight caps the forwarded queries waiting for an answer at once;
 	// default 256.
 	ForwardMaxInFlight int
+	// MaxTests caps an iperf3 service's tests running at once; default 4.
+	MaxTests int
+	// MaxStreams caps the parallel streams of one iperf3 test; default 16.
+	MaxStreams int
 }
 
 // Defaults of DNS forwarding.

@@ -119,6 +119,9 @@ type rawService struct {
 	Forward            bool   `toml:"forward"`
 	ResolvConf         string `toml:"resolv_conf"`
 	ForwardMaxInFlight *int   `toml:"forward_max_inflight"`
+	// iperf3
+	MaxTests   *int `toml:"max_tests"`
+	MaxStreams *int `toml:"max_streams"`
 }
 
 type rawStatic struct {

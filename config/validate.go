@@ -10,7 +10,7 @@ import (
 	"github.com/vnetd/vnetd/frame"
 )
 
-var defaultListen = map[string]uint16{KindEcho: 7, KindDiscard: 9, KindHTTP: 80, KindDNS: 53}
+var defaultListen = map[string]uint16{KindEcho: 7, KindDiscard: 9, KindHTTP: 80, KindDNS: 53, KindIperf3: 5201}
 
 func (v *validator) build(raw *rawConfig) *Config {
 	c := &Config{Daemon: Daemon{Control: raw.Daemon.Control, Metrics: raw.Daemon.Metrics, Web: raw.Daemon.Web, LogLevel: raw.Daemon.LogLevel}}
@@ -454,12 +454,12 @@ func (v *validator) route(p string, rr rawRoute, nics map[string][]netip.Prefix)
 func (v *validator) service(p string, rs rawService, ns *Namespace, listens map[string]bool) (Service, bool) {
 	s := Service{Kind: rs.Kind, NIC: rs.NIC, Zone: rs.Zone}
 	switch rs.Kind {
-	case KindEcho, KindDiscard, KindHTTP, KindDNS, KindDHCP:
+	case KindEcho, KindDiscard, KindHTTP, KindDNS, KindDHCP, KindIperf3:
 	case "":
 		v.errf(p, "service needs a kind")
 		return s, false
 	default:
-		v.errf(p+".kind", "unknown service kind %q (want echo, discard, http, dhcp or dns)", rs.Kind)
+		v.errf(p+".kind", "unknown service kind %q (want echo, discard, http, dhcp, dns or iperf3)", rs.Kind)
 		return s, false
 	}
 	if rs.Kind != KindDHCP {
@@ -479,7 +479,7 @@ func (v *validator) service(p string, rs rawService, ns *Namespace, listens map[
 		}
 		protos := []string{"tcp"}
 		switch rs.Kind {
-		case KindEcho, KindDiscard:
+		case KindEcho, KindDiscard, KindIperf3:
 			protos = []string{"tcp", "udp"}
 		case KindDNS:
 			protos = []string{"udp", "tcp"}
@@ -494,6 +494,7 @@ func (v *validator) service(p string, rs rawService, ns *Namespace, listens map[
 		}
 	}
 	v.dnsForward(p, rs, &s)
+	v.iperfLimits(p, rs, &s)
 	if rs.Kind == KindDNS {
 		if s.Zone == "" {
 			s.Zone = "lab."
@@ -589,6 +590,29 @@ func (v *validator) service(p string, rs rawService, ns *Namespace, listens map[
 		}
 	}
 	return s, true
+}
+
+// iperfLimits checks an iperf3 service's caps: only an iperf3 service takes them.
+func (v *validator) iperfLimits(p string, rs rawService, s *Service) {
+	for _, k := range []struct {
+		key      string
+		raw      *int
+		to       *int
+		def, max int
+	}{{"max_tests", rs.MaxTests, &s.MaxTests, 4, 1024}, {"max_streams", rs.MaxStreams, &s.MaxStreams, 16, 128}} {
+		switch {
+		case rs.Kind != KindIperf3:
+			if k.raw != nil {
+				v.errf(p+"."+k.key, "%s applies to iperf3 services; this one is %s", k.key, rs.Kind)
+			}
+		case k.raw == nil:
+			*k.to = k.def
+		case *k.raw < 1 || *k.raw > k.max:
+			v.errf(p+"."+k.key, "%s %d out of range 1-%d", k.key, *k.raw, k.max)
+		default:
+			*k.to = *k.raw
+		}
+	}
 }
 
 // dnsForward checks the forwarding keys of a service: only a dns service takes them.

@@ -33,6 +33,8 @@ var (
 	descDNSFwd     = prometheus.NewDesc("vnetd_dns_forwarded_total", "Queries for names outside a dns service's zone answered by the host's resolvers.", []string{"namespace", "listen"}, nil)
 	descDNSFwdErrs = prometheus.NewDesc("vnetd_dns_forward_errors_total", "Forwarded queries no host resolver answered (SERVFAIL).", []string{"namespace", "listen"}, nil)
 	descDNSFwdDrop = prometheus.NewDesc("vnetd_dns_forward_dropped_total", "Queries refused with SERVFAIL because forward_max_inflight were waiting already.", []string{"namespace", "listen"}, nil)
+	descIperfTests = prometheus.NewDesc("vnetd_iperf3_tests_total", "Tests an iperf3 service ran (reached TEST_RUNNING).", []string{"namespace", "listen"}, nil)
+	descIperfRef   = prometheus.NewDesc("vnetd_iperf3_refused_total", "iperf3 clients refused: max_tests busy, more than max_streams, unsupported options.", []string{"namespace", "listen"}, nil)
 	descDNSFwdNow  = prometheus.NewDesc("vnetd_dns_forward_in_flight", "Forwarded queries waiting for a host resolver now.", []string{"namespace", "listen"}, nil)
 	descGwFlows    = prometheus.NewDesc("vnetd_gateway_flows_total", "Flows a gateway relayed, by protocol.", []string{"gateway", "proto"}, nil)
 	descGwActive   = prometheus.NewDesc("vnetd_gateway_flows_active", "Flows (host sockets) a gateway has open.", []string{"gateway"}, nil)
@@ -51,7 +53,7 @@ var (
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPortFrames, descPortBytes, descPortDrops, descFDB, descRtrFrames, descRtrBytes, descRtrFwd, descRtrICMP, descRtrDrops, descFwdConns, descFwdBytes, descFwdErrs, descFwdRefused, descFwdActive, descFwdLimit, descDNSFwd, descDNSFwdErrs, descDNSFwdDrop, descDNSFwdNow, descGwFlows, descGwActive, descGwBytes, descGwRefused, descNamespaces, descNICFrames, descNICBytes, descNICDrops, descNICByRef} {
+	for _, d := range []*prometheus.Desc{descPortFrames, descPortBytes, descPortDrops, descFDB, descRtrFrames, descRtrBytes, descRtrFwd, descRtrICMP, descRtrDrops, descFwdConns, descFwdBytes, descFwdErrs, descFwdRefused, descFwdActive, descFwdLimit, descDNSFwd, descDNSFwdErrs, descDNSFwdDrop, descDNSFwdNow, descIperfTests, descIperfRef, descGwFlows, descGwActive, descGwBytes, descGwRefused, descNamespaces, descNICFrames, descNICBytes, descNICDrops, descNICByRef} {
 		ch <- d
 	}
 	for _, d := range vxlanDescs {
@@ -114,6 +116,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descNamespaces, prometheus.GaugeValue, float64(len(st.Namespaces)))
 	for _, n := range st.Namespaces {
+		for _, is := range n.Iperf3 {
+			ch <- prometheus.MustNewConstMetric(descIperfTests, ctr, float64(is.Counters.Tests), n.Name, is.Listen)
+			ch <- prometheus.MustNewConstMetric(descIperfRef, ctr, float64(is.Counters.Refused), n.Name, is.Listen)
+		}
 		for _, ds := range n.DNS {
 			if f := ds.Forward; f != nil {
 				ch <- prometheus.MustNewConstMetric(descDNSFwd, ctr, float64(f.Forwarded), n.Name, ds.Listen)

@@ -248,7 +248,7 @@ func (d *Daemon) commitLocked(p plan, pr *prepared, c *config.Config) (applied b
 			for _, s := range e.services {
 				s.Close()
 			}
-			e.services, e.dhcp, e.dns = nil, nil, nil
+			e.services, e.dhcp, e.dns, e.iperf = nil, nil, nil, nil
 			return d.startServices(e, to)
 		}
 		undo = append(undo, func() {

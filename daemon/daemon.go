@@ -70,6 +70,7 @@ type nsEntry struct {
 	services []io.Closer
 	dhcp     map[string]*dhcpserver.Server // by NIC, for `vnetd ns NAME leases`
 	dns      []*dnsService
+	iperf    []*iperfService
 	peers    []func() // pass-through pumps this namespace started
 }
 
@@ -278,6 +279,11 @@ func (d *Daemon) startServices(e *nsEntry, c config.Namespace) error {
 			continue
 		case config.KindDNS:
 			if err := d.startDNS(e, c, s); err != nil {
+				return err
+			}
+			continue
+		case config.KindIperf3:
+			if err := d.startIperf(e, c, s); err != nil {
 				return err
 			}
 			continue

@@ -40,6 +40,7 @@ type NamespaceStatus struct {
 	Interfaces []nsstack.Interface `json:"interfaces"`
 	Services   []string            `json:"services"`
 	DNS        []DNSStatus         `json:"dns,omitempty"`
+	Iperf3     []IperfStatus       `json:"iperf3,omitempty"`
 }
 
 // ForwardStatus is one forward with its counters.
@@ -68,7 +69,7 @@ func (d *Daemon) Status() Status {
 	}
 	for _, n := range d.cfg.Namespaces {
 		if e := d.namespaces[n.Name]; e != nil {
-			ns := NamespaceStatus{Name: n.Name, Interfaces: e.ns.Interfaces(), Services: []string{}, DNS: e.dnsStatus()}
+			ns := NamespaceStatus{Name: n.Name, Interfaces: e.ns.Interfaces(), Services: []string{}, DNS: e.dnsStatus(), Iperf3: e.iperfStatus()}
 			for _, s := range n.Services {
 				ns.Services = append(ns.Services, ServiceString(s))
 			}

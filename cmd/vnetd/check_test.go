@@ -20,7 +20,8 @@ func defaultLabForTest(t *testing.T) string {
 	for _, old := range []string{"127.0.0.1:8080", "127.0.0.1:8007"} {
 		src = strings.Replace(src, old, fmt.Sprintf("127.0.0.1:%d", freePort(t)), 1)
 	}
-	return src
+	// The iperf3 forwards (TCP and UDP) share one port.
+	return strings.ReplaceAll(src, "127.0.0.1:5201", fmt.Sprintf("127.0.0.1:%d", freeTCPUDPPort(t)))
 }
 
 // TestCheckDefaultLab: the default lab's [[expect]] entries all pass.
@@ -82,6 +83,20 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// freeTCPUDPPort finds a port free for both TCP and UDP on 127.0.0.1.
+func freeTCPUDPPort(t *testing.T) int {
+	t.Helper()
+	for range 20 {
+		port := freePort(t)
+		if u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			u.Close()
+			return port
+		}
+	}
+	t.Fatal("no port free for both TCP and UDP")
+	return 0
 }
 
 // TestTraceCommand: vnetd trace prints each decision across r1 on the default lab.
