@@ -50,6 +50,10 @@ type Options struct {
 	UDPIdleTimeout time.Duration
 	// DialTimeout bounds a host TCP dial; default DefaultDialTimeout.
 	DialTimeout time.Duration
+	// Dial opens the host sockets of TCP ("tcp") and UDP ("udp") flows; default
+	// net.Dialer's DialContext. Tests use it to dial inside a network namespace.
+	// Ping sockets do not go through it.
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 }
 
 // Stats are a gateway's counters.
@@ -131,6 +135,9 @@ func New(o Options) (*Gateway, error) {
 	}
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = DefaultDialTimeout
+	}
+	if o.Dial == nil {
+		o.Dial = new(net.Dialer).DialContext
 	}
 	if len(o.Addresses) == 0 {
 		return nil, fmt.Errorf("gateway %q: needs addresses", o.Name)
