@@ -172,7 +172,11 @@ func New(o Options) (*Gateway, error) {
 		g.own[p.Addr()] = true
 	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
-	if err := ns.Terminate(o.NIC, nsstack.Terminators{TCP: g.handleTCP, UDP: g.handleUDP, Echo: g.handleEcho}); err != nil {
+	var arp []netip.Addr // the alias answers ARP: guests may have it on-link (slirp's 10.0.2.0/24)
+	if o.Host.IsValid() {
+		arp = append(arp, o.Host)
+	}
+	if err := ns.Terminate(o.NIC, nsstack.Terminators{TCP: g.handleTCP, UDP: g.handleUDP, Echo: g.handleEcho, ARP: arp}); err != nil {
 		g.cancel()
 		return fail(err)
 	}

@@ -31,6 +31,9 @@ type Terminators struct {
 	// sender gets ICMP port unreachable. Returning true without Accept drops the
 	// datagram.
 	UDP func(*UDPRequest) bool
+	// ARP lists further IPv4 addresses the NIC answers ARP requests for (besides its
+	// own), such as addresses it relays for that guests may take to be on-link.
+	ARP []netip.Addr
 	// Echo, if set, is called on the NIC's delivery goroutine (it must not block,
 	// nor answer from there) for each ICMP or ICMPv6 echo request to an address the
 	// namespace does not own. Nil drops them.
@@ -71,6 +74,11 @@ func (ns *Namespace) Terminate(nic string, t Terminators) error {
 			own[a.AddressWithPrefix.Address.As4()] = true
 		}
 		ownAll[fromTCPIP(a.AddressWithPrefix.Address)] = true
+	}
+	for _, a := range t.ARP {
+		if a.Is4() {
+			own[a.As4()] = true
+		}
 	}
 	n.arpOwn.Store(&own)
 	if e := ns.st.SetSpoofing(n.id, true); e != nil {
