@@ -39,7 +39,7 @@ var (
 	descGwFlows    = prometheus.NewDesc("vnetd_gateway_flows_total", "Flows a gateway relayed, by protocol.", []string{"gateway", "proto"}, nil)
 	descGwActive   = prometheus.NewDesc("vnetd_gateway_flows_active", "Flows (host sockets) a gateway has open.", []string{"gateway"}, nil)
 	descGwBytes    = prometheus.NewDesc("vnetd_gateway_bytes_total", "Payload bytes a gateway relayed, to or from the host.", []string{"gateway", "direction"}, nil)
-	descGwRefused  = prometheus.NewDesc("vnetd_gateway_refused_total", "Gateway flows refused, by reason (dial: the host dial failed; denied: policy; cap: max_flows open).", []string{"gateway", "reason"}, nil)
+	descGwRefused  = prometheus.NewDesc("vnetd_gateway_refused_total", "Gateway flows refused, by reason (dial: the host dial failed; denied: policy; cap: max_flows open; icmp_unsupported: no ping socket allowed).", []string{"gateway", "reason"}, nil)
 	descRtrFrames  = prometheus.NewDesc("vnetd_router_frames_total", "Frames a router interface received (rx) or sent (tx).", []string{"router", "iface", "direction"}, nil)
 	descRtrBytes   = prometheus.NewDesc("vnetd_router_bytes_total", "Bytes a router interface received (rx) or sent (tx).", []string{"router", "iface", "direction"}, nil)
 	descRtrFwd     = prometheus.NewDesc("vnetd_router_forwarded_total", "Packets a router forwarded out of an interface.", []string{"router", "iface"}, nil)
@@ -107,12 +107,14 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		s := g.Stats
 		ch <- prometheus.MustNewConstMetric(descGwFlows, ctr, float64(s.FlowsTCP), g.Name, "tcp")
 		ch <- prometheus.MustNewConstMetric(descGwFlows, ctr, float64(s.FlowsUDP), g.Name, "udp")
+		ch <- prometheus.MustNewConstMetric(descGwFlows, ctr, float64(s.FlowsICMP), g.Name, "icmp")
 		ch <- prometheus.MustNewConstMetric(descGwActive, prometheus.GaugeValue, float64(s.FlowsActive), g.Name)
 		ch <- prometheus.MustNewConstMetric(descGwBytes, ctr, float64(s.BytesToHost), g.Name, "to_host")
 		ch <- prometheus.MustNewConstMetric(descGwBytes, ctr, float64(s.BytesFromHost), g.Name, "from_host")
 		ch <- prometheus.MustNewConstMetric(descGwRefused, ctr, float64(s.Refused), g.Name, "dial")
 		ch <- prometheus.MustNewConstMetric(descGwRefused, ctr, float64(s.Denied), g.Name, "denied")
 		ch <- prometheus.MustNewConstMetric(descGwRefused, ctr, float64(s.DroppedAtCap), g.Name, "cap")
+		ch <- prometheus.MustNewConstMetric(descGwRefused, ctr, float64(s.ICMPUnsupported), g.Name, "icmp_unsupported")
 	}
 	ch <- prometheus.MustNewConstMetric(descNamespaces, prometheus.GaugeValue, float64(len(st.Namespaces)))
 	for _, n := range st.Namespaces {

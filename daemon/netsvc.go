@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/vnetd/vnetd/config"
@@ -140,17 +141,20 @@ func (d *Daemon) refreshDNSLocked(c *config.Config) {
 					}
 				}
 			}
-			// host.ZONE: the gateways' host loopback aliases (the host itself).
-			host := "host." + ds.zone
+			// host.ZONE: the gateways' host loopback aliases (the host itself),
+			// unless a namespace named "host" or a static record already has the name.
+			host := "host." + strings.Trim(ds.zone, ".")
+			explicit := len(recs[host]) > 0
+			for _, r := range ds.records {
+				recs[r.Name] = append(recs[r.Name], r.Addr)
+				explicit = explicit || strings.EqualFold(strings.TrimSuffix(r.Name, "."), host)
+			}
 			for _, g := range c.Gateways {
 				for _, a := range []netip.Addr{g.Host, g.Host6} {
-					if a.IsValid() {
+					if a.IsValid() && !explicit {
 						recs[host] = append(recs[host], a)
 					}
 				}
-			}
-			for _, r := range ds.records {
-				recs[r.Name] = append(recs[r.Name], r.Addr)
 			}
 			ds.srv.SetRecords(recs)
 		}

@@ -11,8 +11,9 @@
 // The allow and deny prefix lists are checked on the real destination, after that
 // mapping and before any host socket exists; denied TCP gets a RST, denied UDP an
 // ICMP port unreachable. Options.MaxFlows caps the host sockets open at once.
-// ICMP echo to foreign addresses is not relayed: it is dropped, never answered on
-// the destination's behalf.
+// ICMP echo to foreign addresses goes through unprivileged ICMP sockets of the host
+// (icmp.go) where the host allows them (net.ipv4.ping_group_range); where it does
+// not, the request is dropped and counted, never answered on the destination's behalf.
 //
 // The gVisor side (promiscuous NIC, forwarders) lives in package nsstack; this
 // package sees plain net.Conns.

@@ -50,15 +50,21 @@ type Options struct {
 	UDPIdleTimeout time.Duration
 	// DialTimeout bounds a host TCP dial; default DefaultDialTimeout.
 	DialTimeout time.Duration
+	// Dial opens the host sockets of TCP ("tcp") and UDP ("udp") flows; default
+	// net.Dialer's DialContext. Tests use it to dial inside a network namespace.
+	// Ping sockets do not go through it.
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 }
 
 // Stats are a gateway's counters.
 type Stats struct {
 	// FlowsActive is how many flows are open now (each holds one host socket).
 	FlowsActive int64 `json:"flows_active"`
-	// FlowsTCP and FlowsUDP count flows relayed since start.
-	FlowsTCP uint64 `json:"flows_tcp_total"`
-	FlowsUDP uint64 `json:"flows_udp_total"`
+	// FlowsTCP, FlowsUDP and FlowsICMP count flows relayed since start (an ICMP
+	// flow is one guest's echo identifier to one destination).
+	FlowsTCP  uint64 `json:"flows_tcp_total"`
+	FlowsUDP  uint64 `json:"flows_udp_total"`
+	FlowsICMP uint64 `json:"flows_icmp_total"`
 	// BytesToHost and BytesFromHost count payload relayed each way.
 	BytesToHost   uint64 `json:"bytes_to_host"`
 	BytesFromHost uint64 `json:"bytes_from_host"`
@@ -68,6 +74,9 @@ type Stats struct {
 	Denied uint64 `json:"denied"`
 	// DroppedAtCap counts flows refused because MaxFlows were open.
 	DroppedAtCap uint64 `json:"dropped_at_cap"`
+	// ICMPUnsupported counts echo requests dropped because the host refused vnetd an
+	// unprivileged ping socket (net.ipv4.ping_group_range excludes its group).
+	ICMPUnsupported uint64 `json:"icmp_unsupported"`
 }
 
 // Gateway is a running gateway. Its methods are safe for concurrent use.
@@ -85,14 +94,22 @@ type Gateway struct {
 	wg     sync.WaitGroup
 
 	mu     sync.Mutex
-	flows  map[*flow]struct{} // guarded by mu
-	closed bool               // guarded by mu
+	flows  map[closer]struct{} // guarded by mu
+	closed bool                // guarded by mu
+
+	echoMu   sync.Mutex
+	echoes   map[echoKey]*echoFlow // guarded by echoMu
+	prohibit chan *nsstack.EchoRequest
 
 	active                        atomic.Int64
-	tcpFlows, udpFlows            atomic.Uint64
+	tcpFlows, udpFlows, icmpFlows atomic.Uint64
+	icmpUnsupported               atomic.Uint64
 	bytesToHost, bytesFromHost    atomic.Uint64
 	refused, denied, droppedAtCap atomic.Uint64
 }
+
+// closer is an open flow, as Close ends it.
+type closer interface{ close() }
 
 // flow is one relayed flow: the guest side and the host socket.
 type flow struct{ guest, host net.Conn }
@@ -119,10 +136,14 @@ func New(o Options) (*Gateway, error) {
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = DefaultDialTimeout
 	}
+	if o.Dial == nil {
+		o.Dial = new(net.Dialer).DialContext
+	}
 	if len(o.Addresses) == 0 {
 		return nil, fmt.Errorf("gateway %q: needs addresses", o.Name)
 	}
-	g := &Gateway{o: o, log: o.Logger.With("gateway", o.Name), own: map[netip.Addr]bool{}, flows: map[*flow]struct{}{}}
+	g := &Gateway{o: o, log: o.Logger.With("gateway", o.Name), own: map[netip.Addr]bool{},
+		flows: map[closer]struct{}{}, echoes: map[echoKey]*echoFlow{}, prohibit: make(chan *nsstack.EchoRequest, prohibitQueue)}
 	if len(o.Allow) > 0 {
 		g.allow = new(bart.Lite)
 		for _, p := range o.Allow {
@@ -151,10 +172,16 @@ func New(o Options) (*Gateway, error) {
 		g.own[p.Addr()] = true
 	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
-	if err := ns.Terminate(o.NIC, nsstack.Terminators{TCP: g.handleTCP, UDP: g.handleUDP}); err != nil {
+	var arp []netip.Addr // the alias answers ARP: guests may have it on-link (slirp's 10.0.2.0/24)
+	if o.Host.IsValid() {
+		arp = append(arp, o.Host)
+	}
+	if err := ns.Terminate(o.NIC, nsstack.Terminators{TCP: g.handleTCP, UDP: g.handleUDP, Echo: g.handleEcho, ARP: arp}); err != nil {
 		g.cancel()
 		return fail(err)
 	}
+	g.wg.Add(1)
+	go g.prohibitLoop()
 	return g, nil
 }
 
@@ -164,9 +191,10 @@ func (g *Gateway) Port() frame.Port { return g.nic }
 // Stats snapshots the counters.
 func (g *Gateway) Stats() Stats {
 	return Stats{
-		FlowsActive: g.active.Load(), FlowsTCP: g.tcpFlows.Load(), FlowsUDP: g.udpFlows.Load(),
+		FlowsActive: g.active.Load(), FlowsTCP: g.tcpFlows.Load(), FlowsUDP: g.udpFlows.Load(), FlowsICMP: g.icmpFlows.Load(),
 		BytesToHost: g.bytesToHost.Load(), BytesFromHost: g.bytesFromHost.Load(),
 		Refused: g.refused.Load(), Denied: g.denied.Load(), DroppedAtCap: g.droppedAtCap.Load(),
+		ICMPUnsupported: g.icmpUnsupported.Load(),
 	}
 }
 
@@ -218,7 +246,7 @@ func (g *Gateway) reserve() bool {
 }
 
 // track registers an open flow so Close can end it; false if the gateway closed.
-func (g *Gateway) track(f *flow) bool {
+func (g *Gateway) track(f closer) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
@@ -230,7 +258,7 @@ func (g *Gateway) track(f *flow) bool {
 }
 
 // finish closes a flow's sockets and gives its slot back.
-func (g *Gateway) finish(f *flow) {
+func (g *Gateway) finish(f closer) {
 	f.close()
 	g.mu.Lock()
 	delete(g.flows, f)

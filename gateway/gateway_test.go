@@ -331,3 +331,17 @@ func TestCloseEndsFlows(t *testing.T) {
 	}
 	waitIdle(t, l.gw, fds) // the echo server closes its side when it sees ours close
 }
+
+// TestAliasOnLink: an alias inside the guests' own subnet (slirp's layout, 10.0.2.2
+// beside the guest's 10.0.2.15/24) is on-link to them, so the gateway answers ARP
+// for it.
+func TestAliasOnLink(t *testing.T) {
+	l := newLab(t, Options{Host: netip.MustParseAddr("10.0.0.3")})
+	srv := echoServer(t, "tcp4", "127.0.0.1:0")
+	c, err := dial(t, l.guest, "tcp4", netip.AddrPortFrom(netip.MustParseAddr("10.0.0.3"), srv.Port()).String())
+	if err != nil {
+		t.Fatalf("dial the on-link alias 10.0.0.3: %v", err)
+	}
+	defer c.Close()
+	roundTrip(t, c)
+}

@@ -29,8 +29,7 @@ func (g *Gateway) handleTCP(r *nsstack.TCPRequest) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(g.ctx, g.o.DialTimeout)
-	var d net.Dialer
-	hc, err := d.DialContext(ctx, "tcp", dst.String())
+	hc, err := g.o.Dial(ctx, "tcp", dst.String())
 	cancel()
 	if err != nil {
 		g.refused.Add(1)

@@ -24,7 +24,7 @@ func (g *Gateway) handleUDP(r *nsstack.UDPRequest) bool {
 	if !g.reserve() {
 		return true // dropped, counted
 	}
-	hc, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(dst))
+	hc, err := g.o.Dial(g.ctx, "udp", dst.String())
 	if err != nil {
 		g.refused.Add(1)
 		g.active.Add(-1)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -57,7 +58,8 @@ func TestVM(t *testing.T) {
 // vmLab is the lab every variant runs: namespace alpha on lan0 with http, echo, DHCP
 // (a range, one static lease for vm1MAC, router and DNS options) and DNS; router r1
 // between lan0 and lan1, sending IPv6 router advertisements for fd00::/64 on lan0;
-// namespace gamma on lan1. %s is where the variant attaches its VMs.
+// namespace gamma on lan1; gateway gw0 on lan0 whose alias 10.0.2.2 (routed by r1) is
+// the host's loopback. %s is where the variant attaches its VMs.
 const vmLab = `
 [daemon]
 control = %q
@@ -109,6 +111,15 @@ name = "r1"
   [[router.interface]]
   switch = "lan1"
   addresses = ["10.0.1.1/24"]
+  [[router.route]]
+  to = "10.0.2.2/32"
+  via = "10.0.0.2"
+[[gateway]]
+name = "gw0"
+switch = "lan0"
+addresses = ["10.0.0.2/24"]
+host = "10.0.2.2"
+allow = ["127.0.0.0/8"]
 %s`
 
 const (
@@ -135,11 +146,25 @@ func testVMStream(t *testing.T, bin string, boot vmBoot) {
 	sock := filepath.Join(dir, "vm.sock")
 	d := startVnetdLab(t, bin, dir, fmt.Sprintf("[[socket]]\npath = %q\nswitch = \"lan0\"\nprotocol = \"stream\"\n", sock), "")
 
+	// A page on the host's loopback, fetched through gw0's alias 10.0.2.2 (the VM's
+	// default router r1 routes the alias to gw0).
+	hostLn, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := "vnetd-host-" + strings.ReplaceAll(filepath.Base(dir), "/", "")
+	hostSrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s from %s", page, r.RemoteAddr[:strings.LastIndex(r.RemoteAddr, ":")])
+	})}
+	go hostSrv.Serve(hostLn)
+	t.Cleanup(func() { hostSrv.Close() })
+	url := fmt.Sprintf("http://10.0.2.2:%d/page", hostLn.Addr().(*net.TCPAddr).Port)
+
 	v := startVM(t, boot, vmSpec{
 		name:   "vm-stream",
 		netdev: "stream,id=n0,server=off,addr.type=unix,addr.path=" + sock,
 		mac:    vm2MAC,
-		steps:  vmClientSteps,
+		steps:  vmClientSteps + ",get:" + url,
 	})
 	lease := v.until(t, "dhcp-ok")
 	v.until(t, "hold")
@@ -152,6 +177,9 @@ func testVMStream(t *testing.T, bin string, boot vmBoot) {
 	res := v.finish(t)
 	checkClientMarks(t, v, lease, res, "10.0.0.100", "10.0.0.199")
 	d.checkLease(t, vm2MAC, lease[0])
+	if got := res["get-ok"]; len(got) != 1 || len(got[0]) != 4 || got[0][0] != url || strings.Join(got[0][1:], " ") != page+" from 127.0.0.1" {
+		t.Errorf("%s get-ok markers %q, want [%s %s from 127.0.0.1]", v.name, got, url, page)
+	}
 
 	// QEMU is gone: its port must have left the switch.
 	d.waitFor(t, "the VM's port to leave lan0", func() bool {

@@ -12,7 +12,6 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
-	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
@@ -32,6 +31,13 @@ type Terminators struct {
 	// sender gets ICMP port unreachable. Returning true without Accept drops the
 	// datagram.
 	UDP func(*UDPRequest) bool
+	// ARP lists further IPv4 addresses the NIC answers ARP requests for (besides its
+	// own), such as addresses it relays for that guests may take to be on-link.
+	ARP []netip.Addr
+	// Echo, if set, is called on the NIC's delivery goroutine (it must not block,
+	// nor answer from there) for each ICMP or ICMPv6 echo request to an address the
+	// namespace does not own. Nil drops them.
+	Echo func(*EchoRequest)
 	// MaxPendingTCP bounds the connection attempts waiting for TCP to decide;
 	// further SYNs are dropped (the guest retransmits). Default 256.
 	MaxPendingTCP int
@@ -42,7 +48,7 @@ type Terminators struct {
 // from any source address (spoofing: replies come from the address the guest
 // dialled), routes every destination out of this NIC, and hands each TCP and UDP flow
 // nobody in the namespace listens for to t. ICMP echo requests to addresses the
-// namespace does not own are dropped, never answered on their behalf.
+// namespace does not own go to t.Echo, never answered on their behalf by the stack.
 func (ns *Namespace) Terminate(nic string, t Terminators) error {
 	if t.TCP == nil || t.UDP == nil {
 		return errors.New("terminate: TCP and UDP handlers are required")
@@ -62,10 +68,16 @@ func (ns *Namespace) Terminate(nic string, t Terminators) error {
 	if e := ns.st.SetPromiscuousMode(n.id, true); e != nil {
 		return fmt.Errorf("namespace %q: promiscuous %q: %s", ns.name, nic, e)
 	}
-	own := map[[4]byte]bool{}
+	own, ownAll := map[[4]byte]bool{}, map[netip.Addr]bool{}
 	for _, a := range ns.st.AllAddresses()[n.id] {
 		if a.Protocol == ipv4.ProtocolNumber {
 			own[a.AddressWithPrefix.Address.As4()] = true
+		}
+		ownAll[fromTCPIP(a.AddressWithPrefix.Address)] = true
+	}
+	for _, a := range t.ARP {
+		if a.Is4() {
+			own[a.As4()] = true
 		}
 	}
 	n.arpOwn.Store(&own)
@@ -85,17 +97,12 @@ func (ns *Namespace) Terminate(nic string, t Terminators) error {
 		return t.UDP(&UDPRequest{Local: endpointAddr(id.LocalAddress, id.LocalPort), Remote: endpointAddr(id.RemoteAddress, id.RemotePort), r: r})
 	})
 	st.SetTransportProtocolHandler(udp.ProtocolNumber, uf.HandlePacket)
-	// gVisor answers ICMPv6 echo requests to a promiscuous NIC's temporary addresses
-	// (IPv4 it already leaves alone) unless a handler takes them: take those not
-	// addressed to one of our own addresses.
-	nicID := n.id
-	st.SetTransportProtocolHandler(icmp.ProtocolNumber6, func(id stack.TransportEndpointID, pkt *stack.PacketBuffer) bool {
-		h := pkt.TransportHeader().Slice()
-		if len(h) == 0 || header.ICMPv6(h).Type() != header.ICMPv6EchoRequest {
-			return false
-		}
-		return st.CheckLocalAddress(nicID, ipv6.ProtocolNumber, id.LocalAddress) == 0
-	})
+	// Echo requests to addresses the NIC does not own (now: add addresses before
+	// Terminate) go to t.Echo or are
+	// dropped: gVisor would otherwise answer ICMPv6 ones to a promiscuous NIC's
+	// temporary addresses (IPv4 ones it leaves alone).
+	st.SetTransportProtocolHandler(icmp.ProtocolNumber4, ns.echoHandler(n.id, ipv4.ProtocolNumber, ownAll, t.Echo))
+	st.SetTransportProtocolHandler(icmp.ProtocolNumber6, ns.echoHandler(n.id, ipv6.ProtocolNumber, ownAll, t.Echo))
 	return nil
 }
 

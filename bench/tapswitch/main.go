@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/vnetd/vnetd/frame"
+	"github.com/vnetd/vnetd/gateway"
 	"github.com/vnetd/vnetd/hostif"
 	"github.com/vnetd/vnetd/nsstack"
 	l2switch "github.com/vnetd/vnetd/switch"
@@ -59,7 +60,12 @@ func main() {
 	stats := flag.Bool("stats", false, "print frames per ReadFrames/WriteFrames call of each TAP port at exit")
 	hostIf := flag.String("hostif", "", "with -ns: attach this existing interface through hostif instead of creating a TAP")
 	vx := flag.String("vxlan", "", "with -ns: LOCAL=REMOTE: a VXLAN tunnel (VNI 42, port 4789) from underlay address LOCAL to REMOTE instead of a TAP")
+	gwAddr := flag.String("gateway", "", "one TAP (-a) and an egress gateway with this address (e.g. 10.0.2.1/24) relaying to host sockets; its alias -alias is the host loopback")
+	gwAlias := flag.String("alias", "10.0.2.2", "the gateway's host loopback alias (-gateway)")
 	flag.Parse()
+	if *gwAddr != "" {
+		*ns = true
+	}
 	if *client != "" {
 		bps, err := runClient(*client, *host, time.Duration(*secs*float64(time.Second)), *streams)
 		if err != nil {
@@ -149,7 +155,19 @@ func main() {
 			}
 		}
 	}
-	if *ns {
+	if *gwAddr != "" {
+		g, err := gateway.New(gateway.Options{Name: "gw", Logger: log, MTU: *mtu,
+			Addresses: []netip.Prefix{netip.MustParsePrefix(*gwAddr)}, Host: netip.MustParseAddr(*gwAlias),
+			Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+		if err != nil {
+			fail(err)
+		}
+		defer g.Close()
+		if err := sw.AddPort(g.Port(), l2switch.PortConfig{}); err != nil {
+			fail(err)
+		}
+		defer func() { fmt.Fprintf(os.Stderr, "gateway: %+v\n", g.Stats()) }()
+	} else if *ns {
 		n, err := startNamespace(sw, *nsAddr, *mtu, log)
 		if err != nil {
 			fail(err)

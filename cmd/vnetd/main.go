@@ -656,8 +656,8 @@ func printStatus(w io.Writer, st daemon.Status) {
 	}
 	for _, g := range st.Gateways {
 		s := g.Stats
-		fmt.Fprintf(w, "gateway %s\ton %s\tflows %d active, %d tcp, %d udp\tto host %dB\tfrom host %dB\trefused %d\tdenied %d\tdropped at cap %d\n",
-			g.Name, g.Switch, s.FlowsActive, s.FlowsTCP, s.FlowsUDP, s.BytesToHost, s.BytesFromHost, s.Refused, s.Denied, s.DroppedAtCap)
+		fmt.Fprintf(w, "gateway %s\ton %s\tflows %d active, %d tcp, %d udp, %d icmp\tto host %dB\tfrom host %dB\trefused %d\tdenied %d\tdropped at cap %d\ticmp unsupported %d\n",
+			g.Name, g.Switch, s.FlowsActive, s.FlowsTCP, s.FlowsUDP, s.FlowsICMP, s.BytesToHost, s.BytesFromHost, s.Refused, s.Denied, s.DroppedAtCap, s.ICMPUnsupported)
 	}
 	for _, l := range st.Links {
 		if !l.Status.Up || len(l.Status.Drops) > 0 || l.Status.TxDropped > 0 {
