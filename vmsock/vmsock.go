@@ -11,10 +11,10 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/vnetd/vnetd/frame"
 	"github.com/vnetd/vnetd/internal/gather"
+	"github.com/vnetd/vnetd/internal/sockpath"
 )
 
 // Options configure a socket listener.
@@ -57,7 +57,8 @@ type Listener struct {
 }
 
 // Listen starts listening on opts.Path. A stale socket file nobody listens on is
-// removed; a socket somebody still listens on is refused.
+// replaced; a socket somebody still listens on is refused, and so is anything that is
+// not a socket (a regular file, a directory, a symlink), which is left untouched.
 func Listen(opts Options) (*Listener, error) {
 	if opts.Protocol == "" {
 		opts.Protocol = "stream"
@@ -74,19 +75,12 @@ func Listen(opts Options) (*Listener, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if _, err := os.Stat(opts.Path); err == nil {
-		network := "unix"
-		if opts.Protocol == "dgram" {
-			network = "unixgram"
-		}
-		c, derr := net.DialTimeout(network, opts.Path, time.Second)
-		if derr == nil {
-			c.Close()
-			return nil, fmt.Errorf("listen %q: another process is listening", opts.Path)
-		}
-		if err := os.Remove(opts.Path); err != nil {
-			return nil, fmt.Errorf("remove stale socket %q: %w", opts.Path, err)
-		}
+	network := "unix"
+	if opts.Protocol == "dgram" {
+		network = "unixgram"
+	}
+	if err := sockpath.Clear(opts.Path, network); err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
 	}
 	if opts.Protocol == "dgram" {
 		l := &Listener{opts: opts, log: opts.Logger, ports: map[*Port]struct{}{}}
