@@ -57,11 +57,15 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range vxlanDescs {
 		ch <- d
 	}
+	for _, d := range socketDescs {
+		ch <- d
+	}
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
 	collectVXLAN(c.d, ch)
 	st := c.d.Status()
+	collectSockets(st.Sockets, ch)
 	ctr := prometheus.CounterValue
 	for _, s := range st.Switches {
 		ch <- prometheus.MustNewConstMetric(descFDB, prometheus.GaugeValue, float64(s.Stats.FDBSize), s.Name)

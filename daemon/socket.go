@@ -3,6 +3,7 @@ package daemon
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/vnetd/vnetd/config"
 	"github.com/vnetd/vnetd/frame"
@@ -38,6 +39,8 @@ func (d *Daemon) listenSocket(key string, s config.Socket) error {
 	sl := &socketListener{}
 	l, err := vmsock.Listen(vmsock.Options{
 		Path: s.Path, Protocol: s.Protocol, Logger: log,
+		MaxConns: orDefault(s.MaxConns, config.DefaultSocketMaxConns), FrameTimeout: orDefault(s.FrameTimeout, config.DefaultSocketFrameTimeout),
+		MaxPeers: orDefault(s.MaxPeers, config.DefaultSocketMaxPeers), PeerIdle: orDefault(s.PeerIdle, config.DefaultSocketPeerIdle),
 		OnPort: func(p frame.Port, name string) {
 			if err := sw.AddPort(d.wrapSwitchPort(s.Switch, name, p), l2switch.PortConfig{Name: name}); err != nil {
 				d.impairs.forget(s.Switch + "/" + name)
@@ -62,4 +65,34 @@ func (d *Daemon) listenSocket(key string, s config.Socket) error {
 	d.attachments[key] = &attachment{cfg: s, closer: sl}
 	d.log.Info("socket up", "socket", s.Path, "protocol", s.Protocol, "switch", s.Switch)
 	return nil
+}
+
+// orDefault is v, or def when v is not positive (a limit the config left out).
+func orDefault[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// SocketStatus is one [[socket]] listener with its counters: connections (stream)
+// or peers (dgram) attached now and refused at the cap, stalled frames, expired and
+// gone peers, malformed input.
+type SocketStatus struct {
+	Path     string       `json:"path"`
+	Switch   string       `json:"switch"`
+	Protocol string       `json:"protocol"`
+	Stats    vmsock.Stats `json:"stats"`
+}
+
+func (d *Daemon) socketStatusLocked() []SocketStatus {
+	out := []SocketStatus{}
+	for _, sc := range d.cfg.Sockets {
+		if a := d.attachments["socket:"+sc.Path]; a != nil {
+			if sl, ok := a.closer.(*socketListener); ok && sl.l != nil {
+				out = append(out, SocketStatus{Path: sc.Path, Switch: sc.Switch, Protocol: sc.Protocol, Stats: sl.l.Stats()})
+			}
+		}
+	}
+	return out
 }

@@ -659,6 +659,11 @@ func printStatus(w io.Writer, st daemon.Status) {
 		fmt.Fprintf(w, "gateway %s\ton %s\tflows %d active, %d tcp, %d udp\tto host %dB\tfrom host %dB\trefused %d\tdenied %d\tdropped at cap %d\n",
 			g.Name, g.Switch, s.FlowsActive, s.FlowsTCP, s.FlowsUDP, s.BytesToHost, s.BytesFromHost, s.Refused, s.Denied, s.DroppedAtCap)
 	}
+	for _, so := range st.Sockets {
+		s := so.Stats
+		fmt.Fprintf(w, "socket %s	%s on %s	ports %d/%d	refused %d	stalled %d	malformed %d	peers expired %d	gone %d\n",
+			so.Path, so.Protocol, so.Switch, s.Ports, s.Limit, s.Refused, s.Stalled, s.Malformed, s.Expired, s.Gone)
+	}
 	for _, im := range st.Impairments {
 		fmt.Fprintf(w, "impair %s\tin: %s\tout: %s\tdelayed %d\tlost %d\toverlimit %d\tduplicated %d\tcorrupted %d\n", im.Target, orNone(im.In), orNone(im.Out),
 			im.Status.InStats.Delayed+im.Status.OutStats.Delayed, im.Status.InStats.Lost+im.Status.OutStats.Lost,

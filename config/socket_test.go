@@ -1,0 +1,47 @@
+package config
+
+import (
+	"testing"
+	"time"
+)
+
+// TestSocketLimits: the [[socket]] limit keys reach Socket; absent, they stay 0 (the
+// listener's defaults).
+func TestSocketLimits(t *testing.T) {
+	c, err := Parse("t.toml", []byte(`
+[[switch]]
+name = "lan0"
+[[socket]]
+path = "/tmp/a.sock"
+switch = "lan0"
+max_conns = 8
+frame_timeout = "2s"
+[[socket]]
+path = "/tmp/b.sock"
+switch = "lan0"
+protocol = "dgram"
+max_peers = 16
+peer_idle = "90s"
+[[socket]]
+path = "/tmp/c.sock"
+switch = "lan0"
+`))
+	if err != nil {
+		t.Fatalf("Parse() = %v", err)
+	}
+	want := []Socket{
+		{Path: "/tmp/a.sock", Switch: "lan0", Protocol: "stream", MaxConns: 8, FrameTimeout: 2 * time.Second},
+		{Path: "/tmp/b.sock", Switch: "lan0", Protocol: "dgram", MaxPeers: 16, PeerIdle: 90 * time.Second},
+		{Path: "/tmp/c.sock", Switch: "lan0", Protocol: "stream"},
+	}
+	for i, w := range want {
+		if c.Sockets[i] != w {
+			t.Errorf("Sockets[%d] = %+v, want %+v", i, c.Sockets[i], w)
+		}
+	}
+	if _, err := Parse("t.toml", []byte("[[switch]]\nname = \"lan0\"\n[[socket]]\npath = \"/tmp/a.sock\"\nswitch = \"lan0\"\npeer_idle = \"soon\"\n")); err == nil {
+		t.Error("Parse(peer_idle = \"soon\") = nil error, want one")
+	} else {
+		t.Logf("peer_idle = \"soon\": %v", err)
+	}
+}
