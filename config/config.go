@@ -250,7 +250,27 @@ type Socket struct {
 	// Security is the source checks of every VM port of the socket; off unless a key
 	// sets them.
 	Security PortSecurity
+	// MaxConns caps a stream socket's VM connections at once (max_conns); 0 means
+	// DefaultSocketMaxConns.
+	MaxConns int
+	// FrameTimeout is how long a stream connection may take to finish a frame it
+	// has started (frame_timeout); 0 means DefaultSocketFrameTimeout.
+	FrameTimeout time.Duration
+	// MaxPeers caps a dgram socket's peers (source addresses) at once (max_peers);
+	// 0 means DefaultSocketMaxPeers.
+	MaxPeers int
+	// PeerIdle removes a dgram peer that sent nothing this long (peer_idle); 0
+	// means DefaultSocketPeerIdle.
+	PeerIdle time.Duration
 }
+
+// Defaults of the [[socket]] limits (the same as package vmsock's).
+const (
+	DefaultSocketMaxConns     = 64
+	DefaultSocketFrameTimeout = 10 * time.Second
+	DefaultSocketMaxPeers     = 64
+	DefaultSocketPeerIdle     = 5 * time.Minute
+)
 
 // Forward is one [[forward]].
 type Forward struct {

@@ -170,10 +170,16 @@ type rawHostInterface struct {
 	rawPortSecurity
 }
 
+// rawSocket has Socket's fields, in its order (validate converts one to the other);
+// durations are TOML strings such as "10s".
 type rawSocket struct {
-	Path     string `toml:"path"`
-	Switch   string `toml:"switch"`
-	Protocol string `toml:"protocol"`
+	Path         string        `toml:"path"`
+	Switch       string        `toml:"switch"`
+	Protocol     string        `toml:"protocol"`
+	MaxConns     int           `toml:"max_conns"`
+	FrameTimeout time.Duration `toml:"frame_timeout"`
+	MaxPeers     int           `toml:"max_peers"`
+	PeerIdle     time.Duration `toml:"peer_idle"`
 	rawPortSecurity
 }
 

@@ -269,7 +269,8 @@ func (v *validator) build(raw *rawConfig) *Config {
 		}
 		paths[r.Path] = true
 		needSwitch(p, r.Switch)
-		s := Socket{Path: r.Path, Switch: r.Switch, Protocol: r.Protocol, Security: v.portSecurity(p, r.rawPortSecurity)}
+		s := Socket{Path: r.Path, Switch: r.Switch, Protocol: r.Protocol, Security: v.portSecurity(p, r.rawPortSecurity),
+			MaxConns: r.MaxConns, FrameTimeout: r.FrameTimeout, MaxPeers: r.MaxPeers, PeerIdle: r.PeerIdle}
 		switch s.Protocol {
 		case "":
 			s.Protocol = "stream"
@@ -277,6 +278,7 @@ func (v *validator) build(raw *rawConfig) *Config {
 		default:
 			v.errf(p+".protocol", "protocol %q: want stream or dgram", r.Protocol)
 		}
+		v.socketLimits(p, s)
 		c.Sockets = append(c.Sockets, s)
 	}
 
@@ -651,4 +653,33 @@ func ownsAddr(ns *Namespace, a netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// socketLimits checks a [[socket]]'s limits: not negative, timeouts of at least a
+// tenth of a second (a bare integer is read as nanoseconds), and each key on the protocol it
+// belongs to (stream: max_conns, frame_timeout; dgram: max_peers, peer_idle).
+func (v *validator) socketLimits(p string, s Socket) {
+	for _, k := range []struct {
+		key    string
+		n      int64
+		dur    bool
+		stream bool
+	}{
+		{"max_conns", int64(s.MaxConns), false, true},
+		{"frame_timeout", int64(s.FrameTimeout), true, true},
+		{"max_peers", int64(s.MaxPeers), false, false},
+		{"peer_idle", int64(s.PeerIdle), true, false},
+	} {
+		switch {
+		case k.n == 0:
+			continue
+		case k.n < 0:
+			v.errf(p+"."+k.key, "%s may not be negative", k.key)
+		case k.dur && time.Duration(k.n) < 100*time.Millisecond:
+			v.errf(p+"."+k.key, "%s %v: want at least 100ms (write a unit: \"10s\")", k.key, time.Duration(k.n))
+		}
+		if k.stream != (s.Protocol == "stream") {
+			v.errf(p+"."+k.key, "%s applies to %s sockets only; this one is %s", k.key, map[bool]string{true: "stream", false: "dgram"}[k.stream], s.Protocol)
+		}
+	}
 }

@@ -62,12 +62,16 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range linkDescs {
 		ch <- d
 	}
+	for _, d := range socketDescs {
+		ch <- d
+	}
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
 	collectVXLAN(c.d, ch)
 	st := c.d.Status()
 	collectLinks(st.Links, ch)
+	collectSockets(st.Sockets, ch)
 	ctr := prometheus.CounterValue
 	for _, s := range st.Switches {
 		ch <- prometheus.MustNewConstMetric(descFDB, prometheus.GaugeValue, float64(s.Stats.FDBSize), s.Name)

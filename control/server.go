@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/vnetd/vnetd/daemon"
+	"github.com/vnetd/vnetd/internal/sockpath"
 	"golang.org/x/sys/unix"
 )
 
@@ -64,8 +65,9 @@ func DefaultPath() string {
 	return filepath.Join(os.TempDir(), fmt.Sprintf("vnetd-%d", os.Getuid()), "vnetd.sock")
 }
 
-// Listen creates the socket (removing a stale one no daemon answers on; refusing if
-// one does) and serves in the background.
+// Listen creates the socket and serves in the background. A stale socket no daemon
+// answers on is replaced; a live one, or anything that is not a socket (a regular
+// file, a directory, a symlink), is refused and left untouched.
 func Listen(o ServerOptions) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -73,15 +75,11 @@ func Listen(o ServerOptions) (*Server, error) {
 	if err := os.MkdirAll(filepath.Dir(o.Path), 0o700); err != nil {
 		return nil, fmt.Errorf("control socket %q: %w", o.Path, err)
 	}
-	if _, err := os.Lstat(o.Path); err == nil {
-		c, err := net.DialTimeout("unix", o.Path, time.Second)
-		if err == nil {
-			c.Close()
+	if err := sockpath.Clear(o.Path, "unix"); err != nil {
+		if errors.Is(err, sockpath.ErrInUse) {
 			return nil, fmt.Errorf("control socket %q: another vnetd is listening on it", o.Path)
 		}
-		if err := os.Remove(o.Path); err != nil {
-			return nil, fmt.Errorf("control socket %q: remove stale socket: %w", o.Path, err)
-		}
+		return nil, fmt.Errorf("control socket: %w", err)
 	}
 	old := syscall.Umask(0o177)
 	ln, err := net.Listen("unix", o.Path)

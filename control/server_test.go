@@ -118,3 +118,33 @@ func TestPeerCredentials(t *testing.T) {
 		})
 	}
 }
+
+// TestSocketPathNotASocket: a regular file (a typo'd control = "config.toml") or an
+// empty directory at the control path is refused by name and left untouched.
+func TestSocketPathNotASocket(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(file, []byte("[daemon]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.Mkdir(empty, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{file, empty} {
+		s, err := Listen(ServerOptions{Path: p, Daemon: daemon.New(daemon.Options{})})
+		if err == nil {
+			s.Close()
+			t.Fatalf("Listen(%q) = nil error, want a refusal", p)
+		}
+		if !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "not a socket") {
+			t.Errorf("Listen(%q) = %v, want an error naming the path and saying it is not a socket", p, err)
+		}
+	}
+	if b, err := os.ReadFile(file); err != nil || string(b) != "[daemon]\n" {
+		t.Errorf("ReadFile(%q) = %q, %v: the file must survive untouched", file, b, err)
+	}
+	if fi, err := os.Stat(empty); err != nil || !fi.IsDir() {
+		t.Errorf("Stat(%q) = %v, %v: the directory must survive", empty, fi, err)
+	}
+}

@@ -3,6 +3,7 @@ package daemon
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/vnetd/vnetd/config"
 	"github.com/vnetd/vnetd/frame"
@@ -41,6 +42,8 @@ func openSocketAtt(d *Daemon, cfg any) (*openAtt, error) {
 	sl := &socketListener{ready: make(chan struct{})}
 	l, err := vmsock.Listen(vmsock.Options{
 		Path: s.Path, Protocol: s.Protocol, Logger: log,
+		MaxConns: orDefault(s.MaxConns, config.DefaultSocketMaxConns), FrameTimeout: orDefault(s.FrameTimeout, config.DefaultSocketFrameTimeout),
+		MaxPeers: orDefault(s.MaxPeers, config.DefaultSocketMaxPeers), PeerIdle: orDefault(s.PeerIdle, config.DefaultSocketPeerIdle),
 		OnPort: func(p frame.Port, name string) {
 			<-sl.ready
 			sw := sl.sw.Load()
@@ -80,4 +83,34 @@ func openSocketAtt(d *Daemon, cfg any) (*openAtt, error) {
 		}
 		sl.setReady()
 	}, up: []any{"socket up", "socket", s.Path, "protocol", s.Protocol, "switch", s.Switch}}, nil
+}
+
+// orDefault is v, or def when v is not positive (a limit the config left out).
+func orDefault[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// SocketStatus is one [[socket]] listener with its counters: connections (stream)
+// or peers (dgram) attached now and refused at the cap, stalled frames, expired and
+// gone peers, malformed input.
+type SocketStatus struct {
+	Path     string       `json:"path"`
+	Switch   string       `json:"switch"`
+	Protocol string       `json:"protocol"`
+	Stats    vmsock.Stats `json:"stats"`
+}
+
+func (d *Daemon) socketStatusLocked() []SocketStatus {
+	out := []SocketStatus{}
+	for _, sc := range d.cfg.Sockets {
+		if a := d.attachments["socket:"+sc.Path]; a != nil {
+			if sl, ok := a.closer.(*socketListener); ok && sl.l != nil {
+				out = append(out, SocketStatus{Path: sc.Path, Switch: sc.Switch, Protocol: sc.Protocol, Stats: sl.l.Stats()})
+			}
+		}
+	}
+	return out
 }

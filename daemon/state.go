@@ -21,6 +21,8 @@ type Status struct {
 	Routers    []RouterStatus    `json:"routers"`
 	Forwards   []ForwardStatus   `json:"forwards"`
 	Gateways   []GatewayStatus   `json:"gateways"`
+	// Sockets are the VM socket listeners with their caps and counters.
+	Sockets []SocketStatus `json:"sockets"`
 	// Impairments are the ports with an impairment set or counted.
 	Impairments []ImpairStatus `json:"impairments"`
 	// Links are every switch port and pair end's link state and port security.
@@ -56,7 +58,7 @@ type ForwardStatus struct {
 func (d *Daemon) Status() Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	st := Status{Switches: []SwitchStatus{}, Namespaces: []NamespaceStatus{}, Routers: []RouterStatus{}, Forwards: []ForwardStatus{}, Gateways: []GatewayStatus{}, Impairments: d.Impairments(), Links: d.Links()}
+	st := Status{Switches: []SwitchStatus{}, Namespaces: []NamespaceStatus{}, Routers: []RouterStatus{}, Forwards: []ForwardStatus{}, Gateways: []GatewayStatus{}, Sockets: []SocketStatus{}, Impairments: d.Impairments(), Links: d.Links()}
 	if d.cfg == nil {
 		return st
 	}
@@ -83,6 +85,7 @@ func (d *Daemon) Status() Status {
 	}
 	st.Forwards = d.forwardStatusLocked()
 	st.Gateways = d.gatewayStatusLocked()
+	st.Sockets = d.socketStatusLocked()
 	return st
 }
 

@@ -5,18 +5,26 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/vnetd/vnetd/frame"
+	"golang.org/x/sys/unix"
 )
 
 // dgramListener serves QEMU "-netdev dgram": one datagram per frame, one port per
 // peer address.
+//
+// Peers are aged: one that sent nothing for PeerIdle is removed by a sweep (every
+// PeerIdle/4, at most every 30s), and one whose socket is gone (a write to it finds
+// no one there: ENOENT, ECONNREFUSED) at once. At most MaxPeers exist at a time.
 type dgramListener struct {
 	l     *Listener
 	conn  *net.UnixConn
+	raw   syscall.RawConn // conn's, for writes that never wait
 	mu    sync.Mutex
 	peers map[string]*DgramPort // guarded by mu
+	stop  chan struct{}         // closed by close: ends the sweep
 }
 
 func listenDgram(l *Listener) error {
@@ -25,11 +33,52 @@ func listenDgram(l *Listener) error {
 		return fmt.Errorf("listen %q: %w", l.opts.Path, err)
 	}
 	c.SetReadBuffer(4 << 20)
-	d := &dgramListener{l: l, conn: c, peers: map[string]*DgramPort{}}
+	raw, err := c.SyscallConn()
+	if err != nil {
+		c.Close()
+		return fmt.Errorf("listen %q: %w", l.opts.Path, err)
+	}
+	d := &dgramListener{l: l, conn: c, raw: raw, peers: map[string]*DgramPort{}, stop: make(chan struct{})}
 	l.dgram = d
-	l.wg.Add(1)
+	l.wg.Add(2)
 	go d.read()
+	go d.sweep()
 	return nil
+}
+
+// sweep expires idle peers until the listener closes.
+func (d *dgramListener) sweep() {
+	defer d.l.wg.Done()
+	t := time.NewTicker(min(max(d.l.opts.PeerIdle/4, 10*time.Millisecond), 30*time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-t.C:
+			d.expire(d.l.opts.Now())
+		}
+	}
+}
+
+// expire removes the peers that sent nothing since now-PeerIdle and returns how
+// many.
+func (d *dgramListener) expire(now time.Time) int {
+	limit := now.Add(-d.l.opts.PeerIdle).UnixNano()
+	var idle []*DgramPort
+	d.mu.Lock()
+	for _, p := range d.peers {
+		if p.lastSeen.Load() <= limit {
+			idle = append(idle, p)
+		}
+	}
+	d.mu.Unlock()
+	for _, p := range idle {
+		d.l.expired.Add(1)
+		d.l.log.Info("vm peer idle, removed", "port", p.name, "peer", p.addr.Name, "peer_idle", d.l.opts.PeerIdle)
+		p.Close()
+	}
+	return len(idle)
 }
 
 func (d *dgramListener) read() {
@@ -47,14 +96,22 @@ func (d *dgramListener) read() {
 			continue
 		}
 		b.Off, b.N, b.Meta = 0, n, frame.Meta{}
+		now := d.l.opts.Now().UnixNano()
 		d.mu.Lock()
 		p := d.peers[addr.Name]
 		isNew := p == nil
+		if isNew && len(d.peers) >= d.l.opts.MaxPeers {
+			d.mu.Unlock()
+			b.Release()
+			d.l.refuse("peer", d.l.opts.MaxPeers)
+			continue
+		}
 		if isNew {
 			name := fmt.Sprintf("sock:%s#%d", d.l.opts.Path, d.l.seq.Add(1))
-			p = &DgramPort{d: d, addr: addr, name: name, rx: frame.NewQueue(d.l.opts.QueueLen)}
+			p = &DgramPort{d: d, addr: addr, sa: &unix.SockaddrUnix{Name: addr.Name}, name: name, rx: frame.NewQueue(d.l.opts.QueueLen)}
 			d.peers[addr.Name] = p
 		}
+		p.lastSeen.Store(now)
 		d.mu.Unlock()
 		if isNew {
 			d.l.log.Info("vm peer seen", "port", p.name, "peer", addr.Name)
@@ -70,6 +127,7 @@ func (d *dgramListener) read() {
 }
 
 func (d *dgramListener) close() {
+	close(d.stop)
 	d.conn.Close()
 	d.mu.Lock()
 	ps := make([]*DgramPort, 0, len(d.peers))
@@ -86,11 +144,13 @@ func (d *dgramListener) close() {
 type DgramPort struct {
 	d         *dgramListener
 	addr      *net.UnixAddr
+	sa        *unix.SockaddrUnix // addr, for sendto
 	name      string
 	rx        *frame.Queue
 	counters  frame.Counters
 	closed    atomic.Bool
 	closeOnce sync.Once
+	lastSeen  atomic.Int64 // UnixNano of the peer's last datagram, by Options.Now
 	bufs      [64]*frame.Buf
 	pending   []*frame.Buf
 }
@@ -136,20 +196,42 @@ func (p *DgramPort) ReadFrames(frames []frame.Frame) (int, error) {
 	return n, nil
 }
 
-// WriteFrames sends one datagram per frame; a datagram the kernel cannot take now is
-// dropped and counted (the socket is written without waiting).
+// WriteFrames sends one datagram per frame without waiting (MSG_DONTWAIT): a
+// datagram the peer's socket cannot take now is dropped and counted. (Waiting would
+// hold the listener's one socket, and every other peer's writes, behind a VM that
+// does not read, and keep the switch's queue for the port full meanwhile.) A peer
+// whose socket is gone (ENOENT, ECONNREFUSED) is removed at once.
 func (p *DgramPort) WriteFrames(frames []frame.Frame) (int, error) {
 	if p.closed.Load() {
 		return 0, net.ErrClosed
 	}
-	p.d.conn.SetWriteDeadline(time.Now().Add(time.Millisecond))
-	for i := range frames {
-		if _, err := p.d.conn.WriteToUnix(frames[i].Bytes(), p.addr); err != nil {
-			p.counters.TxDropped.Add(1)
-			continue
+	var gone error
+	sent, bytes := 0, 0
+	err := p.d.raw.Write(func(fd uintptr) bool {
+		for i := range frames {
+			err := unix.Sendto(int(fd), frames[i].Bytes(), unix.MSG_DONTWAIT, p.sa)
+			if err == unix.ENOENT || err == unix.ECONNREFUSED {
+				gone = err
+				return true
+			}
+			if err == nil {
+				sent++
+				bytes += frames[i].N
+			}
 		}
-		p.counters.TxFrames.Add(1)
-		p.counters.TxBytes.Add(uint64(frames[i].N))
+		return true
+	})
+	p.counters.TxFrames.Add(uint64(sent))
+	p.counters.TxBytes.Add(uint64(bytes))
+	p.counters.TxDropped.Add(uint64(len(frames) - sent))
+	if gone != nil || err != nil {
+		if gone != nil {
+			// Nobody is bound at the peer's address any more: the VM is gone.
+			p.d.l.peersGone.Add(1)
+			p.d.l.log.Info("vm peer gone, removed", "port", p.name, "peer", p.addr.Name, "err", gone)
+		}
+		p.Close()
+		return 0, net.ErrClosed
 	}
 	return len(frames), nil
 }
@@ -160,8 +242,11 @@ func (p *DgramPort) Close() error {
 		p.closed.Store(true)
 		p.rx.Close()
 		p.d.mu.Lock()
-		delete(p.d.peers, p.addr.Name)
+		if p.d.peers[p.addr.Name] == p {
+			delete(p.d.peers, p.addr.Name)
+		}
 		p.d.mu.Unlock()
+		p.d.l.atCap.Store(false)
 		if p.d.l.opts.OnPortGone != nil {
 			p.d.l.opts.OnPortGone(p.name)
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/vnetd/vnetd/frame"
 	"github.com/vnetd/vnetd/internal/gather"
+	"github.com/vnetd/vnetd/internal/sockpath"
 )
 
 // Options configure a socket listener.
@@ -35,8 +36,55 @@ type Options struct {
 	// switch's writer), so it must not wait for the port to stop.
 	OnPortGone func(name string)
 	// QueueLen bounds each dgram peer's receive queue; 0 means 256. (A stream port
-	// has no queue of its own: the switch's queue for the port is the one.)
+	// has no queue of its own: the switch's queue for the port is the one.) The
+	// queue starts empty and grows with the frames actually queued.
 	QueueLen int
+	// MaxConns caps a stream listener's connections at once; one more is closed as
+	// soon as it is accepted and counted (Stats.Refused). 0 means DefaultMaxConns.
+	MaxConns int
+	// FrameTimeout is how long a stream connection may take to finish a frame it
+	// has started (its first byte arrived): a connection stalled in the middle of a
+	// frame is closed and counted (Stats.Stalled). A connection idle between frames
+	// is never timed out. 0 means DefaultFrameTimeout.
+	FrameTimeout time.Duration
+	// MaxPeers caps a dgram listener's peers (source addresses) at once; datagrams
+	// from a new address beyond it are dropped and counted (Stats.Refused), and
+	// logged once until a peer leaves. 0 means DefaultMaxPeers.
+	MaxPeers int
+	// PeerIdle is how long a dgram peer may send nothing before it is removed (its
+	// port leaves the switch; Stats.Expired). 0 means DefaultPeerIdle.
+	PeerIdle time.Duration
+	// Now is the clock dgram peers are aged by; nil means time.Now.
+	Now func() time.Time
+}
+
+// Defaults of the Options limits.
+const (
+	DefaultMaxConns     = 64
+	DefaultFrameTimeout = 10 * time.Second
+	DefaultMaxPeers     = 64
+	DefaultPeerIdle     = 5 * time.Minute
+)
+
+// Stats are a listener's counters and its port count.
+type Stats struct {
+	// Ports is how many VM connections (stream) or peers (dgram) are attached now.
+	Ports int `json:"ports"`
+	// Limit is MaxConns (stream) or MaxPeers (dgram).
+	Limit int `json:"limit"`
+	// Refused: stream connections closed at MaxConns; dgram datagrams from new
+	// peers dropped at MaxPeers.
+	Refused uint64 `json:"refused"`
+	// Stalled: stream connections closed for a frame not finished in FrameTimeout.
+	Stalled uint64 `json:"stalled"`
+	// Malformed: stream connections closed for an impossible length; dgram
+	// datagrams too short for a frame or from an unnamed socket.
+	Malformed uint64 `json:"malformed"`
+	// Expired: dgram peers removed after PeerIdle without a datagram.
+	Expired uint64 `json:"expired"`
+	// Gone: dgram peers removed because their socket no longer exists (a write to
+	// it found no one there).
+	Gone uint64 `json:"gone"`
 }
 
 // ErrMalformed is returned by ReadFrames when the peer sent an impossible length.
@@ -49,6 +97,11 @@ type Listener struct {
 	log       *slog.Logger
 	seq       atomic.Uint64
 	malformed atomic.Uint64
+	refused   atomic.Uint64
+	stalled   atomic.Uint64
+	expired   atomic.Uint64
+	peersGone atomic.Uint64
+	atCap     atomic.Bool // the cap was hit and logged; cleared when a port leaves
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 	mu        sync.Mutex
@@ -57,7 +110,8 @@ type Listener struct {
 }
 
 // Listen starts listening on opts.Path. A stale socket file nobody listens on is
-// removed; a socket somebody still listens on is refused.
+// replaced; a socket somebody still listens on is refused, and so is anything that is
+// not a socket (a regular file, a directory, a symlink), which is left untouched.
 func Listen(opts Options) (*Listener, error) {
 	if opts.Protocol == "" {
 		opts.Protocol = "stream"
@@ -74,19 +128,27 @@ func Listen(opts Options) (*Listener, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if _, err := os.Stat(opts.Path); err == nil {
-		network := "unix"
-		if opts.Protocol == "dgram" {
-			network = "unixgram"
-		}
-		c, derr := net.DialTimeout(network, opts.Path, time.Second)
-		if derr == nil {
-			c.Close()
-			return nil, fmt.Errorf("listen %q: another process is listening", opts.Path)
-		}
-		if err := os.Remove(opts.Path); err != nil {
-			return nil, fmt.Errorf("remove stale socket %q: %w", opts.Path, err)
-		}
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = DefaultMaxConns
+	}
+	if opts.FrameTimeout <= 0 {
+		opts.FrameTimeout = DefaultFrameTimeout
+	}
+	if opts.MaxPeers <= 0 {
+		opts.MaxPeers = DefaultMaxPeers
+	}
+	if opts.PeerIdle <= 0 {
+		opts.PeerIdle = DefaultPeerIdle
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	network := "unix"
+	if opts.Protocol == "dgram" {
+		network = "unixgram"
+	}
+	if err := sockpath.Clear(opts.Path, network); err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
 	}
 	if opts.Protocol == "dgram" {
 		l := &Listener{opts: opts, log: opts.Logger, ports: map[*Port]struct{}{}}
@@ -109,12 +171,47 @@ func Listen(opts Options) (*Listener, error) {
 // Malformed returns how many connections were closed for a malformed length.
 func (l *Listener) Malformed() uint64 { return l.malformed.Load() }
 
+// Stats returns the listener's counters.
+func (l *Listener) Stats() Stats {
+	st := Stats{Refused: l.refused.Load(), Stalled: l.stalled.Load(), Malformed: l.malformed.Load(),
+		Expired: l.expired.Load(), Gone: l.peersGone.Load()}
+	if l.dgram != nil {
+		st.Limit = l.opts.MaxPeers
+		l.dgram.mu.Lock()
+		st.Ports = len(l.dgram.peers)
+		l.dgram.mu.Unlock()
+		return st
+	}
+	st.Limit = l.opts.MaxConns
+	l.mu.Lock()
+	st.Ports = len(l.ports)
+	l.mu.Unlock()
+	return st
+}
+
+// refuse counts a connection or peer refused at the cap and logs the first of each
+// episode (until a port leaves).
+func (l *Listener) refuse(what string, limit int) {
+	l.refused.Add(1)
+	if !l.atCap.Swap(true) {
+		l.log.Warn("vm "+what+" refused: listener at its cap (logged once until one leaves)", "limit", limit)
+	}
+}
+
 func (l *Listener) accept() {
 	defer l.wg.Done()
 	for {
 		c, err := l.ln.Accept()
 		if err != nil {
 			return
+		}
+		l.mu.Lock()
+		full := len(l.ports) >= l.opts.MaxConns
+		l.mu.Unlock()
+		if full {
+			c.Close()
+			l.refuse("connection", l.opts.MaxConns)
+			continue
 		}
 		n := l.seq.Add(1)
 		name := fmt.Sprintf("sock:%s#%d", l.opts.Path, n)
@@ -135,6 +232,7 @@ func (l *Listener) gone(p *Port) {
 	delete(l.ports, p)
 	l.mu.Unlock()
 	if ok {
+		l.atCap.Store(false)
 		l.log.Info("vm disconnected", "port", p.name)
 		if l.opts.OnPortGone != nil {
 			l.opts.OnPortGone(p.name)
@@ -176,6 +274,8 @@ type Port struct {
 	closed    atomic.Bool
 	closeOnce sync.Once
 	hdr       [4]byte
+	started   bool // the frame being read has armed its deadline
+	deadline  bool // a read deadline is set on c
 
 	wmu  sync.Mutex // one gather write at a time; guards what follows
 	hdrs [][4]byte  // the length prefix of each frame of the write
@@ -209,6 +309,21 @@ func (p *Port) ReadFrames(frames []frame.Frame) (int, error) {
 		if n > 0 && p.r.Buffered() < 4 {
 			break
 		}
+		if p.r.Buffered() == 0 {
+			// Between frames: a VM may stay quiet as long as it likes.
+			if p.deadline {
+				p.c.SetReadDeadline(time.Time{})
+				p.deadline = false
+			}
+			if _, err := p.r.Peek(1); err != nil {
+				return p.readErr(n, err)
+			}
+		}
+		// A frame has started: the rest must come within FrameTimeout.
+		p.started = false
+		if err := p.need(4); err != nil {
+			return p.readErr(n, err)
+		}
 		if _, err := io.ReadFull(p.r, p.hdr[:]); err != nil {
 			return p.readErr(n, err)
 		}
@@ -222,6 +337,9 @@ func (p *Port) ReadFrames(frames []frame.Frame) (int, error) {
 				return n, nil
 			}
 			return 0, fmt.Errorf("read %s: length %d: %w", p.name, ln, ErrMalformed)
+		}
+		if err := p.need(ln); err != nil {
+			return p.readErr(n, err)
 		}
 		f := &frames[n]
 		if len(f.Buf) < ln {
@@ -243,7 +361,24 @@ func (p *Port) ReadFrames(frames []frame.Frame) (int, error) {
 	return n, nil
 }
 
+// need arms the frame deadline, once per frame, when fewer than k bytes of the
+// started frame are buffered, so that reading them may block. A frame already in the
+// buffer costs no deadline.
+func (p *Port) need(k int) error {
+	if p.started || p.r.Buffered() >= k {
+		return nil
+	}
+	p.started = true
+	p.deadline = true
+	return p.c.SetReadDeadline(time.Now().Add(p.l.opts.FrameTimeout))
+}
+
 func (p *Port) readErr(n int, err error) (int, error) {
+	if errors.Is(err, os.ErrDeadlineExceeded) && !p.closed.Load() {
+		p.l.stalled.Add(1)
+		p.l.log.Warn("vm frame stalled, closing connection", "port", p.name, "frame_timeout", p.l.opts.FrameTimeout)
+		p.Close()
+	}
 	if n > 0 {
 		return n, nil
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -184,6 +185,38 @@ func TestStaleSocket(t *testing.T) {
 	l.Close()
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Errorf("after Close, Stat(%q) = %v, want not exist", path, err)
+	}
+}
+
+// TestSocketPathNotASocket: a regular file or an empty directory at a VM socket path
+// is refused by name and left untouched, for both protocols.
+func TestSocketPathNotASocket(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "vm.sock")
+	if err := os.WriteFile(file, []byte("keep"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.Mkdir(empty, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, proto := range []string{"stream", "dgram"} {
+		for _, p := range []string{file, empty} {
+			l, err := Listen(Options{Path: p, Protocol: proto})
+			if err == nil {
+				l.Close()
+				t.Fatalf("Listen(%s %q) = nil error, want a refusal", proto, p)
+			}
+			if !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "not a socket") {
+				t.Errorf("Listen(%s %q) = %v, want an error naming the path and saying it is not a socket", proto, p, err)
+			}
+		}
+	}
+	if b, err := os.ReadFile(file); err != nil || string(b) != "keep" {
+		t.Errorf("ReadFile(%q) = %q, %v: the file must survive untouched", file, b, err)
+	}
+	if fi, err := os.Stat(empty); err != nil || !fi.IsDir() {
+		t.Errorf("Stat(%q) = %v, %v: the directory must survive", empty, fi, err)
 	}
 }
 

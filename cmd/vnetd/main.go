@@ -665,6 +665,11 @@ func printStatus(w io.Writer, st daemon.Status) {
 			printLink(w, l)
 		}
 	}
+	for _, so := range st.Sockets {
+		s := so.Stats
+		fmt.Fprintf(w, "socket %s	%s on %s	ports %d/%d	refused %d	stalled %d	malformed %d	peers expired %d	gone %d\n",
+			so.Path, so.Protocol, so.Switch, s.Ports, s.Limit, s.Refused, s.Stalled, s.Malformed, s.Expired, s.Gone)
+	}
 	for _, im := range st.Impairments {
 		fmt.Fprintf(w, "impair %s\tin: %s\tout: %s\tdelayed %d\tlost %d\toverlimit %d\tduplicated %d\tcorrupted %d\n", im.Target, orNone(im.In), orNone(im.Out),
 			im.Status.InStats.Delayed+im.Status.OutStats.Delayed, im.Status.InStats.Lost+im.Status.OutStats.Lost,
