@@ -43,6 +43,8 @@ var (
 	descRtrFwd     = prometheus.NewDesc("vnetd_router_forwarded_total", "Packets a router forwarded out of an interface.", []string{"router", "iface"}, nil)
 	descRtrICMP    = prometheus.NewDesc("vnetd_router_icmp_errors_total", "ICMP and ICMPv6 errors a router interface sent.", []string{"router", "iface"}, nil)
 	descRtrDrops   = prometheus.NewDesc("vnetd_router_drops_total", "Frames a router interface dropped, by reason.", []string{"router", "iface", "reason"}, nil)
+	descEchoed     = prometheus.NewDesc("vnetd_echo_udp_answered_total", "Datagrams a UDP echo service answered.", []string{"namespace", "listen"}, nil)
+	descEchoRefuse = prometheus.NewDesc("vnetd_echo_udp_unanswered_total", "Datagrams a UDP echo service did not answer, by reason (dropped_reflector: from port 0, a reflecting service's port or its own; rate_limited: the source was over its rate).", []string{"namespace", "listen", "reason"}, nil)
 	descNamespaces = prometheus.NewDesc("vnetd_namespaces", "Running namespaces.", nil, nil)
 	descNICFrames  = prometheus.NewDesc("vnetd_nic_frames_total", "Frames a namespace NIC received (rx) or sent (tx).", []string{"namespace", "nic", "direction"}, nil)
 	descNICBytes   = prometheus.NewDesc("vnetd_nic_bytes_total", "Bytes a namespace NIC received (rx) or sent (tx).", []string{"namespace", "nic", "direction"}, nil)
@@ -51,7 +53,7 @@ var (
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPortFrames, descPortBytes, descPortDrops, descFDB, descRtrFrames, descRtrBytes, descRtrFwd, descRtrICMP, descRtrDrops, descFwdConns, descFwdBytes, descFwdErrs, descFwdRefused, descFwdActive, descFwdLimit, descDNSFwd, descDNSFwdErrs, descDNSFwdDrop, descDNSFwdNow, descGwFlows, descGwActive, descGwBytes, descGwRefused, descNamespaces, descNICFrames, descNICBytes, descNICDrops, descNICByRef} {
+	for _, d := range []*prometheus.Desc{descPortFrames, descPortBytes, descPortDrops, descFDB, descRtrFrames, descRtrBytes, descRtrFwd, descRtrICMP, descRtrDrops, descFwdConns, descFwdBytes, descFwdErrs, descFwdRefused, descFwdActive, descFwdLimit, descDNSFwd, descDNSFwdErrs, descDNSFwdDrop, descDNSFwdNow, descGwFlows, descGwActive, descGwBytes, descGwRefused, descEchoed, descEchoRefuse, descNamespaces, descNICFrames, descNICBytes, descNICDrops, descNICByRef} {
 		ch <- d
 	}
 	for _, d := range vxlanDescs {
@@ -117,6 +119,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(descDNSFwdDrop, ctr, float64(f.Dropped), n.Name, ds.Listen)
 				ch <- prometheus.MustNewConstMetric(descDNSFwdNow, prometheus.GaugeValue, float64(f.InFlight), n.Name, ds.Listen)
 			}
+		}
+		for _, e := range n.Echo {
+			ch <- prometheus.MustNewConstMetric(descEchoed, ctr, float64(e.Echoed), n.Name, e.Listen)
+			ch <- prometheus.MustNewConstMetric(descEchoRefuse, ctr, float64(e.DroppedReflector), n.Name, e.Listen, "dropped_reflector")
+			ch <- prometheus.MustNewConstMetric(descEchoRefuse, ctr, float64(e.RateLimited), n.Name, e.Listen, "rate_limited")
 		}
 		for _, i := range n.Interfaces {
 			c := i.Counters

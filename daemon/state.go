@@ -11,6 +11,7 @@ import (
 	"github.com/vnetd/vnetd/config"
 	"github.com/vnetd/vnetd/forward"
 	"github.com/vnetd/vnetd/nsstack"
+	"github.com/vnetd/vnetd/service"
 	l2switch "github.com/vnetd/vnetd/switch"
 )
 
@@ -38,6 +39,9 @@ type NamespaceStatus struct {
 	Interfaces []nsstack.Interface `json:"interfaces"`
 	Services   []string            `json:"services"`
 	DNS        []DNSStatus         `json:"dns,omitempty"`
+	// Echo is each UDP echo service's counters: answered, and refused as a
+	// reflector's or over the per-source rate.
+	Echo []service.Stats `json:"echo,omitempty"`
 }
 
 // ForwardStatus is one forward with its counters.
@@ -69,6 +73,11 @@ func (d *Daemon) Status() Status {
 			ns := NamespaceStatus{Name: n.Name, Interfaces: e.ns.Interfaces(), Services: []string{}, DNS: e.dnsStatus()}
 			for _, s := range n.Services {
 				ns.Services = append(ns.Services, ServiceString(s))
+			}
+			for _, c := range e.services {
+				if svc, ok := c.(*service.Service); ok && svc.Kind() == "echo" {
+					ns.Echo = append(ns.Echo, svc.Stats())
+				}
 			}
 			st.Namespaces = append(st.Namespaces, ns)
 		}

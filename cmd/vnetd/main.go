@@ -642,6 +642,9 @@ func printStatus(w io.Writer, st daemon.Status) {
 		if len(n.Services) > 0 {
 			fmt.Fprintf(w, "  services\t%s\n", strings.Join(n.Services, ", "))
 		}
+		for _, e := range n.Echo {
+			fmt.Fprintf(w, "  echo %s udp\tanswered %d\tdropped_reflector %d\trate_limited %d\tsources %d\n", e.Listen, e.Echoed, e.DroppedReflector, e.RateLimited, e.Sources)
+		}
 		for _, ds := range n.DNS {
 			if f := ds.Forward; f != nil {
 				fmt.Fprintf(w, "  dns %s forward\tto %s\tforwarded %d\terrors %d\tdropped %d\tin flight %d\n", ds.Listen, strings.Join(f.Upstreams, " "), f.Forwarded, f.Errors, f.Dropped, f.InFlight)
