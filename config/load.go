@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/BurntSushi/toml"
 	"github.com/vnetd/vnetd/frame"
@@ -293,13 +294,19 @@ func (v *validator) name(path, what, s string, seen map[string]bool) {
 	switch {
 	case s == "":
 		v.errf(path, "%s needs a name", what)
-	case strings.ContainsAny(s, " \t/.:#"):
+	case strings.IndexFunc(s, spaceOrControl) >= 0:
+		v.errf(path+".name", "%s name %q may not contain whitespace or control characters", what, s)
+	case strings.ContainsAny(s, "/.:#"):
 		v.errf(path+".name", "%s name %q may not contain spaces, '/', '.', ':' or '#'", what, s)
 	case seen[s]:
 		v.errf(path+".name", "duplicate %s name %q", what, s)
 	}
 	seen[s] = true
 }
+
+// spaceOrControl matches the runes no name may hold: they break listings, logs,
+// port names and the kernel's interface names.
+func spaceOrControl(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }
 
 // listenAddr parses ":80", "0.0.0.0:80" or "[::]:80".
 func parseHostPort(s string) (netip.AddrPort, error) {

@@ -21,6 +21,9 @@ func (v *validator) build(raw *rawConfig) *Config {
 	default:
 		v.errf("daemon.log_level", "log_level %q: want debug, info, warn or error", c.Daemon.LogLevel)
 	}
+	if c.Daemon.Control != "" {
+		v.socketPath("daemon.control", "control socket", c.Daemon.Control, true)
+	}
 	if c.Daemon.Web != "" {
 		if _, err := netip.ParseAddrPort(c.Daemon.Web); err != nil {
 			v.errf("daemon.web", "web %q: want HOST:PORT such as \"127.0.0.1:9576\"", c.Daemon.Web)
@@ -222,9 +225,7 @@ func (v *validator) build(raw *rawConfig) *Config {
 	for i, r := range raw.TAP {
 		p := fmt.Sprintf("tap.%d", i)
 		v.name(p, "tap", r.Name, taps)
-		if len(r.Name) > 15 {
-			v.errf(p+".name", "tap name %q is longer than 15 bytes", r.Name)
-		}
+		v.ifName(p, "tap", r.Name)
 		needSwitch(p, r.Switch)
 		t := TAP{Name: r.Name, Switch: r.Switch, Create: true, Offload: true, MTU: v.mtu(p+".mtu", r.MTU), VLAN: v.vlan(p+".vlan", r.VLAN)}
 		if r.Create != nil {
@@ -245,6 +246,7 @@ func (v *validator) build(raw *rawConfig) *Config {
 	for i, r := range raw.HostInterface {
 		p := fmt.Sprintf("host_interface.%d", i)
 		v.name(p, "host_interface", r.Name, taps)
+		v.ifName(p, "host_interface", r.Name)
 		needSwitch(p, r.Switch)
 		c.HostInterfaces = append(c.HostInterfaces, HostInterface{Name: r.Name, Switch: r.Switch, VLAN: v.vlan(p+".vlan", r.VLAN), Ring: r.Ring})
 	}
@@ -256,6 +258,8 @@ func (v *validator) build(raw *rawConfig) *Config {
 			v.errf(p, "socket needs a path")
 		} else if paths[r.Path] {
 			v.errf(p+".path", "duplicate socket path %q", r.Path)
+		} else {
+			v.socketPath(p+".path", "socket", r.Path, false)
 		}
 		paths[r.Path] = true
 		needSwitch(p, r.Switch)
@@ -298,6 +302,10 @@ func (v *validator) forward(p string, r rawForward, nsByName map[string]*Namespa
 		for _, o := range prior {
 			if o.Name() == f.Name() {
 				v.errf(p+".listen", "duplicate forward %s", f.Name())
+				break
+			}
+			if o.Protocol == f.Protocol && listensOverlap(o.Listen, f.Listen) {
+				v.errf(p+".listen", "forward %s overlaps forward %s: a wildcard address takes the port on every address it covers", f.Name(), o.Name())
 				break
 			}
 		}
@@ -363,6 +371,27 @@ func CheckForward(c *Config, s ForwardSpec, running []Forward) (Forward, error) 
 		return Forward{}, errors.New(strings.Join(msgs, "; "))
 	}
 	return f, nil
+}
+
+// listensOverlap reports whether host sockets bound to a and b (same port) collide:
+// 0.0.0.0 covers every IPv4 address, and [::] every address of both families (Go
+// listens dual-stack on it).
+func listensOverlap(a, b netip.AddrPort) bool {
+	if a.Port() != b.Port() {
+		return false
+	}
+	x, y := a.Addr().Unmap(), b.Addr().Unmap()
+	switch {
+	case x == y:
+		return true
+	case x == netip.IPv6Unspecified() || y == netip.IPv6Unspecified():
+		return true
+	case x == netip.IPv4Unspecified():
+		return y.Is4()
+	case y == netip.IPv4Unspecified():
+		return x.Is4()
+	}
+	return false
 }
 
 func nsNICAddrs(ns *Namespace) map[string][]netip.Prefix {
@@ -494,6 +523,8 @@ func (v *validator) service(p string, rs rawService, ns *Namespace, listens map[
 			switch {
 			case r.Name == "":
 				v.errf(p+".records", "dns record needs a name")
+			case strings.IndexFunc(r.Name, spaceOrControl) >= 0:
+				v.errf(p+".records", "dns record name %q may not contain whitespace or control characters", r.Name)
 			case r.A != "" && r.AAAA != "":
 				v.errf(p+".records", "dns record %q sets both a and aaaa", r.Name)
 			case r.A != "":
