@@ -56,7 +56,8 @@ type Switch struct {
 	MACAging time.Duration
 	// MaxMACs caps the FDB; default 8192.
 	MaxMACs int
-	// PortMaxMACs caps MACs per port; 0 means none.
+	// PortMaxMACs caps MACs per port; 0 means none (TAPs, host interfaces and VM
+	// sockets take EdgeMaxMACs then).
 	PortMaxMACs int
 }
 
@@ -209,6 +210,8 @@ type TAP struct {
 	Trunk []uint16
 	// Offload enables vnet_hdr offloads; default true.
 	Offload bool
+	// MaxMACs caps the MACs the switch learns on this port; see EdgeMaxMACs.
+	MaxMACs int
 }
 
 // HostInterface is one [[host_interface]].
@@ -222,6 +225,8 @@ type HostInterface struct {
 	// Ring receives through a TPACKET_V3 ring instead of recvmmsg (see package
 	// hostif: slower on the hosts measured, so off by default).
 	Ring bool
+	// MaxMACs caps the MACs the switch learns on this port; see EdgeMaxMACs.
+	MaxMACs int
 }
 
 // Socket is one [[socket]].
@@ -232,6 +237,8 @@ type Socket struct {
 	Switch string
 	// Protocol is "stream" or "dgram"; default stream.
 	Protocol string
+	// MaxMACs caps the MACs the switch learns on each VM's port; see EdgeMaxMACs.
+	MaxMACs int
 }
 
 // Forward is one [[forward]].

@@ -152,19 +152,22 @@ type rawTAP struct {
 	VLAN    int    `toml:"vlan"`
 	Trunk   []int  `toml:"trunk"`
 	Offload *bool  `toml:"offload"`
+	MaxMACs *int   `toml:"max_macs"`
 }
 
 type rawHostInterface struct {
-	Name   string `toml:"name"`
-	Switch string `toml:"switch"`
-	VLAN   int    `toml:"vlan"`
-	Ring   bool   `toml:"ring"`
+	Name    string `toml:"name"`
+	Switch  string `toml:"switch"`
+	VLAN    int    `toml:"vlan"`
+	Ring    bool   `toml:"ring"`
+	MaxMACs *int   `toml:"max_macs"`
 }
 
 type rawSocket struct {
 	Path     string `toml:"path"`
 	Switch   string `toml:"switch"`
 	Protocol string `toml:"protocol"`
+	MaxMACs  *int   `toml:"max_macs"`
 }
 
 type rawForward = ForwardSpec

@@ -10,6 +10,12 @@ import (
 	"github.com/vnetd/vnetd/frame"
 )
 
+// EdgeMaxMACs is the default cap on the MACs a switch learns on a port a host or a
+// VM plugs in (a TAP, a host interface, each VM of a socket), so one of them cannot
+// fill the FDB and evict everyone else's entries. Namespace NICs, router and gateway
+// ports are vnetd's own and have no cap unless the switch sets port_max_macs.
+const EdgeMaxMACs = 256
+
 var defaultListen = map[string]uint16{KindEcho: 7, KindDiscard: 9, KindHTTP: 80, KindDNS: 53}
 
 func (v *validator) build(raw *rawConfig) *Config {
@@ -56,6 +62,23 @@ func (v *validator) build(raw *rawConfig) *Config {
 			v.errf(p+".port_max_macs", "port_max_macs %d must not be negative", r.PortMaxMACs)
 		}
 		c.Switches = append(c.Switches, s)
+	}
+	// edgeMACs is the MAC cap of a port a host or VM plugs in: its own max_macs, else
+	// the switch's port_max_macs, else EdgeMaxMACs.
+	edgeMACs := func(path string, n *int, sw string) int {
+		if n != nil {
+			if *n <= 0 {
+				v.errf(path, "max_macs %d must be positive", *n)
+				return EdgeMaxMACs
+			}
+			return *n
+		}
+		for _, s := range c.Switches {
+			if s.Name == sw && s.PortMaxMACs > 0 {
+				return s.PortMaxMACs
+			}
+		}
+		return EdgeMaxMACs
 	}
 	needSwitch := func(path, s string) {
 		if s == "" {
@@ -227,7 +250,7 @@ func (v *validator) build(raw *rawConfig) *Config {
 		v.name(p, "tap", r.Name, taps)
 		v.ifName(p, "tap", r.Name)
 		needSwitch(p, r.Switch)
-		t := TAP{Name: r.Name, Switch: r.Switch, Create: true, Offload: true, MTU: v.mtu(p+".mtu", r.MTU), VLAN: v.vlan(p+".vlan", r.VLAN)}
+		t := TAP{Name: r.Name, Switch: r.Switch, Create: true, Offload: true, MTU: v.mtu(p+".mtu", r.MTU), VLAN: v.vlan(p+".vlan", r.VLAN), MaxMACs: edgeMACs(p+".max_macs", r.MaxMACs, r.Switch)}
 		if r.Create != nil {
 			t.Create = *r.Create
 		}
@@ -248,7 +271,7 @@ func (v *validator) build(raw *rawConfig) *Config {
 		v.name(p, "host_interface", r.Name, taps)
 		v.ifName(p, "host_interface", r.Name)
 		needSwitch(p, r.Switch)
-		c.HostInterfaces = append(c.HostInterfaces, HostInterface{Name: r.Name, Switch: r.Switch, VLAN: v.vlan(p+".vlan", r.VLAN), Ring: r.Ring})
+		c.HostInterfaces = append(c.HostInterfaces, HostInterface{Name: r.Name, Switch: r.Switch, VLAN: v.vlan(p+".vlan", r.VLAN), Ring: r.Ring, MaxMACs: edgeMACs(p+".max_macs", r.MaxMACs, r.Switch)})
 	}
 	c.VXLANs = v.vxlans(raw.VXLAN, needSwitch)
 	paths := map[string]bool{}
@@ -263,7 +286,7 @@ func (v *validator) build(raw *rawConfig) *Config {
 		}
 		paths[r.Path] = true
 		needSwitch(p, r.Switch)
-		s := Socket(r)
+		s := Socket{Path: r.Path, Switch: r.Switch, Protocol: r.Protocol, MaxMACs: edgeMACs(p+".max_macs", r.MaxMACs, r.Switch)}
 		switch s.Protocol {
 		case "":
 			s.Protocol = "stream"

@@ -129,7 +129,7 @@ func (d *Daemon) addAttachmentsLocked(c *config.Config) error {
 		}
 		a := &attachment{cfg: t, closer: p}
 		d.attachments[key] = a
-		if err := d.attach(a, t.Switch, key, p, l2switch.PortConfig{Name: key, VLAN: t.VLAN, Trunk: t.Trunk}); err != nil {
+		if err := d.attach(a, t.Switch, key, p, l2switch.PortConfig{Name: key, VLAN: t.VLAN, Trunk: t.Trunk, MaxMACs: t.MaxMACs}); err != nil {
 			d.removeAttachmentLocked(key)
 			return fmt.Errorf("tap %q: %w", t.Name, err)
 		}
@@ -149,7 +149,7 @@ func (d *Daemon) addAttachmentsLocked(c *config.Config) error {
 		}
 		a := &attachment{cfg: h, closer: p}
 		d.attachments[key] = a
-		if err := d.attach(a, h.Switch, key, p, l2switch.PortConfig{Name: key, VLAN: h.VLAN}); err != nil {
+		if err := d.attach(a, h.Switch, key, p, l2switch.PortConfig{Name: key, VLAN: h.VLAN, MaxMACs: h.MaxMACs}); err != nil {
 			d.removeAttachmentLocked(key)
 			return fmt.Errorf("host_interface %q: %w", h.Name, err)
 		}

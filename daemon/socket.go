@@ -39,7 +39,7 @@ func (d *Daemon) listenSocket(key string, s config.Socket) error {
 	l, err := vmsock.Listen(vmsock.Options{
 		Path: s.Path, Protocol: s.Protocol, Logger: log,
 		OnPort: func(p frame.Port, name string) {
-			if err := sw.AddPort(d.wrapSwitchPort(s.Switch, name, p), l2switch.PortConfig{Name: name}); err != nil {
+			if err := sw.AddPort(d.wrapSwitchPort(s.Switch, name, p), l2switch.PortConfig{Name: name, MaxMACs: s.MaxMACs}); err != nil {
 				d.impairs.forget(s.Switch + "/" + name)
 				log.Warn("vm port refused", "port", name, "err", err)
 				p.Close()

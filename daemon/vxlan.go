@@ -47,7 +47,7 @@ func (d *Daemon) addVXLANsLocked(c *config.Config) error {
 		}
 		a := &attachment{cfg: x, closer: p}
 		d.attachments[key] = a
-		if err := d.attach(a, x.Switch, key, p, l2switch.PortConfig{Name: key, VLAN: x.VLAN}); err != nil {
+		if err := d.attach(a, x.Switch, key, p, l2switch.PortConfig{Name: key, VLAN: x.VLAN, MaxMACs: x.MaxMACs}); err != nil {
 			d.removeAttachmentLocked(key)
 			return fmt.Errorf("vxlan %q: %w", x.Name, err)
 		}

@@ -66,13 +66,12 @@ type fdb struct {
 	shift   uint       // 64 - log2(len(shards))
 	size    atomic.Int64
 	maxMACs int64
-	portMax int64
 
 	learned, moved, aged, limited, portLimited atomic.Uint64
 }
 
-func newFDB(maxMACs, portMax int) *fdb {
-	f := &fdb{maxMACs: int64(maxMACs), portMax: int64(portMax)}
+func newFDB(maxMACs int) *fdb {
+	f := &fdb{maxMACs: int64(maxMACs)}
 	n, bits := minShards, uint(6)
 	for n*shardTarget < maxMACs && bits < 16 {
 		n, bits = n*2, bits+1
@@ -111,6 +110,11 @@ func (f *fdb) learn(k fdbKey, p *swPort, now int64) {
 		f.limited.Add(1)
 		return
 	}
+	if p.atMACLimit() { // a port's MAC flood takes no lock either
+		f.portLimited.Add(1)
+		p.macLimit.Add(1)
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur := s.load()
@@ -121,8 +125,9 @@ func (f *fdb) learn(k fdbKey, p *swPort, now int64) {
 			f.limited.Add(1)
 			return
 		}
-		if f.portMax > 0 && p.macs.Load() >= f.portMax {
+		if p.atMACLimit() {
 			f.portLimited.Add(1)
+			p.macLimit.Add(1)
 			return
 		}
 		e = new(fdbEntry)
@@ -135,8 +140,9 @@ func (f *fdb) learn(k fdbKey, p *swPort, now int64) {
 		p.macs.Add(1)
 		f.learned.Add(1)
 	case e.port.Load() != p:
-		if f.portMax > 0 && p.macs.Load() >= f.portMax {
+		if p.atMACLimit() {
 			f.portLimited.Add(1)
+			p.macLimit.Add(1)
 			return
 		}
 		e.port.Load().macs.Add(-1)
@@ -148,6 +154,9 @@ func (f *fdb) learn(k fdbKey, p *swPort, now int64) {
 		e.lastSeen.Store(now)
 	}
 }
+
+// atMACLimit reports whether p has learned as many MACs as it may.
+func (p *swPort) atMACLimit() bool { return p.maxMACs > 0 && p.macs.Load() >= p.maxMACs }
 
 // age forgets entries idle for longer than maxAge.
 func (f *fdb) age(now time.Time, maxAge time.Duration) {

@@ -23,7 +23,8 @@ type Config struct {
 	// MaxMACs caps the FDB; sources beyond it are not learned (counted) and traffic to
 	// them floods. Default 8192.
 	MaxMACs int
-	// PortMaxMACs caps the MACs learned per port; 0 means no cap.
+	// PortMaxMACs caps the MACs learned per port; 0 means no cap. A port's own
+	// PortConfig.MaxMACs overrides it.
 	PortMaxMACs int
 	// QueueLen bounds each port's output queue. Default 512.
 	QueueLen int
@@ -90,7 +91,7 @@ func New(cfg Config) *Switch {
 	if cfg.AgeEvery == 0 {
 		cfg.AgeEvery = max(cfg.MACAging/10, time.Second)
 	}
-	s := &Switch{cfg: cfg, fdb: newFDB(cfg.MaxMACs, cfg.PortMaxMACs), stop: make(chan struct{})}
+	s := &Switch{cfg: cfg, fdb: newFDB(cfg.MaxMACs), stop: make(chan struct{})}
 	s.ports.Store(new([]*swPort))
 	if cfg.AgeEvery > 0 {
 		s.wg.Add(1)
@@ -133,7 +134,7 @@ func (s *Switch) AddPort(p frame.Port, pc PortConfig) error {
 			return fmt.Errorf("switch %q: add port %q: trunk VLAN 0 is not a VLAN (use 1-4094)", s.cfg.Name, pc.Name)
 		}
 	}
-	sp := newSwPort(p, pc, s.cfg.QueueLen)
+	sp := newSwPort(p, pc, s.cfg.QueueLen, s.cfg.PortMaxMACs)
 	if sp.name == "" {
 		return fmt.Errorf("switch %q: add port: empty name", s.cfg.Name)
 	}

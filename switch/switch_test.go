@@ -522,3 +522,29 @@ func TestDoubleTaggedDoesNotHop(t *testing.T) {
 		})
 	}
 }
+
+// TestPortMaxMACs: a port's own MaxMACs caps what a flood of source MACs from it can
+// learn; the other ports keep their entries and the refusals are counted on the port.
+func TestPortMaxMACs(t *testing.T) {
+	sw := newSwitch(t, Config{})
+	vm := addHost(t, sw, "vm", mac(1), PortConfig{MaxMACs: 256})
+	h2 := addHost(t, sw, "h2", mac(2), PortConfig{})
+	h2.send(eth(frame.Broadcast, h2.mac, "h2"))
+	vm.expect("h2")
+	for i := 0; i < 1000; i++ {
+		vm.send(eth(frame.Broadcast, mac(0x1000+i), "flood"))
+		h2.expect("flood")
+	}
+	byPort := map[string]PortStatus{}
+	for _, p := range sw.Ports() {
+		byPort[p.Name] = p
+	}
+	if p := byPort["vm"]; p.MACs != 256 || p.MaxMACs != 256 || p.MACLimited != 1000-256 {
+		t.Errorf("vm port: macs %d, max_macs %d, mac_limited %d; want 256, 256, %d", p.MACs, p.MaxMACs, p.MACLimited, 1000-256)
+	}
+	if p := byPort["h2"]; p.MACs != 1 || p.MaxMACs != 0 {
+		t.Errorf("h2 port: macs %d, max_macs %d; want its own entry kept, no cap", p.MACs, p.MaxMACs)
+	}
+	vm.send(eth(h2.mac, mac(1), "to-h2"))
+	h2.expect("to-h2")
+}

@@ -617,7 +617,14 @@ func printStatus(w io.Writer, st daemon.Status) {
 			for _, n := range p.Drops {
 				drops += n
 			}
-			fmt.Fprintf(w, "  port %s\t%s\tvlan %s\tmacs %d\trx %d\ttx %d\tdrops %d\n", p.Name, state, vlanString(p.VLAN), p.MACs, p.Counters.RxFrames, p.Counters.TxFrames, drops)
+			macs := strconv.FormatInt(p.MACs, 10)
+			if p.MaxMACs > 0 {
+				macs += "/" + strconv.FormatInt(p.MaxMACs, 10)
+			}
+			if p.MACLimited > 0 {
+				macs += fmt.Sprintf(" (limited %d)", p.MACLimited)
+			}
+			fmt.Fprintf(w, "  port %s\t%s\tvlan %s\tmacs %s\trx %d\ttx %d\tdrops %d\n", p.Name, state, vlanString(p.VLAN), macs, p.Counters.RxFrames, p.Counters.TxFrames, drops)
 		}
 	}
 	for _, n := range st.Namespaces {
