@@ -10,6 +10,36 @@ import (
 	"github.com/vnetd/vnetd/vmsock"
 )
 
+// SocketStatus is one [[socket]] listener and the frames it dropped before any VM's
+// port took them (a VM's own port lists its drops on the switch).
+type SocketStatus struct {
+	Path     string            `json:"path"`
+	Switch   string            `json:"switch"`
+	Protocol string            `json:"protocol"`
+	Drops    map[string]uint64 `json:"drops"`
+}
+
+// socketStatusLocked lists the running [[socket]] listeners in config order.
+func (d *Daemon) socketStatusLocked() []SocketStatus {
+	out := []SocketStatus{}
+	for _, s := range d.cfg.Sockets {
+		a := d.attachments["socket:"+s.Path]
+		if a == nil {
+			continue
+		}
+		sl, ok := a.closer.(*socketListener)
+		if !ok || sl.l == nil {
+			continue
+		}
+		drops := sl.l.Drops()
+		if drops == nil {
+			drops = map[string]uint64{}
+		}
+		out = append(out, SocketStatus{Path: s.Path, Switch: s.Switch, Protocol: s.Protocol, Drops: drops})
+	}
+	return out
+}
+
 // socketListener is a running [[socket]]: the listener and the port removals it
 // has started.
 type socketListener struct {

@@ -22,6 +22,8 @@ type Status struct {
 	Routers    []RouterStatus    `json:"routers"`
 	Forwards   []ForwardStatus   `json:"forwards"`
 	Gateways   []GatewayStatus   `json:"gateways"`
+	// Sockets are the [[socket]] listeners with the drops no VM port counts.
+	Sockets []SocketStatus `json:"sockets"`
 	// Impairments are the ports with an impairment set or counted.
 	Impairments []ImpairStatus `json:"impairments"`
 }
@@ -57,7 +59,7 @@ type ForwardStatus struct {
 func (d *Daemon) Status() Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	st := Status{Switches: []SwitchStatus{}, Namespaces: []NamespaceStatus{}, Routers: []RouterStatus{}, Forwards: []ForwardStatus{}, Gateways: []GatewayStatus{}, Impairments: d.Impairments()}
+	st := Status{Switches: []SwitchStatus{}, Namespaces: []NamespaceStatus{}, Routers: []RouterStatus{}, Forwards: []ForwardStatus{}, Gateways: []GatewayStatus{}, Sockets: []SocketStatus{}, Impairments: d.Impairments()}
 	if d.cfg == nil {
 		return st
 	}
@@ -89,6 +91,7 @@ func (d *Daemon) Status() Status {
 	}
 	st.Forwards = d.forwardStatusLocked()
 	st.Gateways = d.gatewayStatusLocked()
+	st.Sockets = d.socketStatusLocked()
 	return st
 }
 

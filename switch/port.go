@@ -156,6 +156,9 @@ func (p *swPort) status() PortStatus {
 			st.Drops[dropNames[i]] = v
 		}
 	}
+	for reason, v := range frame.PortDrops(p.p) { // the port's own, past any decorator
+		st.Drops[reason] += v
+	}
 	return st
 }
 

@@ -548,3 +548,25 @@ func TestPortMaxMACs(t *testing.T) {
 	vm.send(eth(h2.mac, mac(1), "to-h2"))
 	h2.expect("to-h2")
 }
+
+// TestPortOwnDropsListed: what a port drops itself (here a pass-through end whose
+// peer is down: link_down) is listed by reason with the switch's own drops.
+func TestPortOwnDropsListed(t *testing.T) {
+	sw := newSwitch(t, Config{})
+	h1 := addHost(t, sw, "p1", mac(1), PortConfig{})
+	h2 := addHost(t, sw, "p2", mac(2), PortConfig{})
+	h2.end.SetUp(false)
+	h1.send(eth(frame.Broadcast, h1.mac, "lost"), eth(frame.Broadcast, frame.MAC{0x01}, "bad-source"))
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		drops := map[string]map[string]uint64{}
+		for _, p := range sw.Ports() {
+			drops[p.Name] = p.Drops
+		}
+		if drops["p2"]["link_down"] == 1 && drops["p1"]["bad_source"] == 1 {
+			return
+		}
+		if time.Now().Add(10 * time.Millisecond).After(deadline) {
+			t.Fatalf("port drops = %v, want p2 link_down 1 (the port's own) and p1 bad_source 1 (the switch's)", drops)
+		}
+	}
+}

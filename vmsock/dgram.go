@@ -44,6 +44,11 @@ func (d *dgramListener) read() {
 		if addr == nil || addr.Name == "" || n < frame.EthHeaderLen {
 			b.Release()
 			d.l.malformed.Add(1)
+			if n < frame.EthHeaderLen {
+				d.l.drops.DropRx(frame.DropTooShort, 1)
+			} else {
+				d.l.drops.DropRx(frame.DropRefusedPeer, 1)
+			}
 			continue
 		}
 		b.Off, b.N, b.Meta = 0, n, frame.Meta{}
@@ -64,7 +69,7 @@ func (d *dgramListener) read() {
 		}
 		if !p.rx.Push(b) {
 			b.Release()
-			p.counters.RxDropped.Add(1)
+			p.counters.DropRx(frame.DropQueueFull, 1)
 		}
 	}
 }
@@ -100,6 +105,9 @@ var _ frame.Port = (*DgramPort)(nil)
 // Counters returns the port's traffic counters.
 func (p *DgramPort) Counters() *frame.Counters { return &p.counters }
 
+// Drops implements frame.DropReporter.
+func (p *DgramPort) Drops() map[string]uint64 { return p.counters.Drops() }
+
 // Info describes the port.
 func (p *DgramPort) Info() frame.Info {
 	return frame.Info{Name: p.name, MTU: p.d.l.opts.MTU, MaxFrame: frame.MaxFrameFor(p.d.l.opts.MTU, false)}
@@ -124,7 +132,7 @@ func (p *DgramPort) ReadFrames(frames []frame.Frame) (int, error) {
 		p.pending[0] = nil
 		p.pending = p.pending[1:]
 		if !b.CopyTo(&frames[n]) {
-			p.counters.RxDropped.Add(1)
+			p.counters.DropRx(frame.DropBufferShort, 1)
 			b.Release()
 			continue
 		}
@@ -145,7 +153,7 @@ func (p *DgramPort) WriteFrames(frames []frame.Frame) (int, error) {
 	p.d.conn.SetWriteDeadline(time.Now().Add(time.Millisecond))
 	for i := range frames {
 		if _, err := p.d.conn.WriteToUnix(frames[i].Bytes(), p.addr); err != nil {
-			p.counters.TxDropped.Add(1)
+			p.counters.DropTx(frame.DropSendError, 1)
 			continue
 		}
 		p.counters.TxFrames.Add(1)

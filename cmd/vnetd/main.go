@@ -613,10 +613,7 @@ func printStatus(w io.Writer, st daemon.Status) {
 			if p.Up {
 				state = "up"
 			}
-			var drops uint64
-			for _, n := range p.Drops {
-				drops += n
-			}
+			drops := dropsString(p.Drops)
 			macs := strconv.FormatInt(p.MACs, 10)
 			if p.MaxMACs > 0 {
 				macs += "/" + strconv.FormatInt(p.MaxMACs, 10)
@@ -624,7 +621,7 @@ func printStatus(w io.Writer, st daemon.Status) {
 			if p.MACLimited > 0 {
 				macs += fmt.Sprintf(" (limited %d)", p.MACLimited)
 			}
-			fmt.Fprintf(w, "  port %s\t%s\tvlan %s\tmacs %s\trx %d\ttx %d\tdrops %d\n", p.Name, state, vlanString(p.VLAN), macs, p.Counters.RxFrames, p.Counters.TxFrames, drops)
+			fmt.Fprintf(w, "  port %s\t%s\tvlan %s\tmacs %s\trx %d\ttx %d\tdrops %s\n", p.Name, state, vlanString(p.VLAN), macs, p.Counters.RxFrames, p.Counters.TxFrames, drops)
 		}
 	}
 	for _, n := range st.Namespaces {
@@ -658,6 +655,9 @@ func printStatus(w io.Writer, st daemon.Status) {
 			}
 		}
 	}
+	for _, so := range st.Sockets {
+		fmt.Fprintf(w, "socket %s\ton %s\t%s\tdrops %s\n", so.Path, so.Switch, so.Protocol, dropsString(so.Drops))
+	}
 	for _, r := range st.Routers {
 		fmt.Fprintf(w, "router %s\tinterfaces %d\n", r.Name, len(r.Interfaces))
 		for _, i := range r.Interfaces {
@@ -678,6 +678,25 @@ func printStatus(w io.Writer, st daemon.Status) {
 	for _, f := range st.Forwards {
 		fmt.Fprintf(w, "forward %s\t-> %s in %s\t%s\taccepted %d\tactive %d/%d\trefused %d\tin %dB\tout %dB\tdial errors %d\n", f.Name, f.Target, f.Namespace, f.Origin, f.Stats.Accepted, f.Stats.Active, f.Stats.Limit, f.Stats.Refused, f.Stats.BytesIn, f.Stats.BytesOut, f.Stats.DialErrors)
 	}
+}
+
+// dropsString is a drop count with its reasons: "0", or "5 (queue_full 2, too_short 3)".
+func dropsString(m map[string]uint64) string {
+	var total uint64
+	reasons := make([]string, 0, len(m))
+	for r, n := range m {
+		total += n
+		reasons = append(reasons, r)
+	}
+	if total == 0 {
+		return "0"
+	}
+	sort.Strings(reasons)
+	parts := make([]string, len(reasons))
+	for i, r := range reasons {
+		parts[i] = fmt.Sprintf("%s %d", r, m[r])
+	}
+	return fmt.Sprintf("%d (%s)", total, strings.Join(parts, ", "))
 }
 
 // vlanString shows the switch's default VLAN, which carries untagged frames, as
