@@ -236,6 +236,8 @@ func TestReloadUnderTraffic(t *testing.T) {
 				return
 			}
 			echoed.Add(1)
+			// Below the echo service's per-source rate (500/s), which would drop one.
+			time.Sleep(3 * time.Millisecond)
 		}
 		done <- nil
 	}()

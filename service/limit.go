@@ -9,9 +9,9 @@ import (
 
 // Defaults of LimitOptions.
 const (
-	DefaultRate       = 100  // datagrams a second answered per source address
-	DefaultBurst      = 100  // datagrams a source may send at once before the rate applies
-	DefaultMaxSources = 4096 // source addresses tracked; beyond it new sources share one bucket
+	DefaultRate       = 500  // datagrams a second answered per source (address and port)
+	DefaultBurst      = 200  // datagrams a source may send at once before the rate applies
+	DefaultMaxSources = 4096 // sources tracked; beyond it new sources share one bucket
 )
 
 // reflectorPorts are the well-known UDP ports of services that answer whatever
@@ -34,9 +34,11 @@ func ReflectorPort(port uint16) bool {
 
 // LimitOptions configure a Limiter; zero fields take the defaults.
 type LimitOptions struct {
-	// Rate is the datagrams a second answered per source address; default 100.
+	// Rate is the datagrams a second answered per source (address and port); default
+	// 500. A source is a client socket: the clients of a forward, which all come from
+	// the forward's namespace address, each have their own.
 	Rate int
-	// Burst is the bucket's depth, what a source may send at once; default 100.
+	// Burst is the bucket's depth, what a source may send at once; default 200.
 	Burst int
 	// MaxSources bounds the sources tracked; default 4096. When every slot is taken
 	// by a source that sent recently, new sources share one overflow bucket.
@@ -49,9 +51,9 @@ type LimitOptions struct {
 type Limiter struct {
 	o         LimitOptions
 	mu        sync.Mutex
-	sources   map[netip.Addr]*bucket // guarded by mu
-	overflow  bucket                 // guarded by mu: shared by sources beyond MaxSources
-	swept     time.Time              // guarded by mu: the last sweep, at most one a second
+	sources   map[netip.AddrPort]*bucket // guarded by mu
+	overflow  bucket                     // guarded by mu: shared by sources beyond MaxSources
+	swept     time.Time                  // guarded by mu: the last sweep, at most one a second
 	reflector atomic.Uint64
 	limited   atomic.Uint64
 }
@@ -72,11 +74,11 @@ func NewLimiter(o LimitOptions) *Limiter {
 	if o.MaxSources <= 0 {
 		o.MaxSources = DefaultMaxSources
 	}
-	return &Limiter{o: o, sources: make(map[netip.Addr]*bucket)}
+	return &Limiter{o: o, sources: make(map[netip.AddrPort]*bucket)}
 }
 
 // Allow takes a token from src's bucket at now; false (counted) when it is empty.
-func (l *Limiter) Allow(src netip.Addr, now time.Time) bool {
+func (l *Limiter) Allow(src netip.AddrPort, now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := l.sources[src]

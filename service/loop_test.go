@@ -85,7 +85,12 @@ func TestEchoLoopDies(t *testing.T) {
 			if _, err := sa.pc.WriteTo([]byte("loop"), dst); err != nil {
 				t.Fatalf("spoof WriteTo: %v", err)
 			}
-			time.Sleep(time.Second)
+			start := time.Now()
+			for time.Since(start) < time.Second && tt.want(sa.Stats())+tt.want(sb.Stats()) == 0 {
+				time.Sleep(time.Millisecond)
+			}
+			t.Logf("loop ended after %v, %d echoes", time.Since(start).Round(time.Millisecond), sa.Stats().Echoed+sb.Stats().Echoed-1)
+			time.Sleep(time.Second - time.Since(start))
 			e1 := sa.Stats().Echoed + sb.Stats().Echoed
 			time.Sleep(300 * time.Millisecond)
 			e2 := sa.Stats().Echoed + sb.Stats().Echoed
@@ -102,8 +107,8 @@ func TestEchoLoopDies(t *testing.T) {
 func TestLimiter(t *testing.T) {
 	l := NewLimiter(LimitOptions{Rate: 10, Burst: 5, MaxSources: 2})
 	t0 := time.Unix(1000, 0)
-	a, b, c := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.3")
-	allowed := func(src netip.Addr, now time.Time, n int) int {
+	a, b, c := netip.MustParseAddrPort("10.0.0.1:4000"), netip.MustParseAddrPort("10.0.0.1:4001"), netip.MustParseAddrPort("10.0.0.3:4000")
+	allowed := func(src netip.AddrPort, now time.Time, n int) int {
 		ok := 0
 		for range n {
 			if l.Allow(src, now) {

@@ -166,7 +166,7 @@ func (s *Service) mayAnswer(from net.Addr) bool {
 		s.limit.reflector.Add(1)
 		return false
 	}
-	return s.limit.Allow(ap.Addr(), s.now())
+	return s.limit.Allow(ap, s.now())
 }
 
 func (s *Service) localPort() uint16 {
