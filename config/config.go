@@ -56,7 +56,8 @@ type Switch struct {
 	MACAging time.Duration
 	// MaxMACs caps the FDB; default 8192.
 	MaxMACs int
-	// PortMaxMACs caps MACs per port; 0 means none.
+	// PortMaxMACs caps MACs per port; 0 means none (TAPs, host interfaces and VM
+	// sockets take EdgeMaxMACs then).
 	PortMaxMACs int
 	// PortMaxMACsLearnOnly: port_max_macs_violation = "learn-only", frames from
 	// sources beyond the cap are forwarded unlearned; default "drop" drops them.
@@ -222,6 +223,8 @@ type TAP struct {
 	Offload bool
 	// Security is the port's source checks; off unless a key sets them.
 	Security PortSecurity
+	// MaxMACs caps the MACs the switch learns on this port; see EdgeMaxMACs.
+	MaxMACs int
 }
 
 // HostInterface is one [[host_interface]].
@@ -237,6 +240,8 @@ type HostInterface struct {
 	Ring bool
 	// Security is the port's source checks; off unless a key sets them.
 	Security PortSecurity
+	// MaxMACs caps the MACs the switch learns on this port; see EdgeMaxMACs.
+	MaxMACs int
 }
 
 // Socket is one [[socket]].
@@ -262,6 +267,8 @@ type Socket struct {
 	// PeerIdle removes a dgram peer that sent nothing this long (peer_idle); 0
 	// means DefaultSocketPeerIdle.
 	PeerIdle time.Duration
+	// MaxMACs caps the MACs the switch learns on each VM's port; see EdgeMaxMACs.
+	MaxMACs int
 }
 
 // Defaults of the [[socket]] limits (the same as package vmsock's).

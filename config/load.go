@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/BurntSushi/toml"
 	"github.com/vnetd/vnetd/frame"
@@ -160,13 +161,15 @@ type rawTAP struct {
 	Trunk   []int  `toml:"trunk"`
 	Offload *bool  `toml:"offload"`
 	rawPortSecurity
+	MaxMACs *int `toml:"max_macs"`
 }
 
 type rawHostInterface struct {
-	Name   string `toml:"name"`
-	Switch string `toml:"switch"`
-	VLAN   int    `toml:"vlan"`
-	Ring   bool   `toml:"ring"`
+	Name    string `toml:"name"`
+	Switch  string `toml:"switch"`
+	VLAN    int    `toml:"vlan"`
+	Ring    bool   `toml:"ring"`
+	MaxMACs *int   `toml:"max_macs"`
 	rawPortSecurity
 }
 
@@ -180,6 +183,7 @@ type rawSocket struct {
 	FrameTimeout time.Duration `toml:"frame_timeout"`
 	MaxPeers     int           `toml:"max_peers"`
 	PeerIdle     time.Duration `toml:"peer_idle"`
+	MaxMACs      *int          `toml:"max_macs"`
 	rawPortSecurity
 }
 
@@ -310,13 +314,19 @@ func (v *validator) name(path, what, s string, seen map[string]bool) {
 	switch {
 	case s == "":
 		v.errf(path, "%s needs a name", what)
-	case strings.ContainsAny(s, " \t/.:#"):
+	case strings.IndexFunc(s, spaceOrControl) >= 0:
+		v.errf(path+".name", "%s name %q may not contain whitespace or control characters", what, s)
+	case strings.ContainsAny(s, "/.:#"):
 		v.errf(path+".name", "%s name %q may not contain spaces, '/', '.', ':' or '#'", what, s)
 	case seen[s]:
 		v.errf(path+".name", "duplicate %s name %q", what, s)
 	}
 	seen[s] = true
 }
+
+// spaceOrControl matches the runes no name may hold: they break listings, logs,
+// port names and the kernel's interface names.
+func spaceOrControl(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }
 
 // listenAddr parses ":80", "0.0.0.0:80" or "[::]:80".
 func parseHostPort(s string) (netip.AddrPort, error) {

@@ -32,9 +32,9 @@ switch = "lan0"
 		t.Fatalf("Parse() = %v", err)
 	}
 	want := []Socket{
-		{Path: "/tmp/a.sock", Switch: "lan0", Protocol: "stream", MaxConns: 8, FrameTimeout: 2 * time.Second},
-		{Path: "/tmp/b.sock", Switch: "lan0", Protocol: "dgram", MaxPeers: 16, PeerIdle: 90 * time.Second},
-		{Path: "/tmp/c.sock", Switch: "lan0", Protocol: "stream"},
+		{Path: "/tmp/a.sock", Switch: "lan0", Protocol: "stream", MaxConns: 8, FrameTimeout: 2 * time.Second, MaxMACs: EdgeMaxMACs},
+		{Path: "/tmp/b.sock", Switch: "lan0", Protocol: "dgram", MaxPeers: 16, PeerIdle: 90 * time.Second, MaxMACs: EdgeMaxMACs},
+		{Path: "/tmp/c.sock", Switch: "lan0", Protocol: "stream", MaxMACs: EdgeMaxMACs},
 	}
 	for i, w := range want {
 		if !reflect.DeepEqual(c.Sockets[i], w) {

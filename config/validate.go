@@ -10,6 +10,12 @@ import (
 	"github.com/vnetd/vnetd/frame"
 )
 
+// EdgeMaxMACs is the default cap on the MACs a switch learns on a port a host or a
+// VM plugs in (a TAP, a host interface, each VM of a socket), so one of them cannot
+// fill the FDB and evict everyone else's entries. Namespace NICs, router and gateway
+// ports are vnetd's own and have no cap unless the switch sets port_max_macs.
+const EdgeMaxMACs = 256
+
 var defaultListen = map[string]uint16{KindEcho: 7, KindDiscard: 9, KindHTTP: 80, KindDNS: 53, KindIperf3: 5201}
 
 func (v *validator) build(raw *rawConfig) *Config {
@@ -20,6 +26,9 @@ func (v *validator) build(raw *rawConfig) *Config {
 	case "debug", "info", "warn", "error":
 	default:
 		v.errf("daemon.log_level", "log_level %q: want debug, info, warn or error", c.Daemon.LogLevel)
+	}
+	if c.Daemon.Control != "" {
+		v.socketPath("daemon.control", "control socket", c.Daemon.Control, true)
 	}
 	if c.Daemon.Web != "" {
 		if _, err := netip.ParseAddrPort(c.Daemon.Web); err != nil {
@@ -60,6 +69,23 @@ func (v *validator) build(raw *rawConfig) *Config {
 			v.errf(p+".port_max_macs_violation", "port_max_macs_violation %q: want drop or learn-only", r.PortMaxMACsViolation)
 		}
 		c.Switches = append(c.Switches, s)
+	}
+	// edgeMACs is the MAC cap of a port a host or VM plugs in: its own max_macs, else
+	// the switch's port_max_macs, else EdgeMaxMACs.
+	edgeMACs := func(path string, n *int, sw string) int {
+		if n != nil {
+			if *n <= 0 {
+				v.errf(path, "max_macs %d must be positive", *n)
+				return EdgeMaxMACs
+			}
+			return *n
+		}
+		for _, s := range c.Switches {
+			if s.Name == sw && s.PortMaxMACs > 0 {
+				return s.PortMaxMACs
+			}
+		}
+		return EdgeMaxMACs
 	}
 	needSwitch := func(path, s string) {
 		if s == "" {
@@ -230,11 +256,9 @@ func (v *validator) build(raw *rawConfig) *Config {
 	for i, r := range raw.TAP {
 		p := fmt.Sprintf("tap.%d", i)
 		v.name(p, "tap", r.Name, taps)
-		if len(r.Name) > 15 {
-			v.errf(p+".name", "tap name %q is longer than 15 bytes", r.Name)
-		}
+		v.ifName(p, "tap", r.Name)
 		needSwitch(p, r.Switch)
-		t := TAP{Name: r.Name, Switch: r.Switch, Create: true, Offload: true, MTU: v.mtu(p+".mtu", r.MTU), VLAN: v.vlan(p+".vlan", r.VLAN)}
+		t := TAP{Name: r.Name, Switch: r.Switch, Create: true, Offload: true, MTU: v.mtu(p+".mtu", r.MTU), VLAN: v.vlan(p+".vlan", r.VLAN), MaxMACs: edgeMACs(p+".max_macs", r.MaxMACs, r.Switch)}
 		if r.Create != nil {
 			t.Create = *r.Create
 		}
@@ -254,9 +278,10 @@ func (v *validator) build(raw *rawConfig) *Config {
 	for i, r := range raw.HostInterface {
 		p := fmt.Sprintf("host_interface.%d", i)
 		v.name(p, "host_interface", r.Name, taps)
+		v.ifName(p, "host_interface", r.Name)
 		needSwitch(p, r.Switch)
 		c.HostInterfaces = append(c.HostInterfaces, HostInterface{Name: r.Name, Switch: r.Switch, VLAN: v.vlan(p+".vlan", r.VLAN), Ring: r.Ring,
-			Security: v.portSecurity(p, r.rawPortSecurity)})
+			MaxMACs: edgeMACs(p+".max_macs", r.MaxMACs, r.Switch), Security: v.portSecurity(p, r.rawPortSecurity)})
 	}
 	c.VXLANs = v.vxlans(raw.VXLAN, needSwitch)
 	paths := map[string]bool{}
@@ -266,11 +291,14 @@ func (v *validator) build(raw *rawConfig) *Config {
 			v.errf(p, "socket needs a path")
 		} else if paths[r.Path] {
 			v.errf(p+".path", "duplicate socket path %q", r.Path)
+		} else {
+			v.socketPath(p+".path", "socket", r.Path, false)
 		}
 		paths[r.Path] = true
 		needSwitch(p, r.Switch)
 		s := Socket{Path: r.Path, Switch: r.Switch, Protocol: r.Protocol, Security: v.portSecurity(p, r.rawPortSecurity),
-			MaxConns: r.MaxConns, FrameTimeout: r.FrameTimeout, MaxPeers: r.MaxPeers, PeerIdle: r.PeerIdle}
+			MaxConns: r.MaxConns, FrameTimeout: r.FrameTimeout, MaxPeers: r.MaxPeers, PeerIdle: r.PeerIdle,
+			MaxMACs: edgeMACs(p+".max_macs", r.MaxMACs, r.Switch)}
 		switch s.Protocol {
 		case "":
 			s.Protocol = "stream"
@@ -312,6 +340,10 @@ func (v *validator) forward(p string, r rawForward, nsByName map[string]*Namespa
 		for _, o := range prior {
 			if o.Name() == f.Name() {
 				v.errf(p+".listen", "duplicate forward %s", f.Name())
+				break
+			}
+			if o.Protocol == f.Protocol && listensOverlap(o.Listen, f.Listen) {
+				v.errf(p+".listen", "forward %s overlaps forward %s: a wildcard address takes the port on every address it covers", f.Name(), o.Name())
 				break
 			}
 		}
@@ -377,6 +409,27 @@ func CheckForward(c *Config, s ForwardSpec, running []Forward) (Forward, error) 
 		return Forward{}, errors.New(strings.Join(msgs, "; "))
 	}
 	return f, nil
+}
+
+// listensOverlap reports whether host sockets bound to a and b (same port) collide:
+// 0.0.0.0 covers every IPv4 address, and [::] every address of both families (Go
+// listens dual-stack on it).
+func listensOverlap(a, b netip.AddrPort) bool {
+	if a.Port() != b.Port() {
+		return false
+	}
+	x, y := a.Addr().Unmap(), b.Addr().Unmap()
+	switch {
+	case x == y:
+		return true
+	case x == netip.IPv6Unspecified() || y == netip.IPv6Unspecified():
+		return true
+	case x == netip.IPv4Unspecified():
+		return y.Is4()
+	case y == netip.IPv4Unspecified():
+		return x.Is4()
+	}
+	return false
 }
 
 func nsNICAddrs(ns *Namespace) map[string][]netip.Prefix {
@@ -509,6 +562,8 @@ func (v *validator) service(p string, rs rawService, ns *Namespace, listens map[
 			switch {
 			case r.Name == "":
 				v.errf(p+".records", "dns record needs a name")
+			case strings.IndexFunc(r.Name, spaceOrControl) >= 0:
+				v.errf(p+".records", "dns record name %q may not contain whitespace or control characters", r.Name)
 			case r.A != "" && r.AAAA != "":
 				v.errf(p+".records", "dns record %q sets both a and aaaa", r.Name)
 			case r.A != "":

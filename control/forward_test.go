@@ -105,14 +105,15 @@ func TestForwardRefusedInStatusAndMetrics(t *testing.T) {
 	if !echoOnce(first) {
 		t.Fatal("first client: no echo through the forward")
 	}
-	second, err := net.Dial("tcp", listenAddr)
-	if err != nil {
-		t.Fatal(err)
+	// The forward resets the second client as soon as it accepts it: the reset may
+	// reach the client while its connect is still returning (ECONNRESET from Dial)
+	// or after. Either way it gets no echo.
+	if second, err := net.Dial("tcp", listenAddr); err == nil {
+		if echoOnce(second) {
+			t.Error("second client beyond max_conns 1 got its echo")
+		}
+		second.Close()
 	}
-	if echoOnce(second) {
-		t.Error("second client beyond max_conns 1 got its echo")
-	}
-	second.Close()
 
 	path := t.TempDir() + "/vnetd.sock"
 	s, err := Listen(ServerOptions{Path: path, Daemon: d})

@@ -23,6 +23,8 @@ var (
 	descPortFrames = prometheus.NewDesc("vnetd_port_frames_total", "Frames through a switch port.", []string{"switch", "port", "direction"}, nil)
 	descPortBytes  = prometheus.NewDesc("vnetd_port_bytes_total", "Bytes through a switch port.", []string{"switch", "port", "direction"}, nil)
 	descPortDrops  = prometheus.NewDesc("vnetd_port_drops_total", "Frames dropped at a switch port, by reason.", []string{"switch", "port", "reason"}, nil)
+	descPortMACLim = prometheus.NewDesc("vnetd_port_mac_limited_total", "Source MACs a switch port did not learn because it was at its max_macs.", []string{"switch", "port"}, nil)
+	descSockDrops  = prometheus.NewDesc("vnetd_socket_drops_total", "Frames a VM socket listener dropped before any VM's port took them, by reason (too_short, bad_length, refused_peer, ...).", []string{"path", "reason"}, nil)
 	descFDB        = prometheus.NewDesc("vnetd_fdb_entries", "Learned MACs in a switch's FDB.", []string{"switch"}, nil)
 	descFwdConns   = prometheus.NewDesc("vnetd_forward_accepted_total", "Connections or UDP flows a forward accepted.", []string{"forward"}, nil)
 	descFwdBytes   = prometheus.NewDesc("vnetd_forward_bytes_total", "Bytes relayed by a forward.", []string{"forward", "direction"}, nil)
@@ -45,6 +47,8 @@ var (
 	descRtrFwd     = prometheus.NewDesc("vnetd_router_forwarded_total", "Packets a router forwarded out of an interface.", []string{"router", "iface"}, nil)
 	descRtrICMP    = prometheus.NewDesc("vnetd_router_icmp_errors_total", "ICMP and ICMPv6 errors a router interface sent.", []string{"router", "iface"}, nil)
 	descRtrDrops   = prometheus.NewDesc("vnetd_router_drops_total", "Frames a router interface dropped, by reason.", []string{"router", "iface", "reason"}, nil)
+	descEchoed     = prometheus.NewDesc("vnetd_echo_udp_answered_total", "Datagrams a UDP echo service answered.", []string{"namespace", "listen"}, nil)
+	descEchoRefuse = prometheus.NewDesc("vnetd_echo_udp_unanswered_total", "Datagrams a UDP echo service did not answer, by reason (dropped_reflector: from port 0, a reflecting service's port or its own; rate_limited: the source was over its rate).", []string{"namespace", "listen", "reason"}, nil)
 	descNamespaces = prometheus.NewDesc("vnetd_namespaces", "Running namespaces.", nil, nil)
 	descNICFrames  = prometheus.NewDesc("vnetd_nic_frames_total", "Frames a namespace NIC received (rx) or sent (tx).", []string{"namespace", "nic", "direction"}, nil)
 	descNICBytes   = prometheus.NewDesc("vnetd_nic_bytes_total", "Bytes a namespace NIC received (rx) or sent (tx).", []string{"namespace", "nic", "direction"}, nil)
@@ -53,7 +57,7 @@ var (
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPortFrames, descPortBytes, descPortDrops, descFDB, descRtrFrames, descRtrBytes, descRtrFwd, descRtrICMP, descRtrDrops, descFwdConns, descFwdBytes, descFwdErrs, descFwdRefused, descFwdActive, descFwdLimit, descDNSFwd, descDNSFwdErrs, descDNSFwdDrop, descDNSFwdNow, descIperfTests, descIperfRef, descGwFlows, descGwActive, descGwBytes, descGwRefused, descNamespaces, descNICFrames, descNICBytes, descNICDrops, descNICByRef} {
+	for _, d := range []*prometheus.Desc{descPortFrames, descPortBytes, descPortDrops, descPortMACLim, descSockDrops, descFDB, descRtrFrames, descRtrBytes, descRtrFwd, descRtrICMP, descRtrDrops, descFwdConns, descFwdBytes, descFwdErrs, descFwdRefused, descFwdActive, descFwdLimit, descDNSFwd, descDNSFwdErrs, descDNSFwdDrop, descDNSFwdNow, descIperfTests, descIperfRef, descGwFlows, descGwActive, descGwBytes, descGwRefused, descEchoed, descEchoRefuse, descNamespaces, descNICFrames, descNICBytes, descNICDrops, descNICByRef} {
 		ch <- d
 	}
 	for _, d := range vxlanDescs {
@@ -83,6 +87,14 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			for reason, n := range p.Drops {
 				ch <- prometheus.MustNewConstMetric(descPortDrops, ctr, float64(n), s.Name, p.Name, reason)
 			}
+			if p.MaxMACs > 0 {
+				ch <- prometheus.MustNewConstMetric(descPortMACLim, ctr, float64(p.MACLimited), s.Name, p.Name)
+			}
+		}
+	}
+	for _, so := range st.Sockets {
+		for reason, n := range so.Drops {
+			ch <- prometheus.MustNewConstMetric(descSockDrops, ctr, float64(n), so.Path, reason)
 		}
 	}
 	for _, r := range st.Routers {
@@ -133,6 +145,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(descDNSFwdDrop, ctr, float64(f.Dropped), n.Name, ds.Listen)
 				ch <- prometheus.MustNewConstMetric(descDNSFwdNow, prometheus.GaugeValue, float64(f.InFlight), n.Name, ds.Listen)
 			}
+		}
+		for _, e := range n.Echo {
+			ch <- prometheus.MustNewConstMetric(descEchoed, ctr, float64(e.Echoed), n.Name, e.Listen)
+			ch <- prometheus.MustNewConstMetric(descEchoRefuse, ctr, float64(e.DroppedReflector), n.Name, e.Listen, "dropped_reflector")
+			ch <- prometheus.MustNewConstMetric(descEchoRefuse, ctr, float64(e.RateLimited), n.Name, e.Listen, "rate_limited")
 		}
 		for _, i := range n.Interfaces {
 			c := i.Counters

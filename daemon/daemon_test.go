@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -149,11 +151,21 @@ func TestStartRollsBackOnError(t *testing.T) {
 }
 
 func TestBadSocketPathRollsBack(t *testing.T) {
-	src := "[[switch]]\nname = \"lan0\"\n[[socket]]\npath = \"/nonexistent/vm.sock\"\nswitch = \"lan0\"\n"
+	// validate refuses a missing directory, so it goes between validate and Apply.
+	dir := filepath.Join(t.TempDir(), "gone")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "vm.sock")
+	src := "[[switch]]\nname = \"lan0\"\n[[socket]]\npath = \"" + sock + "\"\nswitch = \"lan0\"\n"
 	d := New(Options{Logger: quiet()})
 	defer d.Close()
-	err := d.Apply(parse(t, src))
-	if err == nil || !strings.Contains(err.Error(), `socket "/nonexistent/vm.sock"`) || !strings.Contains(err.Error(), "no such file or directory") {
+	cfg := parse(t, src)
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	err := d.Apply(cfg)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("socket %q", sock)) || !strings.Contains(err.Error(), "no such file or directory") {
 		t.Errorf("Apply(socket in a missing directory) = %v, want the path and \"no such file or directory\"", err)
 	}
 	if n := len(d.switches) + len(d.attachments); n != 0 {
@@ -224,6 +236,8 @@ func TestReloadUnderTraffic(t *testing.T) {
 				return
 			}
 			echoed.Add(1)
+			// Below the echo service's per-source rate (500/s), which would drop one.
+			time.Sleep(3 * time.Millisecond)
 		}
 		done <- nil
 	}()

@@ -52,7 +52,7 @@ func openSocketAtt(d *Daemon, cfg any) (*openAtt, error) {
 				p.Close()
 				return
 			}
-			if err := sw.AddPort(d.wrapSwitchPort(s.Switch, name, p, securityPolicy(s.Security)), l2switch.PortConfig{Name: name}); err != nil {
+			if err := sw.AddPort(d.wrapSwitchPort(s.Switch, name, p, securityPolicy(s.Security)), l2switch.PortConfig{Name: name, MaxMACs: s.MaxMACs}); err != nil {
 				d.impairs.forget(s.Switch + "/" + name)
 				d.forgetLink(s.Switch + "/" + name)
 				log.Warn("vm port refused", "port", name, "err", err)
@@ -95,20 +95,27 @@ func orDefault[T int | time.Duration](v, def T) T {
 
 // SocketStatus is one [[socket]] listener with its counters: connections (stream)
 // or peers (dgram) attached now and refused at the cap, stalled frames, expired and
-// gone peers, malformed input.
+// gone peers, malformed input; and the frames it dropped before any VM's port took
+// them, by reason (a VM's own port lists its drops on the switch).
 type SocketStatus struct {
-	Path     string       `json:"path"`
-	Switch   string       `json:"switch"`
-	Protocol string       `json:"protocol"`
-	Stats    vmsock.Stats `json:"stats"`
+	Path     string            `json:"path"`
+	Switch   string            `json:"switch"`
+	Protocol string            `json:"protocol"`
+	Stats    vmsock.Stats      `json:"stats"`
+	Drops    map[string]uint64 `json:"drops"`
 }
 
+// socketStatusLocked lists the running [[socket]] listeners in config order.
 func (d *Daemon) socketStatusLocked() []SocketStatus {
 	out := []SocketStatus{}
 	for _, sc := range d.cfg.Sockets {
 		if a := d.attachments["socket:"+sc.Path]; a != nil {
 			if sl, ok := a.closer.(*socketListener); ok && sl.l != nil {
-				out = append(out, SocketStatus{Path: sc.Path, Switch: sc.Switch, Protocol: sc.Protocol, Stats: sl.l.Stats()})
+				drops := sl.l.Drops()
+				if drops == nil {
+					drops = map[string]uint64{}
+				}
+				out = append(out, SocketStatus{Path: sc.Path, Switch: sc.Switch, Protocol: sc.Protocol, Stats: sl.l.Stats(), Drops: drops})
 			}
 		}
 	}

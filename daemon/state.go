@@ -11,6 +11,7 @@ import (
 	"github.com/vnetd/vnetd/config"
 	"github.com/vnetd/vnetd/forward"
 	"github.com/vnetd/vnetd/nsstack"
+	"github.com/vnetd/vnetd/service"
 	l2switch "github.com/vnetd/vnetd/switch"
 )
 
@@ -21,7 +22,8 @@ type Status struct {
 	Routers    []RouterStatus    `json:"routers"`
 	Forwards   []ForwardStatus   `json:"forwards"`
 	Gateways   []GatewayStatus   `json:"gateways"`
-	// Sockets are the VM socket listeners with their caps and counters.
+	// Sockets are the VM socket listeners with their caps and counters, and the
+	// drops no VM port counts.
 	Sockets []SocketStatus `json:"sockets"`
 	// Impairments are the ports with an impairment set or counted.
 	Impairments []ImpairStatus `json:"impairments"`
@@ -43,6 +45,9 @@ type NamespaceStatus struct {
 	Services   []string            `json:"services"`
 	DNS        []DNSStatus         `json:"dns,omitempty"`
 	Iperf3     []IperfStatus       `json:"iperf3,omitempty"`
+	// Echo is each UDP echo service's counters: answered, and refused as a
+	// reflector's or over the per-source rate.
+	Echo []service.Stats `json:"echo,omitempty"`
 }
 
 // ForwardStatus is one forward with its counters.
@@ -74,6 +79,11 @@ func (d *Daemon) Status() Status {
 			ns := NamespaceStatus{Name: n.Name, Interfaces: e.ns.Interfaces(), Services: []string{}, DNS: e.dnsStatus(), Iperf3: e.iperfStatus()}
 			for _, s := range n.Services {
 				ns.Services = append(ns.Services, ServiceString(s))
+			}
+			for _, c := range e.services {
+				if svc, ok := c.(*service.Service); ok && svc.Kind() == "echo" {
+					ns.Echo = append(ns.Echo, svc.Stats())
+				}
 			}
 			st.Namespaces = append(st.Namespaces, ns)
 		}

@@ -11,6 +11,8 @@ type Counters struct {
 	TxBytes   atomic.Uint64
 	RxDropped atomic.Uint64
 	TxDropped atomic.Uint64
+
+	drops [numDropReasons]atomic.Uint64 // by reason: DropRx, DropTx, Drops
 }
 
 // CounterSnapshot is a point-in-time copy of Counters, for listings and JSON.

@@ -349,6 +349,9 @@ func (p *Port) Name() string { return p.name }
 // Info implements frame.Port.
 func (p *Port) Info() frame.Info { return p.info }
 
+// Drops implements frame.DropReporter.
+func (p *Port) Drops() map[string]uint64 { return p.Counters.Drops() }
+
 // ReadFrames implements frame.Port. It blocks until a ring block is ready (a full one,
 // or a partly filled one the kernel hands over after BlockTimeout), then copies up to
 // len(frames) frames out of the ring; without Ring it blocks until a frame is queued on
@@ -450,7 +453,7 @@ func (p *Port) fill(fd int, frames []frame.Frame) (int, unix.Errno) {
 			}
 			return n, 0
 		case ringCorrupt:
-			p.Counters.RxDropped.Add(1)
+			p.Counters.DropRx(frame.DropRingCorrupt, 1)
 			continue
 		}
 		n += p.take(&pk, frames[n:])
@@ -485,7 +488,7 @@ func (p *Port) noteLosing(fd int) {
 	}
 	p.ring.losing = false
 	if st, err := unix.GetsockoptTpacketStatsV3(fd, unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
-		p.Counters.RxDropped.Add(uint64(st.Drops))
+		p.Counters.DropRx(frame.DropKernel, uint64(st.Drops))
 	}
 }
 
@@ -497,12 +500,12 @@ func (p *Port) take(pk *rxPacket, out []frame.Frame) int {
 		return 0
 	}
 	if len(pk.data) < pk.wireLen || len(pk.data) < frame.EthHeaderLen {
-		p.Counters.RxDropped.Add(1) // truncated: larger than a ring block can hold
+		p.Counters.DropRx(frame.DropTruncated, 1) // larger than a ring block can hold
 		return 0
 	}
 	var m frame.Meta
 	if !vnethdr.Decode(pk.vnet, &m) {
-		p.Counters.RxDropped.Add(1)
+		p.Counters.DropRx(frame.DropBadHeader, 1)
 		return 0
 	}
 	tagged := pk.status&unix.TP_STATUS_VLAN_VALID != 0
@@ -515,7 +518,7 @@ func (p *Port) take(pk *rxPacket, out []frame.Frame) int {
 	}
 	f := &out[0]
 	if size > len(f.Buf) {
-		p.Counters.RxDropped.Add(1)
+		p.Counters.DropRx(frame.DropBufferShort, 1)
 		return 0
 	}
 	copyFrame(f.Buf, pk, tagged)
@@ -524,7 +527,7 @@ func (p *Port) take(pk *rxPacket, out []frame.Frame) int {
 	}
 	if !p.offload && m.NeedsCsum {
 		if err := offload.CompleteChecksum(f.Buf[:size], &m); err != nil {
-			p.Counters.RxDropped.Add(1)
+			p.Counters.DropRx(frame.DropChecksum, 1)
 			return 0
 		}
 	}
@@ -558,7 +561,7 @@ func (p *Port) segment(pk *rxPacket, m *frame.Meta, tagged bool, out []frame.Fra
 		size += frame.VLANTagLen
 	}
 	if size > len(p.scratch) {
-		p.Counters.RxDropped.Add(1)
+		p.Counters.DropRx(frame.DropBufferShort, 1)
 		return 0
 	}
 	copyFrame(p.scratch, pk, tagged)
@@ -576,7 +579,7 @@ func (p *Port) segment(pk *rxPacket, m *frame.Meta, tagged bool, out []frame.Fra
 			return true
 		}
 		if n < len(out) { // the caller's buffer is too short for the segment
-			p.Counters.RxDropped.Add(1)
+			p.Counters.DropRx(frame.DropBufferShort, 1)
 			b.Release()
 			return true
 		}
@@ -584,7 +587,7 @@ func (p *Port) segment(pk *rxPacket, m *frame.Meta, tagged bool, out []frame.Fra
 		return true
 	})
 	if err != nil {
-		p.Counters.RxDropped.Add(1)
+		p.Counters.DropRx(frame.DropSegment, 1)
 	}
 	return n
 }
@@ -598,7 +601,7 @@ func (p *Port) drainPending(frames []frame.Frame) int {
 			p.countRx(b.N)
 			n++
 		} else {
-			p.Counters.RxDropped.Add(1)
+			p.Counters.DropRx(frame.DropBufferShort, 1)
 		}
 		b.Release()
 		p.pending[i] = nil
@@ -742,17 +745,17 @@ func (p *Port) sendBatch(fd int, frames []frame.Frame) (int, error) {
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN, unix.ENOBUFS:
-			p.Counters.TxDropped.Add(1)
+			p.Counters.DropTx(frame.DropQueueFull, 1)
 		case unix.ENETDOWN:
 			// The interface is down (or about to go away): everything else fails too.
-			p.Counters.TxDropped.Add(uint64(len(frames) - i))
+			p.Counters.DropTx(frame.DropLinkDown, uint64(len(frames)-i))
 			p.kick()
 			return len(frames), nil
 		case unix.ENXIO, unix.ENODEV:
 			return i, e
 		default:
 			// The kernel refused this frame (bad offload metadata, too big, ...).
-			p.Counters.TxDropped.Add(1)
+			p.Counters.DropTx(frame.DropSendError, 1)
 			p.Faults.Add(1)
 			p.rejectLg.Do(func() {
 				p.log.Warn("host interface refused a frame (logged once)", "name", p.name,

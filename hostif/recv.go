@@ -110,7 +110,7 @@ func (p *Port) recvFill(fd int, frames []frame.Frame) (int, unix.Errno) {
 		}
 		if n != i { // an earlier frame was dropped: close the gap
 			if len(frames[n].Buf) < frames[i].N {
-				p.Counters.RxDropped.Add(1)
+				p.Counters.DropRx(frame.DropBufferShort, 1)
 				continue
 			}
 			copy(frames[n].Buf, frames[i].Bytes())
@@ -128,18 +128,18 @@ func (p *Port) takeInPlace(pk *rxPacket, f *frame.Frame) bool {
 		return false
 	}
 	if len(pk.data) < pk.wireLen || len(pk.data) < frame.EthHeaderLen {
-		p.Counters.RxDropped.Add(1)
+		p.Counters.DropRx(frame.DropTruncated, 1)
 		return false
 	}
 	var m frame.Meta
 	if !vnethdr.Decode(pk.vnet, &m) {
-		p.Counters.RxDropped.Add(1)
+		p.Counters.DropRx(frame.DropBadHeader, 1)
 		return false
 	}
 	size := len(pk.data)
 	if pk.status&unix.TP_STATUS_VLAN_VALID != 0 {
 		if size+frame.VLANTagLen > len(f.Buf) {
-			p.Counters.RxDropped.Add(1)
+			p.Counters.DropRx(frame.DropBufferShort, 1)
 			return false
 		}
 		copy(f.Buf[16:size+frame.VLANTagLen], f.Buf[12:size])

@@ -166,6 +166,9 @@ func (n *NIC) Name() string { return n.name }
 // MAC returns the NIC's address.
 func (n *NIC) MAC() frame.MAC { return n.mac }
 
+// Drops implements frame.DropReporter.
+func (n *NIC) Drops() map[string]uint64 { return n.stats.Drops() }
+
 // Counters returns the NIC's counters: rx is what the namespace received.
 func (n *NIC) Counters() *frame.Counters { return &n.stats }
 
@@ -216,7 +219,7 @@ func (n *NIC) read(frames []frame.Frame, byRef bool) (int, error) {
 			f := &frames[got]
 			size := pkt.Size()
 			if !byRef && size > len(f.Buf) || byRef && len(f.Buf) < frame.PacketHead {
-				n.stats.TxDropped.Add(1)
+				n.stats.DropTx(frame.DropBufferShort, 1)
 				pkt.DecRef()
 				continue
 			}
@@ -357,7 +360,7 @@ func (n *NIC) WriteFrames(frames []frame.Frame) (int, error) {
 		dropped += k - q
 	}
 	if dropped > 0 {
-		n.stats.RxDropped.Add(uint64(dropped))
+		n.stats.DropRx(frame.DropQueueFull, uint64(dropped))
 	}
 	if byRef > 0 {
 		n.rxByRef.Add(uint64(byRef))
@@ -413,7 +416,7 @@ func (n *NIC) deliver() {
 		n.stats.RxFrames.Add(uint64(delivered))
 		n.stats.RxBytes.Add(uint64(bytes))
 		if delivered < k {
-			n.stats.RxDropped.Add(uint64(k - delivered))
+			n.stats.DropRx(frame.DropLinkDown, uint64(k-delivered))
 		}
 	}
 }
@@ -495,7 +498,7 @@ func (n *NIC) send(pkt *stack.PacketBuffer) bool {
 	}
 	if !n.out.Push(pkt.IncRef()) {
 		pkt.DecRef()
-		n.stats.TxDropped.Add(1)
+		n.stats.DropTx(frame.DropQueueFull, 1)
 		return false
 	}
 	n.stats.TxFrames.Add(1)

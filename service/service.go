@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -32,11 +33,20 @@ type Options struct {
 	Addresses func() []netip.Prefix
 	// Logger receives start/stop and errors; default slog.Default().
 	Logger *slog.Logger
+	// UDPLimit bounds what the UDP echo service answers (see Limiter); zero fields
+	// take the defaults.
+	UDPLimit LimitOptions
+	// Now is the clock of the UDP rate limit; default time.Now (tests pass their own).
+	Now func() time.Time
 }
 
 // Service is a running server. Close stops it and waits for its goroutines.
 type Service struct {
 	kind    string
+	listen  string
+	limit   *Limiter
+	now     func() time.Time
+	echoed  atomic.Uint64
 	ln      net.Listener
 	pc      net.PacketConn
 	srv     *http.Server
@@ -55,7 +65,10 @@ func Start(n Net, o Options) (*Service, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	s := &Service{kind: o.Kind, conns: map[net.Conn]struct{}{}}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &Service{kind: o.Kind, listen: o.Listen, conns: map[net.Conn]struct{}{}, now: o.Now}
 	var err error
 	switch o.Kind {
 	case "echo", "discard":
@@ -67,6 +80,9 @@ func Start(n Net, o Options) (*Service, error) {
 			return nil, fmt.Errorf("start %s service: %w", o.Kind, err)
 		}
 		echo := o.Kind == "echo"
+		if echo {
+			s.limit = NewLimiter(o.UDPLimit)
+		}
 		s.wg.Add(2)
 		go func() { defer s.wg.Done(); s.acceptLoop(echo) }()
 		go func() { defer s.wg.Done(); s.packetLoop(echo) }()
@@ -132,10 +148,69 @@ func (s *Service) packetLoop(echo bool) {
 		if err != nil {
 			return
 		}
-		if echo {
+		if echo && s.mayAnswer(from) {
 			s.pc.WriteTo(buf[:n], from)
+			s.echoed.Add(1)
 		}
 	}
+}
+
+// mayAnswer reports whether the UDP echo may answer from: never a reflecting source
+// port (a reply there starts a loop), and no more often than the per-source limit.
+func (s *Service) mayAnswer(from net.Addr) bool {
+	ap := addrPort(from)
+	if !ap.IsValid() {
+		return false
+	}
+	if ReflectorPort(ap.Port()) || ap.Port() == s.localPort() {
+		s.limit.reflector.Add(1)
+		return false
+	}
+	return s.limit.Allow(ap, s.now())
+}
+
+func (s *Service) localPort() uint16 {
+	return addrPort(s.pc.LocalAddr()).Port()
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	if u, ok := a.(*net.UDPAddr); ok {
+		ap := u.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// Stats are a service's counters. Only the UDP echo counts today.
+type Stats struct {
+	Kind   string `json:"kind"`
+	Listen string `json:"listen"`
+	// Echoed is the datagrams the UDP echo answered.
+	Echoed uint64 `json:"echoed"`
+	// DroppedReflector is the datagrams not answered because they came from port 0,
+	// a reflecting service's port (ReflectorPort) or the echo's own port.
+	DroppedReflector uint64 `json:"dropped_reflector"`
+	// RateLimited is the datagrams not answered because their source was over its
+	// rate (LimitOptions).
+	RateLimited uint64 `json:"rate_limited"`
+	// Sources is the number of sources the rate limit tracks now.
+	Sources int `json:"sources"`
+}
+
+// Kind is the service's kind, as given to Start.
+func (s *Service) Kind() string { return s.kind }
+
+// Stats reads the service's counters.
+func (s *Service) Stats() Stats {
+	st := Stats{Kind: s.kind, Listen: s.listen, Echoed: s.echoed.Load()}
+	if s.limit != nil {
+		st.DroppedReflector, st.RateLimited, st.Sources = s.limit.reflector.Load(), s.limit.limited.Load(), s.limit.Len()
+	}
+	return st
 }
 
 // Close stops the service; it is idempotent.

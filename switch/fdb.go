@@ -66,16 +66,15 @@ type fdb struct {
 	shift   uint       // 64 - log2(len(shards))
 	size    atomic.Int64
 	maxMACs int64
-	portMax int64
-	// portLearnOnly: a source beyond portMax is forwarded unlearned instead of
-	// dropped (Config.PortMaxMACsLearnOnly).
+	// portLearnOnly: a source beyond its port's MAC cap is forwarded unlearned
+	// instead of dropped (Config.PortMaxMACsLearnOnly).
 	portLearnOnly bool
 
 	learned, moved, aged, limited, portLimited atomic.Uint64
 }
 
-func newFDB(maxMACs, portMax int) *fdb {
-	f := &fdb{maxMACs: int64(maxMACs), portMax: int64(portMax)}
+func newFDB(maxMACs int) *fdb {
+	f := &fdb{maxMACs: int64(maxMACs)}
 	n, bits := minShards, uint(6)
 	for n*shardTarget < maxMACs && bits < 16 {
 		n, bits = n*2, bits+1
@@ -115,6 +114,11 @@ func (f *fdb) learn(k fdbKey, p *swPort, now int64) bool {
 		f.limited.Add(1)
 		return true
 	}
+	if p.atMACLimit() { // a port's MAC flood takes no lock either
+		f.portLimited.Add(1)
+		p.macLimit.Add(1)
+		return f.portLearnOnly
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur := s.load()
@@ -125,8 +129,9 @@ func (f *fdb) learn(k fdbKey, p *swPort, now int64) bool {
 			f.limited.Add(1)
 			return true
 		}
-		if f.portMax > 0 && p.macs.Load() >= f.portMax {
+		if p.atMACLimit() {
 			f.portLimited.Add(1)
+			p.macLimit.Add(1)
 			return f.portLearnOnly
 		}
 		e = new(fdbEntry)
@@ -139,8 +144,9 @@ func (f *fdb) learn(k fdbKey, p *swPort, now int64) bool {
 		p.macs.Add(1)
 		f.learned.Add(1)
 	case e.port.Load() != p:
-		if f.portMax > 0 && p.macs.Load() >= f.portMax {
+		if p.atMACLimit() {
 			f.portLimited.Add(1)
+			p.macLimit.Add(1)
 			return f.portLearnOnly
 		}
 		e.port.Load().macs.Add(-1)
@@ -153,6 +159,9 @@ func (f *fdb) learn(k fdbKey, p *swPort, now int64) bool {
 	}
 	return true
 }
+
+// atMACLimit reports whether p has learned as many MACs as it may.
+func (p *swPort) atMACLimit() bool { return p.maxMACs > 0 && p.macs.Load() >= p.maxMACs }
 
 // age forgets entries idle for longer than maxAge.
 func (f *fdb) age(now time.Time, maxAge time.Duration) {

@@ -13,11 +13,11 @@ import (
 // up the same keys; run under -race it checks the copy-on-write shards, and the counts
 // must agree at the end.
 func TestFDBConcurrentReadersAndWriters(t *testing.T) {
-	f := newFDB(1<<16, 0)
+	f := newFDB(1 << 16)
 	mk := func(name string) *swPort {
 		a, b := veth.NewPair(veth.Options{NameA: name})
 		t.Cleanup(func() { a.Close(); b.Close() })
-		return newSwPort(a, PortConfig{}, 8)
+		return newSwPort(a, PortConfig{}, 8, 0)
 	}
 	p1, p2 := mk("p1"), mk("p2")
 	const n = 2000

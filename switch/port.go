@@ -19,6 +19,10 @@ type PortConfig struct {
 	Trunk []uint16
 	// Native is a trunk's untagged VLAN; 0 means untagged frames are dropped.
 	Native uint16
+	// MaxMACs caps the MACs learned on this port; 0 means the switch's PortMaxMACs.
+	// Sources beyond it are not learned (counted in PortStatus.MACLimited); traffic
+	// to them floods.
+	MaxMACs int
 }
 
 // DefaultVLAN is the VLAN of access ports configured with VLAN 0.
@@ -65,6 +69,8 @@ type swPort struct {
 	allowed  [4096 / 64]uint64 // VLANs carried (trunk)
 	out      *frame.Queue      // frames waiting for the writer
 	macs     atomic.Int64      // FDB entries on this port
+	maxMACs  int64             // cap on macs; 0: none
+	macLimit atomic.Uint64     // sources not learned because macs was at maxMACs
 	up       atomic.Bool
 	stats    frame.Counters
 	drops    [numDrops]atomic.Uint64
@@ -74,9 +80,12 @@ type swPort struct {
 	writer *worker.Lazy // runs writeLoop only while frames are queued (Kick after a push)
 }
 
-func newSwPort(p frame.Port, pc PortConfig, queueLen int) *swPort {
+func newSwPort(p frame.Port, pc PortConfig, queueLen, portMax int) *swPort {
 	info := p.Info()
-	sp := &swPort{name: pc.Name, p: p, info: info, out: frame.NewQueue(queueLen), done: make(chan struct{})}
+	sp := &swPort{name: pc.Name, p: p, info: info, out: frame.NewQueue(queueLen), done: make(chan struct{}), maxMACs: int64(portMax)}
+	if pc.MaxMACs > 0 {
+		sp.maxMACs = int64(pc.MaxMACs)
+	}
 	if sp.name == "" {
 		sp.name = info.Name
 	}
@@ -114,20 +123,24 @@ func (p *swPort) tagged(vlan uint16) bool { return p.trunk && vlan != p.access }
 
 // PortStatus is a port's configuration, state and counters, for listings.
 type PortStatus struct {
-	Name     string                `json:"name"`
-	Up       bool                  `json:"up"`
-	VLAN     uint16                `json:"vlan,omitempty"`
-	Trunk    []uint16              `json:"trunk,omitempty"`
-	Native   uint16                `json:"native,omitempty"`
-	MACs     int64                 `json:"macs"`
-	Counters frame.CounterSnapshot `json:"counters"`
-	Drops    map[string]uint64     `json:"drops"`
-	Segments uint64                `json:"segmented"`
+	Name   string   `json:"name"`
+	Up     bool     `json:"up"`
+	VLAN   uint16   `json:"vlan,omitempty"`
+	Trunk  []uint16 `json:"trunk,omitempty"`
+	Native uint16   `json:"native,omitempty"`
+	MACs   int64    `json:"macs"`
+	// MaxMACs is the port's cap on learned MACs (0: none); MACLimited counts the
+	// sources not learned because it was reached.
+	MaxMACs    int64                 `json:"max_macs,omitempty"`
+	MACLimited uint64                `json:"mac_limited,omitempty"`
+	Counters   frame.CounterSnapshot `json:"counters"`
+	Drops      map[string]uint64     `json:"drops"`
+	Segments   uint64                `json:"segmented"`
 }
 
 func (p *swPort) status() PortStatus {
 	st := PortStatus{
-		Name: p.name, Up: p.up.Load(), MACs: p.macs.Load(),
+		Name: p.name, Up: p.up.Load(), MACs: p.macs.Load(), MaxMACs: p.maxMACs, MACLimited: p.macLimit.Load(),
 		Counters: p.stats.Snapshot(), Drops: make(map[string]uint64), Segments: p.segments.Load(),
 	}
 	if p.trunk {
@@ -144,6 +157,9 @@ func (p *swPort) status() PortStatus {
 		if v := p.drops[i].Load(); v != 0 {
 			st.Drops[dropNames[i]] = v
 		}
+	}
+	for reason, v := range frame.PortDrops(p.p) { // the port's own, past any decorator
+		st.Drops[reason] += v
 	}
 	return st
 }

@@ -23,8 +23,9 @@ type Config struct {
 	// MaxMACs caps the FDB; sources beyond it are not learned (counted) and traffic to
 	// them floods. Default 8192.
 	MaxMACs int
-	// PortMaxMACs caps the MACs learned per port; 0 means no cap. Frames from a
-	// source beyond the cap are dropped (counted as port_max_macs on the port).
+	// PortMaxMACs caps the MACs learned per port; 0 means no cap. A port's own
+	// PortConfig.MaxMACs overrides it. Frames from a source beyond the cap are
+	// dropped (counted as port_max_macs on the port) unless PortMaxMACsLearnOnly.
 	PortMaxMACs int
 	// PortMaxMACsLearnOnly makes the cap stop learning only: frames from a source
 	// beyond it are forwarded, unlearned (replies to it flood).
@@ -94,7 +95,7 @@ func New(cfg Config) *Switch {
 	if cfg.AgeEvery == 0 {
 		cfg.AgeEvery = max(cfg.MACAging/10, time.Second)
 	}
-	s := &Switch{cfg: cfg, fdb: newFDB(cfg.MaxMACs, cfg.PortMaxMACs), stop: make(chan struct{})}
+	s := &Switch{cfg: cfg, fdb: newFDB(cfg.MaxMACs), stop: make(chan struct{})}
 	s.fdb.portLearnOnly = cfg.PortMaxMACsLearnOnly
 	s.ports.Store(new([]*swPort))
 	if cfg.AgeEvery > 0 {
@@ -138,7 +139,7 @@ func (s *Switch) AddPort(p frame.Port, pc PortConfig) error {
 			return fmt.Errorf("switch %q: add port %q: trunk VLAN 0 is not a VLAN (use 1-4094)", s.cfg.Name, pc.Name)
 		}
 	}
-	sp := newSwPort(p, pc, s.cfg.QueueLen)
+	sp := newSwPort(p, pc, s.cfg.QueueLen, s.cfg.PortMaxMACs)
 	if sp.name == "" {
 		return fmt.Errorf("switch %q: add port: empty name", s.cfg.Name)
 	}

@@ -549,3 +549,75 @@ func TestDoubleTaggedDoesNotHop(t *testing.T) {
 		})
 	}
 }
+
+// TestPortMaxMACs: a port's own MaxMACs caps what a flood of source MACs from it can
+// learn; the other ports keep their entries and the refusals are counted on the port.
+func TestPortMaxMACs(t *testing.T) {
+	for _, learnOnly := range []bool{false, true} {
+		t.Run(fmt.Sprintf("learnOnly=%v", learnOnly), func(t *testing.T) {
+			sw := newSwitch(t, Config{PortMaxMACsLearnOnly: learnOnly})
+			vm := addHost(t, sw, "vm", mac(1), PortConfig{MaxMACs: 256})
+			h2 := addHost(t, sw, "h2", mac(2), PortConfig{})
+			h2.send(eth(frame.Broadcast, h2.mac, "h2"))
+			vm.expect("h2")
+			const sources = 400 // fewer than h2's queue holds, so none is lost there
+			for i := 0; i < sources; i++ {
+				vm.send(eth(frame.Broadcast, mac(0x1000+i), "flood"))
+			}
+			vm.send(eth(h2.mac, mac(0x1000), "end")) // a source the port learned
+			floods := 0
+			for done := false; !done; {
+				select {
+				case b := <-h2.rx:
+					switch payload(b) {
+					case "flood":
+						floods++
+					case "end":
+						done = true
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatalf("h2 got %d floods and no end marker", floods)
+				}
+			}
+			want := 256 // drop: frames from sources beyond the cap go nowhere
+			if learnOnly {
+				want = sources
+			}
+			if floods != want {
+				t.Errorf("h2 received %d floods, want %d", floods, want)
+			}
+			byPort := map[string]PortStatus{}
+			for _, p := range sw.Ports() {
+				byPort[p.Name] = p
+			}
+			if p := byPort["vm"]; p.MACs != 256 || p.MaxMACs != 256 || p.MACLimited != sources-256 {
+				t.Errorf("vm port: macs %d, max_macs %d, mac_limited %d; want 256, 256, %d", p.MACs, p.MaxMACs, p.MACLimited, sources-256)
+			}
+			if p := byPort["h2"]; p.MACs != 1 || p.MaxMACs != 0 {
+				t.Errorf("h2 port: macs %d, max_macs %d; want its own entry kept, no cap", p.MACs, p.MaxMACs)
+			}
+		})
+	}
+}
+
+// TestPortOwnDropsListed: what a port drops itself (here a pass-through end whose
+// peer is down: link_down) is listed by reason with the switch's own drops.
+func TestPortOwnDropsListed(t *testing.T) {
+	sw := newSwitch(t, Config{})
+	h1 := addHost(t, sw, "p1", mac(1), PortConfig{})
+	h2 := addHost(t, sw, "p2", mac(2), PortConfig{})
+	h2.end.SetUp(false)
+	h1.send(eth(frame.Broadcast, h1.mac, "lost"), eth(frame.Broadcast, frame.MAC{0x01}, "bad-source"))
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		drops := map[string]map[string]uint64{}
+		for _, p := range sw.Ports() {
+			drops[p.Name] = p.Drops
+		}
+		if drops["p2"]["link_down"] == 1 && drops["p1"]["bad_source"] == 1 {
+			return
+		}
+		if time.Now().Add(10 * time.Millisecond).After(deadline) {
+			t.Fatalf("port drops = %v, want p2 link_down 1 (the port's own) and p1 bad_source 1 (the switch's)", drops)
+		}
+	}
+}

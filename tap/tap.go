@@ -292,6 +292,9 @@ func (t *TAP) Name() string { return t.name }
 // Info implements frame.Port.
 func (t *TAP) Info() frame.Info { return t.info }
 
+// Drops implements frame.DropReporter.
+func (t *TAP) Drops() map[string]uint64 { return t.Counters.Drops() }
+
 // fault turns a device error into ErrDown, logging once and counting.
 func (t *TAP) fault(op string, err error) error {
 	if t.closed.Load() {
@@ -376,14 +379,14 @@ func (t *TAP) readReady(fd uintptr) bool {
 		if t.vnet {
 			m -= vnetHdrLen
 			if m < 0 || !vnethdr.Decode(t.rhdr, &f.Meta) {
-				t.Counters.RxDropped.Add(1)
+				t.Counters.DropRx(frame.DropBadHeader, 1)
 				continue
 			}
 		} else {
 			f.Meta = frame.Meta{}
 		}
 		if m > len(f.Buf) {
-			t.Counters.RxDropped.Add(1)
+			t.Counters.DropRx(frame.DropBufferShort, 1)
 			continue
 		}
 		f.N = m
@@ -431,7 +434,7 @@ func (t *TAP) writeAll(fd uintptr) bool {
 			if err := t.ur.writeBatch(int(fd), chunk, t.vnet, t.urDone); err != nil {
 				// Never seen; the chunk's fate is unknown: count it dropped and
 				// write one frame per syscall from now on.
-				t.Counters.TxDropped.Add(uint64(len(chunk)))
+				t.Counters.DropTx(frame.DropSendError, uint64(len(chunk)))
 				t.log.Warn("TAP io_uring write failed; using writev", "name", t.name, "err", err)
 				t.ur.close()
 				t.ur = nil
@@ -465,14 +468,14 @@ func (t *TAP) writeAll(fd uintptr) bool {
 		case err == unix.EINTR:
 			continue
 		case err == unix.EAGAIN || err == unix.ENOBUFS:
-			t.Counters.TxDropped.Add(1)
+			t.Counters.DropTx(frame.DropQueueFull, 1)
 		case err == unix.EBADFD || err == unix.ENXIO:
 			// The device was deleted. (EIO only means the link is down, e.g.
 			// while its host side moves to another netns: dropped below.)
 			t.werr = err
 			return true
 		case err != nil:
-			t.Counters.TxDropped.Add(1)
+			t.Counters.DropTx(frame.DropSendError, 1)
 		default:
 			t.Counters.TxFrames.Add(1)
 			t.Counters.TxBytes.Add(uint64(f.N))
@@ -502,7 +505,7 @@ func (t *TAP) uringDone(i int, res int32) {
 			t.wn = t.wbase + i
 		}
 	default:
-		t.Counters.TxDropped.Add(1)
+		t.Counters.DropTx(frame.DropSendError, 1)
 	}
 }
 

@@ -82,6 +82,9 @@ func (e *End) SetUp(up bool) { e.up.Store(up) }
 // IsUp reports the end's administrative state.
 func (e *End) IsUp() bool { return e.up.Load() }
 
+// Drops implements frame.DropReporter.
+func (e *End) Drops() map[string]uint64 { return e.stats.Drops() }
+
 // Counters returns the end's live counters. tx counts frames this end sent that the
 // peer queued; rx counts frames this end's reader took.
 func (e *End) Counters() *frame.Counters { return &e.stats }
@@ -92,12 +95,12 @@ func (e *End) WriteFrames(frames []frame.Frame) (int, error) {
 		return 0, net.ErrClosed
 	}
 	if !e.up.Load() || !e.peer.up.Load() {
-		e.stats.TxDropped.Add(uint64(len(frames)))
+		e.stats.DropTx(frame.DropLinkDown, uint64(len(frames)))
 		return 0, nil
 	}
 	sent, bytes := e.peer.in.PushCopies(frames, e.peer.info.MaxFrame)
 	if dropped := len(frames) - sent; dropped > 0 {
-		e.stats.TxDropped.Add(uint64(dropped))
+		e.stats.DropTx(frame.DropQueueFull, uint64(dropped))
 	}
 	e.stats.TxFrames.Add(uint64(sent))
 	e.stats.TxBytes.Add(uint64(bytes))
@@ -124,7 +127,7 @@ func (e *End) ReadFrames(frames []frame.Frame) (int, error) {
 				bytes += b.N
 				n++
 			} else {
-				e.stats.RxDropped.Add(1)
+				e.stats.DropRx(frame.DropBufferShort, 1)
 			}
 		}
 		frame.ReleaseBufs(bufs[:k])

@@ -93,6 +93,11 @@ func (d *dgramListener) read() {
 		if addr == nil || addr.Name == "" || n < frame.EthHeaderLen {
 			b.Release()
 			d.l.malformed.Add(1)
+			if n < frame.EthHeaderLen {
+				d.l.drops.DropRx(frame.DropTooShort, 1)
+			} else {
+				d.l.drops.DropRx(frame.DropRefusedPeer, 1)
+			}
 			continue
 		}
 		b.Off, b.N, b.Meta = 0, n, frame.Meta{}
@@ -121,7 +126,7 @@ func (d *dgramListener) read() {
 		}
 		if !p.rx.Push(b) {
 			b.Release()
-			p.counters.RxDropped.Add(1)
+			p.counters.DropRx(frame.DropQueueFull, 1)
 		}
 	}
 }
@@ -160,6 +165,9 @@ var _ frame.Port = (*DgramPort)(nil)
 // Counters returns the port's traffic counters.
 func (p *DgramPort) Counters() *frame.Counters { return &p.counters }
 
+// Drops implements frame.DropReporter.
+func (p *DgramPort) Drops() map[string]uint64 { return p.counters.Drops() }
+
 // Info describes the port.
 func (p *DgramPort) Info() frame.Info {
 	return frame.Info{Name: p.name, MTU: p.d.l.opts.MTU, MaxFrame: frame.MaxFrameFor(p.d.l.opts.MTU, false)}
@@ -184,7 +192,7 @@ func (p *DgramPort) ReadFrames(frames []frame.Frame) (int, error) {
 		p.pending[0] = nil
 		p.pending = p.pending[1:]
 		if !b.CopyTo(&frames[n]) {
-			p.counters.RxDropped.Add(1)
+			p.counters.DropRx(frame.DropBufferShort, 1)
 			b.Release()
 			continue
 		}
@@ -223,7 +231,9 @@ func (p *DgramPort) WriteFrames(frames []frame.Frame) (int, error) {
 	})
 	p.counters.TxFrames.Add(uint64(sent))
 	p.counters.TxBytes.Add(uint64(bytes))
-	p.counters.TxDropped.Add(uint64(len(frames) - sent))
+	if lost := len(frames) - sent; lost > 0 {
+		p.counters.DropTx(frame.DropSendError, uint64(lost))
+	}
 	if gone != nil || err != nil {
 		if gone != nil {
 			// Nobody is bound at the peer's address any more: the VM is gone.

@@ -101,7 +101,8 @@ type Listener struct {
 	stalled   atomic.Uint64
 	expired   atomic.Uint64
 	peersGone atomic.Uint64
-	atCap     atomic.Bool // the cap was hit and logged; cleared when a port leaves
+	atCap     atomic.Bool    // the cap was hit and logged; cleared when a port leaves
+	drops     frame.Counters // what no port counts: too_short, bad_length, refused_peer
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 	mu        sync.Mutex
@@ -168,7 +169,8 @@ func Listen(opts Options) (*Listener, error) {
 	return l, nil
 }
 
-// Malformed returns how many connections were closed for a malformed length.
+// Malformed returns how many connections were closed for a malformed length, and
+// datagrams dropped as too short or from an unnamed peer.
 func (l *Listener) Malformed() uint64 { return l.malformed.Load() }
 
 // Stats returns the listener's counters.
@@ -197,6 +199,12 @@ func (l *Listener) refuse(what string, limit int) {
 		l.log.Warn("vm "+what+" refused: listener at its cap (logged once until one leaves)", "limit", limit)
 	}
 }
+
+// Drops returns the frames the listener dropped before any port took them, by
+// reason: too_short and refused_peer (dgram: a datagram shorter than an Ethernet
+// header, or from a peer with no address to answer), bad_length (stream: an
+// impossible length prefix, which also closes the connection and its port).
+func (l *Listener) Drops() map[string]uint64 { return l.drops.Drops() }
 
 func (l *Listener) accept() {
 	defer l.wg.Done()
@@ -291,6 +299,9 @@ func newPort(l *Listener, c net.Conn, name string) *Port {
 // Counters returns the port's traffic counters.
 func (p *Port) Counters() *frame.Counters { return &p.counters }
 
+// Drops implements frame.DropReporter.
+func (p *Port) Drops() map[string]uint64 { return p.counters.Drops() }
+
 // Info describes the port.
 func (p *Port) Info() frame.Info {
 	// CapPacket: a namespace's frames are written from its gVisor buffers.
@@ -331,6 +342,7 @@ func (p *Port) ReadFrames(frames []frame.Frame) (int, error) {
 		max := p.Info().MaxFrame
 		if ln < frame.EthHeaderLen || ln > max {
 			p.l.malformed.Add(1)
+			p.l.drops.DropRx(frame.DropBadLength, 1)
 			p.l.log.Warn("malformed frame length, closing connection", "port", p.name, "len", ln)
 			p.Close()
 			if n > 0 {
@@ -346,7 +358,7 @@ func (p *Port) ReadFrames(frames []frame.Frame) (int, error) {
 			if _, err := p.r.Discard(ln); err != nil {
 				return p.readErr(n, err)
 			}
-			p.counters.RxDropped.Add(1)
+			p.counters.DropRx(frame.DropBufferShort, 1)
 			continue
 		}
 		if _, err := io.ReadFull(p.r, f.Buf[:ln]); err != nil {
@@ -414,7 +426,7 @@ func (p *Port) WriteFrames(frames []frame.Frame) (int, error) {
 	_, err := w.WriteTo(p.c)
 	clear(vec) // keep no reference to the caller's buffers
 	if err != nil {
-		p.counters.TxDropped.Add(uint64(len(frames)))
+		p.counters.DropTx(frame.DropSendError, uint64(len(frames)))
 		p.Close()
 		return 0, net.ErrClosed
 	}

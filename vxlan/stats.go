@@ -96,3 +96,23 @@ func (p *Port) Remotes() []RemoteStatus {
 
 // MACs lists the learned MACs, sorted.
 func (p *Port) MACs() []MACEntry { return p.fdb.snapshot(p.opts.Now()) }
+
+// Drops implements frame.DropReporter: the tunnel's drops by reason, as the switch
+// port listing shows them (the reasons that happened, named as in Stats' JSON).
+func (p *Port) Drops() map[string]uint64 {
+	s := p.Stats()
+	var m map[string]uint64
+	for reason, n := range map[string]uint64{
+		"rx_malformed": s.RxMalformed, "rx_bad_vni": s.RxBadVNI, "rx_oversize": s.RxOversize,
+		"rx_unknown_remote": s.RxUnknownRemote, "tx_oversize": s.TxOversize, "tx_no_remote": s.TxNoRemote,
+		"tx_errors": s.TxErrors, "tx_queue_full": s.TxQueueFull, "tx_malformed": s.TxMalformed,
+	} {
+		if n != 0 {
+			if m == nil {
+				m = make(map[string]uint64)
+			}
+			m[reason] = n
+		}
+	}
+	return m
+}

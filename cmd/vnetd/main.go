@@ -613,11 +613,15 @@ func printStatus(w io.Writer, st daemon.Status) {
 			if p.Up {
 				state = "up"
 			}
-			var drops uint64
-			for _, n := range p.Drops {
-				drops += n
+			drops := dropsString(p.Drops)
+			macs := strconv.FormatInt(p.MACs, 10)
+			if p.MaxMACs > 0 {
+				macs += "/" + strconv.FormatInt(p.MaxMACs, 10)
 			}
-			fmt.Fprintf(w, "  port %s\t%s\tvlan %s\tmacs %d\trx %d\ttx %d\tdrops %d\n", p.Name, state, vlanString(p.VLAN), p.MACs, p.Counters.RxFrames, p.Counters.TxFrames, drops)
+			if p.MACLimited > 0 {
+				macs += fmt.Sprintf(" (limited %d)", p.MACLimited)
+			}
+			fmt.Fprintf(w, "  port %s\t%s\tvlan %s\tmacs %s\trx %d\ttx %d\tdrops %s\n", p.Name, state, vlanString(p.VLAN), macs, p.Counters.RxFrames, p.Counters.TxFrames, drops)
 		}
 	}
 	for _, n := range st.Namespaces {
@@ -642,11 +646,17 @@ func printStatus(w io.Writer, st daemon.Status) {
 		if len(n.Services) > 0 {
 			fmt.Fprintf(w, "  services\t%s\n", strings.Join(n.Services, ", "))
 		}
+		for _, e := range n.Echo {
+			fmt.Fprintf(w, "  echo %s udp\tanswered %d\tdropped_reflector %d\trate_limited %d\tsources %d\n", e.Listen, e.Echoed, e.DroppedReflector, e.RateLimited, e.Sources)
+		}
 		for _, ds := range n.DNS {
 			if f := ds.Forward; f != nil {
 				fmt.Fprintf(w, "  dns %s forward\tto %s\tforwarded %d\terrors %d\tdropped %d\tin flight %d\n", ds.Listen, strings.Join(f.Upstreams, " "), f.Forwarded, f.Errors, f.Dropped, f.InFlight)
 			}
 		}
+	}
+	for _, so := range st.Sockets {
+		fmt.Fprintf(w, "socket %s\ton %s\t%s\tdrops %s\n", so.Path, so.Switch, so.Protocol, dropsString(so.Drops))
 	}
 	for _, r := range st.Routers {
 		fmt.Fprintf(w, "router %s\tinterfaces %d\n", r.Name, len(r.Interfaces))
@@ -679,6 +689,25 @@ func printStatus(w io.Writer, st daemon.Status) {
 	for _, f := range st.Forwards {
 		fmt.Fprintf(w, "forward %s\t-> %s in %s\t%s\taccepted %d\tactive %d/%d\trefused %d\tin %dB\tout %dB\tdial errors %d\n", f.Name, f.Target, f.Namespace, f.Origin, f.Stats.Accepted, f.Stats.Active, f.Stats.Limit, f.Stats.Refused, f.Stats.BytesIn, f.Stats.BytesOut, f.Stats.DialErrors)
 	}
+}
+
+// dropsString is a drop count with its reasons: "0", or "5 (queue_full 2, too_short 3)".
+func dropsString(m map[string]uint64) string {
+	var total uint64
+	reasons := make([]string, 0, len(m))
+	for r, n := range m {
+		total += n
+		reasons = append(reasons, r)
+	}
+	if total == 0 {
+		return "0"
+	}
+	sort.Strings(reasons)
+	parts := make([]string, len(reasons))
+	for i, r := range reasons {
+		parts[i] = fmt.Sprintf("%s %d", r, m[r])
+	}
+	return fmt.Sprintf("%d (%s)", total, strings.Join(parts, ", "))
 }
 
 // vlanString shows the switch's default VLAN, which carries untagged frames, as
