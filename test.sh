@@ -11,6 +11,7 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v ping >/dev/null 2>&1 || need+=(iputils-ping)
 command -v chromium >/dev/null 2>&1 || need+=(chromium) # the topology page test (control.TestWebPage)
 command -v ethtool >/dev/null 2>&1 || need+=(ethtool)
+command -v tshark >/dev/null 2>&1 || need+=(tshark) # pcapng read-back (control.TestPcapNGTshark)
 if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "test.sh: installing ${need[*]}"
   apt-get update -qq

@@ -67,6 +67,9 @@ type rawDaemon struct {
 	Metrics  string `toml:"metrics"`
 	Web      string `toml:"web"`
 	LogLevel string `toml:"log_level"`
+
+	CaptureRingBytes   int  `toml:"capture_ring_bytes"`
+	CaptureRingSeconds *int `toml:"capture_ring_seconds"`
 }
 
 type rawSwitch struct {
@@ -74,6 +77,9 @@ type rawSwitch struct {
 	MACAging    *string `toml:"mac_aging"`
 	MaxMACs     *int    `toml:"max_macs"`
 	PortMaxMACs int     `toml:"port_max_macs"`
+
+	CaptureRingBytes   *int `toml:"capture_ring_bytes"`
+	CaptureRingSeconds *int `toml:"capture_ring_seconds"`
 }
 
 type rawNamespace struct {

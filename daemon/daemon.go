@@ -10,6 +10,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/vnetd/vnetd/config"
 	"github.com/vnetd/vnetd/dhcpserver"
@@ -237,7 +238,8 @@ func (d *Daemon) applyLocked(c *config.Config) error {
 		if _, ok := d.switches[s.Name]; ok {
 			continue
 		}
-		sw := l2switch.New(l2switch.Config{Name: s.Name, MACAging: s.MACAging, MaxMACs: s.MaxMACs, PortMaxMACs: s.PortMaxMACs, Logger: d.log.With("switch", s.Name)})
+		sw := l2switch.New(l2switch.Config{Name: s.Name, MACAging: s.MACAging, MaxMACs: s.MaxMACs, PortMaxMACs: s.PortMaxMACs, Logger: d.log.With("switch", s.Name),
+			Ring: l2switch.RingConfig{Bytes: s.CaptureRingBytes, MaxAge: time.Duration(s.CaptureRingSeconds) * time.Second}})
 		d.switches[s.Name] = &swEntry{cfg: s, sw: sw}
 		d.log.Info("switch up", "switch", s.Name)
 	}
