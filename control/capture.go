@@ -71,6 +71,18 @@ func parseCaptureQuery(q url.Values) (captureRequest, error) {
 	return cr, nil
 }
 
+// serveCaptureFilter answers GET /v1/capture-filter?filter=EXPR: 200 with the compiled
+// program's length when EXPR compiles, else a 400 naming the column (the topology
+// page checks a filter before it downloads).
+func serveCaptureFilter(w http.ResponseWriter, r *http.Request) {
+	f, err := pcapfilter.Compile(r.URL.Query().Get("filter"))
+	if err != nil {
+		writeErr(w, 400, err)
+		return
+	}
+	writeJSON(w, 200, map[string]any{"filter": f.String(), "instructions": len(f.Program())})
+}
+
 // serveCapture streams a live capture of a switch (or one of its ports) until the
 // client goes away or count frames were sent, or with ring= dumps what the ports'
 // capture rings hold of the last seconds. A bad query is a 400 that names the problem

@@ -181,3 +181,20 @@ func TestCaptureQuery(t *testing.T) {
 		t.Errorf("default format = %q, want pcapng", cr.format)
 	}
 }
+
+func TestCaptureFilterEndpoint(t *testing.T) {
+	for _, c := range []struct {
+		filter string
+		code   int
+		want   string
+	}{
+		{"tcp port 80", 200, `"instructions":`},
+		{"tcp port http", 400, "column 10"},
+	} {
+		rec := httptest.NewRecorder()
+		serveCaptureFilter(rec, httptest.NewRequest("GET", "/v1/capture-filter?filter="+url.QueryEscape(c.filter), nil))
+		if rec.Code != c.code || !strings.Contains(rec.Body.String(), c.want) {
+			t.Errorf("GET /v1/capture-filter?filter=%q = %d %s, want %d containing %q", c.filter, rec.Code, rec.Body, c.code, c.want)
+		}
+	}
+}

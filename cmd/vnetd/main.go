@@ -619,6 +619,9 @@ func printStatus(w io.Writer, st daemon.Status) {
 				drops += n
 			}
 			fmt.Fprintf(w, "  port %s\t%s\tvlan %s\tmacs %d\trx %d\ttx %d\tdrops %d\n", p.Name, state, vlanString(p.VLAN), p.MACs, p.Counters.RxFrames, p.Counters.TxFrames, drops)
+			if r := p.Ring; r != nil {
+				fmt.Fprintf(w, "    capture ring %d/%d bytes, %d frames, %d overwritten\n", r.Bytes, r.CapBytes, r.Frames, r.Overwritten)
+			}
 		}
 	}
 	for _, n := range st.Namespaces {

@@ -119,7 +119,7 @@ func TestCLIAgainstRunningDaemon(t *testing.T) {
 		want []string // substrings of stdout
 	}{
 		{[]string{"-s", sock, "ping", "alpha", "10.0.0.20", "-c", "2"}, 0, []string{"icmp_seq=2", "0% packet loss"}},
-		{[]string{"status", "-s", sock}, 0, []string{"switch lan0", "alpha.eth0", "namespace beta", "echo :7", "  nic eth0", "vlan untagged", "dhcp on eth0"}},
+		{[]string{"status", "-s", sock}, 0, []string{"switch lan0", "alpha.eth0", "namespace beta", "echo :7", "  nic eth0", "vlan untagged", "dhcp on eth0", "capture ring "}},
 		{[]string{"fdb", "lan0", "-s", sock}, 0, []string{"VLAN", "alpha.eth0", "beta.eth0"}},
 		{[]string{"ns", "alpha", "addr", "-s", sock}, 0, []string{"eth0", "10.0.0.10/24"}},
 		{[]string{"ns", "alpha", "route", "-s", sock}, 0, []string{"10.0.0.0/24"}},
