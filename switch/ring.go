@@ -48,8 +48,11 @@ type ring struct {
 	wrapEnd int // with wrapped: records run [tail, wrapEnd) then [0, head)
 	wrapped bool
 	frames  int // records held
+	bytes   int // bytes held (records, headers included)
+	evicted int // frames evicted in this push, published once per batch
 
-	used        atomic.Int64  // bytes held (records, headers included)
+	// Published once per push for status readers, who take no lock.
+	used        atomic.Int64  // bytes
 	held        atomic.Int64  // frames held
 	overwritten atomic.Uint64 // frames evicted to make room or because they aged out
 	skipped     atomic.Uint64 // frames larger than the ring (not recorded)
@@ -70,8 +73,9 @@ func recLen(n int) int { return ringHdr + (n+7)&^7 }
 func (r *ring) evictLocked() {
 	n := int(binary.LittleEndian.Uint32(r.buf[r.tail+8:]))
 	r.tail += recLen(n)
-	r.used.Add(-int64(recLen(n)))
+	r.bytes -= recLen(n)
 	r.frames--
+	r.evicted++
 	if r.wrapped && r.tail >= r.wrapEnd {
 		r.tail, r.wrapped = 0, false
 	}
@@ -98,7 +102,6 @@ func (r *ring) reserveLocked(sz int) int {
 			return r.head
 		}
 		r.evictLocked()
-		r.overwritten.Add(1)
 	}
 }
 
@@ -111,7 +114,6 @@ func (r *ring) push(frames []frame.Frame, now int64, ingress bool) {
 	r.mu.Lock()
 	for r.frames > 0 && binary.LittleEndian.Uint64(r.buf[r.tail:]) < uint64(now-r.maxAge) {
 		r.evictLocked()
-		r.overwritten.Add(1)
 	}
 	for i := range frames {
 		f := &frames[i]
@@ -133,9 +135,14 @@ func (r *ring) push(frames []frame.Frame, now int64, ingress bool) {
 		}
 		r.head = at + sz
 		r.frames++
-		r.used.Add(int64(sz))
+		r.bytes += sz
 	}
+	r.used.Store(int64(r.bytes))
 	r.held.Store(int64(r.frames))
+	if r.evicted > 0 {
+		r.overwritten.Add(uint64(r.evicted))
+		r.evicted = 0
+	}
 	r.mu.Unlock()
 }
 
