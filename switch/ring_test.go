@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -173,5 +174,46 @@ func TestCaptureFilter(t *testing.T) {
 	f.Buf.Release()
 	if c.Dropped() != 0 {
 		t.Errorf("Dropped() = %d: rejected frames must not reach the queue", c.Dropped())
+	}
+}
+
+// TestFilterAndRingSeeFramesByReferenceWhole: a filter that reads past the head a
+// frame by reference keeps in the switch's buffer still sees the whole frame (with
+// the buffer's head), and so does a capture ring; neither releases the reference.
+func TestFilterAndRingSeeFramesByReferenceWhole(t *testing.T) {
+	r := new(refs)
+	sw := New(Config{Name: "ref", AgeEvery: -1, Ring: RingConfig{Bytes: 1 << 20}})
+	defer sw.Close()
+	a := newRefPort("a", frame.CapsAll|frame.CapPacket, r)
+	if err := sw.AddPort(a, PortConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	sent := bigFrame(mac(2), mac(1), 'p')
+	want := append([]byte{0xee}, sent[1:]...)
+	tail := matchFunc(func(b []byte) bool { return len(b) == len(want) && b[0] == 0xee && b[len(b)-1] == 'p' })
+	c, err := sw.CaptureWith(CaptureOptions{Port: "a", QueueLen: 4, Filter: tail})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	f := frame.Frame{Buf: make([]byte, len(sent)), N: len(sent), Pkt: fakePkt{b: sent, refs: r, once: new(sync.Once)}}
+	copy(f.Buf, want[:frame.PacketHead])
+	sp := (*sw.ports.Load())[0]
+	sw.capture(*sw.captures.Load(), sp, []frame.Frame{f}, false)
+	sp.ring.push([]frame.Frame{f}, time.Now().UnixNano(), false)
+	got := nextFrame(t, c)
+	if !bytes.Equal(got.Buf.Bytes(), want) {
+		t.Errorf("filtered capture of a frame by reference: %d bytes, not the whole frame with its head", got.Buf.N)
+	}
+	got.Buf.Release()
+	dump, err := sw.DumpRing("a", time.Minute, tail)
+	if err != nil || len(dump) != 1 || !bytes.Equal(dump[0].Buf.Bytes(), want) {
+		t.Errorf("DumpRing of a frame by reference = %d frames, %v; want it whole", len(dump), err)
+	}
+	for _, f := range dump {
+		f.Buf.Release()
+	}
+	if r.released.Load() != 0 {
+		t.Error("the capture or the ring released the frame's reference")
 	}
 }
