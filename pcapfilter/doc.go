@@ -31,5 +31,9 @@
 // Ports match TCP and UDP over IPv4 (first fragments only) and IPv6 (no extension
 // headers), as tcpdump's do.
 //
+// Keywords are lower case, as libpcap's. Every expression of the package's table test is
+// also run through tcpdump (libpcap's compiler) over the same frames, and must match
+// the same ones (TestAgainstTcpdump).
+//
 // A bad expression is a *SyntaxError naming the 1-based column of the offending word.
 package pcapfilter

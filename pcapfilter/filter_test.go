@@ -3,13 +3,19 @@ package pcapfilter
 import (
 	"errors"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
 )
 
 var (
@@ -111,8 +117,13 @@ func frames(t testing.TB) map[string][]byte {
 	return fs
 }
 
-func TestMatch(t *testing.T) {
-	fs := frames(t)
+type matchCase struct {
+	expr string
+	want []string
+}
+
+// matchCases are the expressions tried and the frames of fs each must match.
+func matchCases(fs map[string][]byte) []matchCase {
 	all := func() []string {
 		var n []string
 		for k := range fs {
@@ -129,10 +140,7 @@ func TestMatch(t *testing.T) {
 		}
 		return n
 	}
-	cases := []struct {
-		expr string
-		want []string
-	}{
+	return []matchCase{
 		{"", all()},
 		{"tcp", []string{"tcp4 80", "tcp4 reply", "tcp4 22", "tcp4 opts 8080", "tcp4 frag", "tcp6 443"}},
 		{"udp", []string{"udp4 53", "udp6 53"}},
@@ -180,8 +188,13 @@ func TestMatch(t *testing.T) {
 		// A load past the end rejects the frame outright, under "not" too (as in the
 		// kernel and libpcap): the runt never matches.
 		{"not (tcp or udp)", except("runt", "tcp4 80", "tcp4 reply", "tcp4 22", "tcp4 opts 8080", "tcp4 frag", "tcp6 443", "udp4 53", "udp6 53")},
-		{"HOST 10.0.0.10 AND ICMP", []string{"icmp4"}},
+		{"ether host 02:00:00:00:00:0A and icmp", []string{"icmp4"}},
 	}
+}
+
+func TestMatch(t *testing.T) {
+	fs := frames(t)
+	cases := matchCases(fs)
 	for _, c := range cases {
 		t.Run(c.expr, func(t *testing.T) {
 			f, err := Compile(c.expr)
@@ -201,6 +214,62 @@ func TestMatch(t *testing.T) {
 				t.Errorf("Compile(%q) matches %q, want %q", c.expr, got, want)
 			}
 		})
+	}
+}
+
+// TestAgainstTcpdump runs every expression of TestMatch through tcpdump (libpcap's
+// compiler, the reference) over the same frames and wants the same frames matched.
+func TestAgainstTcpdump(t *testing.T) {
+	tcpdump, err := exec.LookPath("tcpdump")
+	if err != nil {
+		if os.Getenv("VNETD_INTEGRATION") != "" {
+			t.Fatalf("tcpdump not installed (test.sh installs it as root): %v", err)
+		}
+		t.Skip("tcpdump not installed")
+	}
+	fs := frames(t)
+	var names []string
+	for n := range fs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	path := filepath.Join(t.TempDir(), "frames.pcap")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := pcapgo.NewWriter(f)
+	if err := w.WriteFileHeader(65536, layers.LinkTypeEthernet); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range names { // frame i at second i: tcpdump -tt names it
+		b := fs[n]
+		if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: time.Unix(int64(i+1), 0), CaptureLength: len(b), Length: len(b)}, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	for _, c := range matchCases(fs) {
+		if c.expr == "" {
+			continue
+		}
+		out, err := exec.Command(tcpdump, "-nn", "-tt", "-r", path, c.expr).CombinedOutput()
+		if err != nil {
+			t.Errorf("tcpdump %q: %v\n%s", c.expr, err, out)
+			continue
+		}
+		var got []string
+		for _, l := range strings.Split(string(out), "\n") {
+			sec, _, ok := strings.Cut(l, ".")
+			if i, err := strconv.Atoi(sec); ok && err == nil && i >= 1 && i <= len(names) {
+				got = append(got, names[i-1])
+			}
+		}
+		want := slices.Clone(c.want)
+		sort.Strings(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("tcpdump %q matches %q; pcapfilter matches %q", c.expr, got, want)
+		}
 	}
 }
 
@@ -228,6 +297,7 @@ func TestSyntaxErrors(t *testing.T) {
 		{"host 10.0.0.1 & port 80", 15, "not an operator"},
 		{"port 80 $", 9, "unexpected character"},
 		{"port", 5, "expected a value after \"port\""},
+		{"HOST 10.0.0.10", 1, "unknown word \"HOST\""}, // keywords are lower case, as in libpcap
 	}
 	for _, c := range cases {
 		t.Run(c.expr, func(t *testing.T) {

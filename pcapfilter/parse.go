@@ -66,7 +66,7 @@ func lex(expr string) ([]token, error) {
 			for j < len(expr) && isWordByte(expr[j]) {
 				j++
 			}
-			toks = append(toks, token{strings.ToLower(expr[i:j]), i})
+			toks = append(toks, token{expr[i:j], i}) // keywords are lower case, as in libpcap
 			i = j
 		default:
 			return nil, &SyntaxError{expr, i + 1, fmt.Sprintf("unexpected character %q", c)}
