@@ -46,6 +46,11 @@ type Daemon struct {
 	Web string
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
+	// CaptureRingBytes is every switch port's capture ring size, 0 (the default) for
+	// none; a [[switch]] may set its own.
+	CaptureRingBytes int
+	// CaptureRingSeconds is how long a ring keeps a frame; default 60.
+	CaptureRingSeconds int
 }
 
 // Switch is one [[switch]].
@@ -62,7 +67,17 @@ type Switch struct {
 	// PortMaxMACsLearnOnly: port_max_macs_violation = "learn-only", frames from
 	// sources beyond the cap are forwarded unlearned; default "drop" drops them.
 	PortMaxMACsLearnOnly bool
+	// CaptureRingBytes and CaptureRingSeconds size each port's capture ring (0 bytes:
+	// none); default the [daemon] values.
+	CaptureRingBytes   int
+	CaptureRingSeconds int
 }
+
+// Capture ring bounds: a ring holds at least a superframe, at most 1 GiB per port.
+const (
+	MinCaptureRingBytes = 128 << 10
+	MaxCaptureRingBytes = 1 << 30
+)
 
 // Namespace is one [[namespace]].
 type Namespace struct {

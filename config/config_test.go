@@ -148,3 +148,28 @@ allow = ["127.0.0.0/8", "::1"]
 		t.Fatalf("gateway = %+v", g)
 	}
 }
+
+func TestCaptureRingKeys(t *testing.T) {
+	c, err := Parse("ring.toml", []byte(`
+[daemon]
+capture_ring_bytes = 1048576
+[[switch]]
+name = "lan0"
+[[switch]]
+name = "lan1"
+capture_ring_bytes = 0
+capture_ring_seconds = 5
+`))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if s := c.Switches[0]; s.CaptureRingBytes != 1<<20 || s.CaptureRingSeconds != 60 {
+		t.Errorf("lan0 ring = %d bytes, %d s; want the [daemon] 1048576 and the default 60", s.CaptureRingBytes, s.CaptureRingSeconds)
+	}
+	if s := c.Switches[1]; s.CaptureRingBytes != 0 || s.CaptureRingSeconds != 5 {
+		t.Errorf("lan1 ring = %d bytes, %d s; want its own 0 and 5", s.CaptureRingBytes, s.CaptureRingSeconds)
+	}
+	if c, err := Parse("none.toml", []byte("[[switch]]\nname = \"lan0\"\n")); err != nil || c.Switches[0].CaptureRingBytes != 0 {
+		t.Errorf("default ring = %v, %v; want off", c, err)
+	}
+}

@@ -68,6 +68,9 @@ type rawDaemon struct {
 	Metrics  string `toml:"metrics"`
 	Web      string `toml:"web"`
 	LogLevel string `toml:"log_level"`
+
+	CaptureRingBytes   int  `toml:"capture_ring_bytes"`
+	CaptureRingSeconds *int `toml:"capture_ring_seconds"`
 }
 
 type rawSwitch struct {
@@ -76,6 +79,9 @@ type rawSwitch struct {
 	MaxMACs              *int    `toml:"max_macs"`
 	PortMaxMACs          int     `toml:"port_max_macs"`
 	PortMaxMACsViolation string  `toml:"port_max_macs_violation"`
+
+	CaptureRingBytes   *int `toml:"capture_ring_bytes"`
+	CaptureRingSeconds *int `toml:"capture_ring_seconds"`
 }
 
 type rawNamespace struct {

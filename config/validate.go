@@ -41,6 +41,9 @@ func (v *validator) build(raw *rawConfig) *Config {
 		}
 	}
 
+	c.Daemon.CaptureRingBytes = v.ringBytes("daemon.capture_ring_bytes", &raw.Daemon.CaptureRingBytes, 0)
+	c.Daemon.CaptureRingSeconds = v.ringSeconds("daemon.capture_ring_seconds", raw.Daemon.CaptureRingSeconds, 60)
+
 	switches := map[string]bool{}
 	for i, r := range raw.Switch {
 		p := fmt.Sprintf("switch.%d", i)
@@ -68,6 +71,8 @@ func (v *validator) build(raw *rawConfig) *Config {
 		default:
 			v.errf(p+".port_max_macs_violation", "port_max_macs_violation %q: want drop or learn-only", r.PortMaxMACsViolation)
 		}
+		s.CaptureRingBytes = v.ringBytes(p+".capture_ring_bytes", r.CaptureRingBytes, c.Daemon.CaptureRingBytes)
+		s.CaptureRingSeconds = v.ringSeconds(p+".capture_ring_seconds", r.CaptureRingSeconds, c.Daemon.CaptureRingSeconds)
 		c.Switches = append(c.Switches, s)
 	}
 	// edgeMACs is the MAC cap of a port a host or VM plugs in: its own max_macs, else
@@ -737,4 +742,29 @@ func (v *validator) socketLimits(p string, s Socket) {
 			v.errf(p+"."+k.key, "%s applies to %s sockets only; this one is %s", k.key, map[bool]string{true: "stream", false: "dgram"}[k.stream], s.Protocol)
 		}
 	}
+}
+
+// ringBytes checks a capture_ring_bytes key: 0 (no ring) or
+// MinCaptureRingBytes-MaxCaptureRingBytes; nil means def.
+func (v *validator) ringBytes(path string, n *int, def int) int {
+	if n == nil {
+		return def
+	}
+	if *n != 0 && (*n < MinCaptureRingBytes || *n > MaxCaptureRingBytes) {
+		v.errf(path, "capture_ring_bytes %d: want 0 (no ring) or %d-%d", *n, MinCaptureRingBytes, MaxCaptureRingBytes)
+		return def
+	}
+	return *n
+}
+
+// ringSeconds checks a capture_ring_seconds key (1-86400); nil means def.
+func (v *validator) ringSeconds(path string, n *int, def int) int {
+	if n == nil {
+		return def
+	}
+	if *n < 1 || *n > 86400 {
+		v.errf(path, "capture_ring_seconds %d: want 1-86400", *n)
+		return def
+	}
+	return *n
 }

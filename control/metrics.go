@@ -25,6 +25,8 @@ var (
 	descPortDrops  = prometheus.NewDesc("vnetd_port_drops_total", "Frames dropped at a switch port, by reason.", []string{"switch", "port", "reason"}, nil)
 	descPortMACLim = prometheus.NewDesc("vnetd_port_mac_limited_total", "Source MACs a switch port did not learn because it was at its max_macs.", []string{"switch", "port"}, nil)
 	descSockDrops  = prometheus.NewDesc("vnetd_socket_drops_total", "Frames a VM socket listener dropped before any VM's port took them, by reason (too_short, bad_length, refused_peer, ...).", []string{"path", "reason"}, nil)
+	descRingBytes  = prometheus.NewDesc("vnetd_capture_ring_bytes", "Bytes a switch port's capture ring holds (frames and 16-byte headers).", []string{"switch", "port"}, nil)
+	descRingOver   = prometheus.NewDesc("vnetd_capture_ring_overwritten_total", "Frames a switch port's capture ring dropped to make room or because they aged out.", []string{"switch", "port"}, nil)
 	descFDB        = prometheus.NewDesc("vnetd_fdb_entries", "Learned MACs in a switch's FDB.", []string{"switch"}, nil)
 	descFwdConns   = prometheus.NewDesc("vnetd_forward_accepted_total", "Connections or UDP flows a forward accepted.", []string{"forward"}, nil)
 	descFwdBytes   = prometheus.NewDesc("vnetd_forward_bytes_total", "Bytes relayed by a forward.", []string{"forward", "direction"}, nil)
@@ -57,7 +59,7 @@ var (
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPortFrames, descPortBytes, descPortDrops, descPortMACLim, descSockDrops, descFDB, descRtrFrames, descRtrBytes, descRtrFwd, descRtrICMP, descRtrDrops, descFwdConns, descFwdBytes, descFwdErrs, descFwdRefused, descFwdActive, descFwdLimit, descDNSFwd, descDNSFwdErrs, descDNSFwdDrop, descDNSFwdNow, descIperfTests, descIperfRef, descGwFlows, descGwActive, descGwBytes, descGwRefused, descEchoed, descEchoRefuse, descNamespaces, descNICFrames, descNICBytes, descNICDrops, descNICByRef} {
+	for _, d := range []*prometheus.Desc{descPortFrames, descPortBytes, descPortDrops, descPortMACLim, descSockDrops, descRingBytes, descRingOver, descFDB, descRtrFrames, descRtrBytes, descRtrFwd, descRtrICMP, descRtrDrops, descFwdConns, descFwdBytes, descFwdErrs, descFwdRefused, descFwdActive, descFwdLimit, descDNSFwd, descDNSFwdErrs, descDNSFwdDrop, descDNSFwdNow, descIperfTests, descIperfRef, descGwFlows, descGwActive, descGwBytes, descGwRefused, descEchoed, descEchoRefuse, descNamespaces, descNICFrames, descNICBytes, descNICDrops, descNICByRef} {
 		ch <- d
 	}
 	for _, d := range vxlanDescs {
@@ -84,6 +86,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descPortFrames, ctr, float64(p.Counters.TxFrames), s.Name, p.Name, "tx")
 			ch <- prometheus.MustNewConstMetric(descPortBytes, ctr, float64(p.Counters.RxBytes), s.Name, p.Name, "rx")
 			ch <- prometheus.MustNewConstMetric(descPortBytes, ctr, float64(p.Counters.TxBytes), s.Name, p.Name, "tx")
+			if p.Ring != nil {
+				ch <- prometheus.MustNewConstMetric(descRingBytes, prometheus.GaugeValue, float64(p.Ring.Bytes), s.Name, p.Name)
+				ch <- prometheus.MustNewConstMetric(descRingOver, ctr, float64(p.Ring.Overwritten), s.Name, p.Name)
+			}
 			for reason, n := range p.Drops {
 				ch <- prometheus.MustNewConstMetric(descPortDrops, ctr, float64(n), s.Name, p.Name, reason)
 			}

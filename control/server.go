@@ -217,6 +217,7 @@ func handler(o ServerOptions) http.Handler {
 	traceRoutes(mux, d)
 	iperfRoutes(mux, d)
 	mux.HandleFunc("GET /v1/capture/{switch}", func(w http.ResponseWriter, r *http.Request) { serveCapture(d, w, r) })
+	mux.HandleFunc("GET /v1/capture-filter", serveCaptureFilter)
 	mux.HandleFunc("GET /v1/ping/{ns}/{addr}", func(w http.ResponseWriter, r *http.Request) {
 		dst, err := netip.ParseAddr(r.PathValue("addr"))
 		if err != nil {

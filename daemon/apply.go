@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/vnetd/vnetd/config"
 	"github.com/vnetd/vnetd/nsstack"
@@ -308,7 +309,8 @@ func (d *Daemon) commitLocked(p plan, pr *prepared, c *config.Config) (applied b
 		d.log.Info("switch removed", "switch", name)
 	}
 	for _, s := range p.swUp {
-		sw := l2switch.New(l2switch.Config{Name: s.Name, MACAging: s.MACAging, MaxMACs: s.MaxMACs, PortMaxMACs: s.PortMaxMACs, PortMaxMACsLearnOnly: s.PortMaxMACsLearnOnly, Logger: d.log.With("switch", s.Name)})
+		sw := l2switch.New(l2switch.Config{Name: s.Name, MACAging: s.MACAging, MaxMACs: s.MaxMACs, PortMaxMACs: s.PortMaxMACs, PortMaxMACsLearnOnly: s.PortMaxMACsLearnOnly, Logger: d.log.With("switch", s.Name),
+			Ring: l2switch.RingConfig{Bytes: s.CaptureRingBytes, MaxAge: time.Duration(s.CaptureRingSeconds) * time.Second}})
 		d.switches[s.Name] = &swEntry{cfg: s, sw: sw}
 		d.log.Info("switch up", "switch", s.Name)
 	}

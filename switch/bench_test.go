@@ -12,9 +12,17 @@ import (
 // benchForward measures the forwarding core on one goroutine: batches of known-unicast
 // frames of size n from port a to port b, the egress queue drained in the same
 // goroutine (as the writer would, minus the port's own write).
-func benchForward(b *testing.B, n int) {
+func benchForward(b *testing.B, n int) { benchForwardRing(b, n, false) }
+
+// benchForwardRing is benchForward, with the ingress port keeping a 1 MiB capture ring
+// when ring is set (the egress side's ring costs the same again in writeFrames, which
+// this loop does not run).
+func benchForwardRing(b *testing.B, n int, ring bool) {
 	d := newDirect(b, PortConfig{}, PortConfig{})
 	a, z := d.ports[0], d.ports[1]
+	if ring {
+		a.ring = newRing(RingConfig{Bytes: 1 << 20})
+	}
 	src, dst := mac(1), mac(2)
 	now := time.Now().UnixNano()
 	d.sw.fdb.learn(keyOf(DefaultVLAN, src[:]), a, now)
@@ -39,6 +47,9 @@ func benchForward(b *testing.B, n int) {
 
 func BenchmarkForward64(b *testing.B)   { benchForward(b, 64) }
 func BenchmarkForward1500(b *testing.B) { benchForward(b, 1514) }
+
+func BenchmarkForward64Ring(b *testing.B)   { benchForwardRing(b, 64, true) }
+func BenchmarkForward1500Ring(b *testing.B) { benchForwardRing(b, 1514, true) }
 
 // BenchmarkForward64Mixed is BenchmarkForward64 with a different source and destination
 // MAC in every frame of a batch, so the per-batch last-source/last-destination short-cut

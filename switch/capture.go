@@ -17,7 +17,8 @@ import (
 // capture open, the data path pays one atomic load per batch.
 type Capture struct {
 	s       *Switch
-	port    string // "" = every frame entering the switch, once
+	port    string  // "" = every frame entering the switch, once
+	filter  Matcher // nil = every frame
 	ch      chan CapturedFrame
 	dropped atomic.Uint64
 	once    sync.Once
@@ -40,11 +41,35 @@ type CapturedFrame struct {
 // ErrCaptureClosed is returned by Next after Close.
 var ErrCaptureClosed = errors.New("capture closed")
 
+// A Matcher picks the frames a capture takes; *pcapfilter.Filter is one. Match sees
+// a frame's bytes from its Ethernet header on, as it crossed the port, and must be safe
+// for concurrent use: every port's reader and writer call it.
+type Matcher interface {
+	Match(frame []byte) bool
+}
+
+// CaptureOptions say what a capture takes.
+type CaptureOptions struct {
+	// Port is the port captured; "" means every frame entering the switch, once.
+	Port string
+	// QueueLen bounds the frames waiting for Next; 0 means 4096.
+	QueueLen int
+	// Filter, when not nil, runs on each frame before it is copied: a frame it
+	// rejects costs the filter and nothing more.
+	Filter Matcher
+}
+
 // Capture starts capturing. With port "", every frame entering the switch is
 // captured once (as it arrived); with a port name, the frames that port sends into
 // the switch and the frames the switch sends out of it. queueLen bounds the frames
 // waiting for Next; 0 means 4096.
 func (s *Switch) Capture(port string, queueLen int) (*Capture, error) {
+	return s.CaptureWith(CaptureOptions{Port: port, QueueLen: queueLen})
+}
+
+// CaptureWith starts a capture described by o (see Capture).
+func (s *Switch) CaptureWith(o CaptureOptions) (*Capture, error) {
+	port, queueLen := o.Port, o.QueueLen
 	if queueLen <= 0 {
 		queueLen = 4096
 	}
@@ -62,7 +87,7 @@ func (s *Switch) Capture(port string, queueLen int) (*Capture, error) {
 			return nil, fmt.Errorf("switch %q: capture: no port %q", s.cfg.Name, port)
 		}
 	}
-	c := &Capture{s: s, port: port, ch: make(chan CapturedFrame, queueLen), done: make(chan struct{})}
+	c := &Capture{s: s, port: port, filter: o.Filter, ch: make(chan CapturedFrame, queueLen), done: make(chan struct{})}
 	var next []*Capture
 	if cur := s.captures.Load(); cur != nil {
 		next = append(next, *cur...)
@@ -139,8 +164,25 @@ func (s *Switch) capture(cs []*Capture, sp *swPort, frames []frame.Frame, ingres
 		}
 		for i := range frames {
 			f := &frames[i]
-			b := frame.GetBuf(f.N)
-			b.CopyFrom(f)
+			var b *frame.Buf
+			switch {
+			case c.filter == nil:
+			case f.Pkt == nil || f.N <= frame.PacketHead: // the buffer holds the whole frame
+				if !c.filter.Match(f.Buf[:f.N]) {
+					continue
+				}
+			default: // only the head is here: filter a whole copy
+				b = frame.GetBuf(f.N)
+				b.CopyFrom(f)
+				if !c.filter.Match(b.Bytes()) {
+					b.Release()
+					continue
+				}
+			}
+			if b == nil {
+				b = frame.GetBuf(f.N)
+				b.CopyFrom(f)
+			}
 			select {
 			case c.ch <- CapturedFrame{Time: now, Port: sp.name, Ingress: ingress, Buf: b}:
 			default:

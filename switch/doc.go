@@ -56,6 +56,14 @@
 // their owner is heard again; a frame switched to it in the meantime is counted as a
 // queue_full drop. Other ports are not affected.
 //
+// Capture is a tap on the switch, not a port: with a capture open (Capture,
+// CaptureWith), each batch's frames are offered to it where they enter and leave the
+// switch, its Matcher (a compiled pcap filter) runs on each frame before the frame is
+// copied into its bounded queue, and a slow reader loses captured frames, never
+// switched ones. With none open the data path pays one atomic load per batch. With
+// Config.Ring set, each port also records its frames into a preallocated capture ring
+// (one lock and one copy per frame, no allocation), which DumpRing reads back.
+//
 // Lock order: Switch.mu (control plane) before an FDB shard's mu. The data path takes
 // a shard's mu only to learn a new MAC or move one, one shard at a time.
 package l2switch

@@ -78,6 +78,7 @@ type swPort struct {
 	done     chan struct{} // closed when the reader has exited
 
 	writer *worker.Lazy // runs writeLoop only while frames are queued (Kick after a push)
+	ring   *ring        // always-on capture ring, nil when off (set before the port is published)
 }
 
 func newSwPort(p frame.Port, pc PortConfig, queueLen, portMax int) *swPort {
@@ -136,12 +137,14 @@ type PortStatus struct {
 	Counters   frame.CounterSnapshot `json:"counters"`
 	Drops      map[string]uint64     `json:"drops"`
 	Segments   uint64                `json:"segmented"`
+	Ring       *RingStatus           `json:"capture_ring,omitempty"`
 }
 
 func (p *swPort) status() PortStatus {
 	st := PortStatus{
 		Name: p.name, Up: p.up.Load(), MACs: p.macs.Load(), MaxMACs: p.maxMACs, MACLimited: p.macLimit.Load(),
 		Counters: p.stats.Snapshot(), Drops: make(map[string]uint64), Segments: p.segments.Load(),
+		Ring: p.ring.status(),
 	}
 	if p.trunk {
 		st.Native = p.access

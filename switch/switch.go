@@ -41,6 +41,8 @@ type Config struct {
 	AgeEvery time.Duration
 	// Logger receives port up/down events; default slog.Default().
 	Logger *slog.Logger
+	// Ring, when Ring.Bytes > 0, gives every port an always-on capture ring.
+	Ring RingConfig
 }
 
 // Stats are a switch's FDB size and learning events.
@@ -142,6 +144,9 @@ func (s *Switch) AddPort(p frame.Port, pc PortConfig) error {
 	sp := newSwPort(p, pc, s.cfg.QueueLen, s.cfg.PortMaxMACs)
 	if sp.name == "" {
 		return fmt.Errorf("switch %q: add port: empty name", s.cfg.Name)
+	}
+	if s.cfg.Ring.Bytes > 0 {
+		sp.ring = newRing(s.cfg.Ring)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -392,6 +397,9 @@ func (s *Switch) writeFrames(sp *swPort, frames []frame.Frame) {
 	if cs := s.captures.Load(); cs != nil {
 		s.capture(*cs, sp, frames, false)
 	}
+	if sp.ring != nil {
+		sp.ring.push(frames, s.cfg.Now().UnixNano(), false)
+	}
 	w, werr := sp.p.WriteFrames(frames)
 	sp.stats.TxFrames.Add(uint64(w))
 	if w == len(frames) {
@@ -519,6 +527,9 @@ func (s *Switch) forwardBatch(in *swPort, b *batch, n int) {
 	b.lastSrc, b.lastDst, b.lastPort = 0, 0, nil // keys are never 0: VLAN 0 is not used
 	if cs := s.captures.Load(); cs != nil {
 		s.capture(*cs, in, b.frames[:n], true)
+	}
+	if in.ring != nil {
+		in.ring.push(b.frames[:n], now, true)
 	}
 	for i := 0; i < n; i++ {
 		f := &b.frames[i]

@@ -81,7 +81,8 @@ func init() {
 		{"fdb", "SWITCH [--json]", "a switch's learned MACs: VLAN, MAC, port, age", client("fdb")},
 		{"ns", "NAME addr|route|neigh|sockets|leases [--json]", "a namespace's addresses, routes, neighbours, sockets or DHCP leases", client("ns")},
 		{"ping", "NS ADDR [-c N] [--json]", "ping from inside a namespace, printing replies and ICMP errors like ping(8)", client("ping")},
-		{"capture", "SWITCH [--port P] [-c N] [-w FILE]", "live pcap of a switch or one port (stdout: pipe it into tcpdump -nr -)",
+		{"capture", "SWITCH [FILTER] [--port P] [-c N] [-w FILE] [--format pcapng|pcap] [--ring SECONDS]",
+			"live pcapng (or pcap) of a switch or one port, pcap-filter FILTER ('tcp port 80'); --ring: the last SECONDS from the capture rings (stdout: pipe it into tcpdump -nr -)",
 			func(ctx context.Context, args []string, stdout, _ io.Writer) error {
 				return cmdCapture(ctx, args, stdout)
 			}},
@@ -622,6 +623,9 @@ func printStatus(w io.Writer, st daemon.Status) {
 				macs += fmt.Sprintf(" (limited %d)", p.MACLimited)
 			}
 			fmt.Fprintf(w, "  port %s\t%s\tvlan %s\tmacs %s\trx %d\ttx %d\tdrops %s\n", p.Name, state, vlanString(p.VLAN), macs, p.Counters.RxFrames, p.Counters.TxFrames, drops)
+			if r := p.Ring; r != nil {
+				fmt.Fprintf(w, "    capture ring %d/%d bytes, %d frames, %d overwritten\n", r.Bytes, r.CapBytes, r.Frames, r.Overwritten)
+			}
 		}
 	}
 	for _, n := range st.Namespaces {
