@@ -122,8 +122,11 @@ func TestUDPFlowCapUnderFlood(t *testing.T) {
 	if n := f.Flows(); n != maxFlows {
 		t.Errorf("f.Flows() = %d after the flood, want the cap %d", n, maxFlows)
 	}
-	if st.Accepted != maxFlows || st.Active != maxFlows || st.Refused != clients-maxFlows || st.Limit != maxFlows {
-		t.Errorf("Stats() = %+v, want %d accepted and active, %d refused, limit %d", st, maxFlows, clients-maxFlows, maxFlows)
+	// On a loaded host the flood can outlast udp_idle, so early flows may idle out
+	// and free room mid-flood: every datagram is still either a flow or a refusal,
+	// and the table never passes the cap.
+	if st.Accepted < maxFlows || st.Active != maxFlows || st.Accepted+st.Refused != clients || st.Limit != maxFlows {
+		t.Errorf("Stats() = %+v, want %d active, at least %d accepted, accepted+refused = %d, limit %d", st, maxFlows, maxFlows, clients, maxFlows)
 	}
 	if !raceEnabled && growth > 100<<20 {
 		t.Errorf("RSS grew by %d MiB under the flood, want < 100 MiB", growth>>20)
@@ -141,7 +144,7 @@ func TestUDPFlowCapUnderFlood(t *testing.T) {
 	}
 	defer c.Close()
 	c.Write([]byte("after"))
-	for deadline := time.Now().Add(3 * time.Second); f.Stats().Accepted != maxFlows+1; time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(3 * time.Second); f.Stats().Accepted != st.Accepted+1; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("Stats() = %+v: a new client after the flows idled out was not accepted", f.Stats())
 		}
