@@ -17,8 +17,8 @@ import (
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
 	"github.com/vnetd/vnetd/frame"
+	"github.com/vnetd/vnetd/frame/frametest"
 	l2switch "github.com/vnetd/vnetd/switch"
-	"github.com/vnetd/vnetd/veth"
 )
 
 // pcapngOfThreePorts writes a pcapng of switch sw0 with ports a, b, c: one ICMP frame
@@ -29,7 +29,7 @@ func pcapngOfThreePorts(t *testing.T) ([]byte, []string) {
 	sw := l2switch.New(l2switch.Config{Name: "sw0", AgeEvery: -1})
 	t.Cleanup(func() { sw.Close() })
 	for _, n := range []string{"a", "b", "c"} {
-		near, far := veth.NewPair(veth.Options{NameA: n})
+		near, far := frametest.NewPair(frametest.PairOptions{NameA: n})
 		t.Cleanup(func() { near.Close(); far.Close() })
 		if err := sw.AddPort(near, l2switch.PortConfig{Name: n}); err != nil {
 			t.Fatalf("sw.AddPort(%q): %v", n, err)

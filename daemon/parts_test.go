@@ -10,12 +10,12 @@ import (
 
 	"github.com/vnetd/vnetd/config"
 	"github.com/vnetd/vnetd/frame"
-	"github.com/vnetd/vnetd/veth"
+	"github.com/vnetd/vnetd/frame/frametest"
 )
 
 // fakeTAP is one end of a pass-through pair standing in for a host TAP.
 type fakeTAP struct {
-	*veth.End
+	*frametest.End
 	closed *atomic.Int32 // counts TAPs closed (Close is idempotent; the first call counts)
 	once   atomic.Bool
 }
@@ -66,14 +66,14 @@ func TestTAPsAndRoutersAttachReloadAndRollBack(t *testing.T) {
 		Logger: quiet(),
 		OpenTAP: func(c config.TAP, _ *slog.Logger) (frame.Port, error) {
 			opened.Add(1)
-			a, _ := veth.NewPair(veth.Options{NameA: "tap:" + c.Name})
+			a, _ := frametest.NewPair(frametest.PairOptions{NameA: "tap:" + c.Name})
 			return &fakeTAP{End: a, closed: &closed}, nil
 		},
 		NewRouter: func(c config.Router, _ *slog.Logger) (RouterPorts, error) {
 			routers.Add(1)
 			var ps []frame.Port
 			for _, i := range c.Interfaces {
-				a, _ := veth.NewPair(veth.Options{NameA: c.Name + "." + i.Name})
+				a, _ := frametest.NewPair(frametest.PairOptions{NameA: c.Name + "." + i.Name})
 				ps = append(ps, a)
 			}
 			return fakeRouter{ps, &routersClosed}, nil
@@ -135,7 +135,7 @@ func TestFailedStartClosesTAP(t *testing.T) {
 	var opened, closed atomic.Int32
 	d := New(Options{Logger: quiet(), OpenTAP: func(c config.TAP, _ *slog.Logger) (frame.Port, error) {
 		opened.Add(1)
-		a, _ := veth.NewPair(veth.Options{NameA: "tap:" + c.Name})
+		a, _ := frametest.NewPair(frametest.PairOptions{NameA: "tap:" + c.Name})
 		return &fakeTAP{End: a, closed: &closed}, nil
 	}, NewRouter: func(config.Router, *slog.Logger) (RouterPorts, error) {
 		return nil, fmt.Errorf("no router today")
@@ -158,7 +158,7 @@ func TestHostInterfacesAttachAndFailCleanly(t *testing.T) {
 		}
 		opened.Add(1)
 		ring.Store(c.Ring)
-		a, _ := veth.NewPair(veth.Options{NameA: "hostif:" + c.Name})
+		a, _ := frametest.NewPair(frametest.PairOptions{NameA: "hostif:" + c.Name})
 		return &fakeTAP{End: a, closed: &closed}, nil
 	}
 	d := New(Options{Logger: quiet(), OpenHostInterface: open})

@@ -13,7 +13,7 @@ import (
 
 	"github.com/vnetd/vnetd/config"
 	"github.com/vnetd/vnetd/frame"
-	"github.com/vnetd/vnetd/veth"
+	"github.com/vnetd/vnetd/frame/frametest"
 	"go.uber.org/goleak"
 )
 
@@ -119,7 +119,7 @@ func TestFailedReloadIsAtomic(t *testing.T) {
 						return nil, fmt.Errorf("open %s: device busy", c.Name)
 					}
 					opened.Add(1)
-					a, _ := veth.NewPair(veth.Options{NameA: "tap:" + c.Name})
+					a, _ := frametest.NewPair(frametest.PairOptions{NameA: "tap:" + c.Name})
 					return &fakeTAP{End: a, closed: &closed}, nil
 				}})
 			defer d.Close()
@@ -191,7 +191,7 @@ func TestFailedReopenIsUndone(t *testing.T) {
 				return nil, fmt.Errorf("open %s: device busy", c.Name)
 			}
 			opens.Add(1)
-			a, _ := veth.NewPair(veth.Options{NameA: "tap:" + c.Name})
+			a, _ := frametest.NewPair(frametest.PairOptions{NameA: "tap:" + c.Name})
 			return &fakeTAP{End: a, closed: &closed}, nil
 		}})
 	defer d.Close()

@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/vnetd/vnetd/frame"
+	"github.com/vnetd/vnetd/frame/frametest"
 	"github.com/vnetd/vnetd/nsstack"
 	l2switch "github.com/vnetd/vnetd/switch"
-	"github.com/vnetd/vnetd/veth"
 )
 
 // cpuTime is the process's user+system CPU time so far.
@@ -31,7 +31,7 @@ func cpuTime() time.Duration {
 // worst case for the release timer. Run with -benchtime=2000x.
 func BenchmarkDelayAccuracy(b *testing.B) {
 	const delay = 10 * time.Millisecond
-	near, far := veth.NewPair(veth.Options{QueueLen: 8192})
+	near, far := frametest.NewPair(frametest.PairOptions{QueueLen: 8192})
 	w := Wrap(near, Options{})
 	defer w.Close()
 	if err := w.Set(Out, Params{Delay: delay}); err != nil {
@@ -73,7 +73,7 @@ func BenchmarkDelayAccuracy(b *testing.B) {
 // BenchmarkWaitingCPU reports the CPU the process burns per second while 1000 frames
 // wait out a 1 s delay: it shows the release goroutine sleeps instead of spinning.
 func BenchmarkWaitingCPU(b *testing.B) {
-	near, far := veth.NewPair(veth.Options{QueueLen: 8192})
+	near, far := frametest.NewPair(frametest.PairOptions{QueueLen: 8192})
 	defer far.Close()
 	w := Wrap(near, Options{})
 	defer w.Close()
@@ -212,7 +212,7 @@ func BenchmarkWriteBatch(b *testing.B) {
 		p    Params
 	}{{"passthrough", Params{}}, {"delay1ms", Params{Delay: time.Millisecond, Limit: MaxLimit}}} {
 		b.Run(tc.name, func(b *testing.B) {
-			near, far := veth.NewPair(veth.Options{QueueLen: 1 << 16})
+			near, far := frametest.NewPair(frametest.PairOptions{QueueLen: 1 << 16})
 			w := Wrap(near, Options{})
 			if err := w.Set(Out, tc.p); err != nil {
 				b.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/vnetd/vnetd/frame/frametest"
-	"github.com/vnetd/vnetd/veth"
 )
 
 // TestPortContract runs the frame.Port conformance suite against the decorator around
@@ -18,7 +17,7 @@ func TestPortContract(t *testing.T) {
 	}{{"passthrough", 0}, {"delayed", time.Millisecond}} {
 		t.Run(c.name, func(t *testing.T) {
 			frametest.TestPort(t, func(t *testing.T) frametest.Harness {
-				a, b := veth.NewPair(veth.Options{})
+				a, b := frametest.NewPair(frametest.PairOptions{})
 				w := Wrap(a, Options{})
 				if c.delay > 0 {
 					if err := w.Set(Both, Params{Delay: c.delay}); err != nil {

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/vnetd/vnetd/frame"
-	"github.com/vnetd/vnetd/veth"
+	"github.com/vnetd/vnetd/frame/frametest"
 	"go.uber.org/goleak"
 )
 
@@ -60,13 +60,13 @@ func (c *fakeClock) Advance(d time.Duration) {
 type link struct {
 	t    *testing.T
 	w    *Port
-	far  *veth.End
+	far  *frametest.End
 	rx   chan []byte
 	done chan struct{}
 }
 
 func newLink(t *testing.T, c Clock) *link {
-	near, far := veth.NewPair(veth.Options{NameA: "near", NameB: "far", QueueLen: 8192})
+	near, far := frametest.NewPair(frametest.PairOptions{NameA: "near", NameB: "far", QueueLen: 8192})
 	l := &link{t: t, w: Wrap(near, Options{Clock: c}), far: far, rx: make(chan []byte, 8192), done: make(chan struct{})}
 	go func() {
 		defer close(l.done)
@@ -399,7 +399,7 @@ func equal(a, b []bool) bool {
 
 func TestInDirectionDelaysReads(t *testing.T) {
 	c := newFakeClock()
-	near, far := veth.NewPair(veth.Options{NameA: "near", NameB: "far"})
+	near, far := frametest.NewPair(frametest.PairOptions{NameA: "near", NameB: "far"})
 	w := Wrap(near, Options{Clock: c})
 	defer w.Close()
 	got := make(chan uint32, 16)
@@ -448,7 +448,7 @@ func TestInDirectionDelaysReads(t *testing.T) {
 
 func TestCloseDropsWaitingFrames(t *testing.T) {
 	c := newFakeClock()
-	near, far := veth.NewPair(veth.Options{})
+	near, far := frametest.NewPair(frametest.PairOptions{})
 	defer far.Close()
 	w := Wrap(near, Options{Clock: c})
 	if err := w.Set(Both, Params{Delay: time.Hour / 120}); err != nil {

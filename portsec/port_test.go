@@ -10,7 +10,7 @@ import (
 	"github.com/google/gopacket/layers"
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/vnetd/vnetd/frame"
-	"github.com/vnetd/vnetd/veth"
+	"github.com/vnetd/vnetd/frame/frametest"
 )
 
 var (
@@ -58,11 +58,11 @@ func naFrame(t *testing.T, src frame.MAC, sip, target netip.Addr, tlla frame.MAC
 // rig is a Port wrapping one end of a pair; the test plays the VM on the other.
 type rig struct {
 	p  *Port
-	vm *veth.End
+	vm *frametest.End
 }
 
 func newRig(t *testing.T, pol Policy, now func() time.Time) *rig {
-	a, b := veth.NewPair(veth.Options{})
+	a, b := frametest.NewPair(frametest.PairOptions{})
 	t.Cleanup(func() { a.Close() })
 	return &rig{p: Wrap(a, Options{Policy: pol, Now: now}), vm: b}
 }
@@ -208,7 +208,7 @@ func TestSnoopingCap(t *testing.T) {
 }
 
 func TestLinkDown(t *testing.T) {
-	a, b := veth.NewPair(veth.Options{})
+	a, b := frametest.NewPair(frametest.PairOptions{})
 	defer a.Close()
 	pa, pb := Wrap(a, Options{}), Wrap(b, Options{})
 	Pair(pa, pb)

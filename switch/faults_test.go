@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/vnetd/vnetd/frame"
-	"github.com/vnetd/vnetd/veth"
+	"github.com/vnetd/vnetd/frame/frametest"
 )
 
 // stuckPort never returns from WriteFrames until released: a dead VM, a full socket.
@@ -73,7 +73,7 @@ func TestSlowPortDoesNotStallOthers(t *testing.T) {
 
 // failingPort fails its reads like a TAP deleted under vnetd.
 type failingPort struct {
-	*veth.End
+	*frametest.End
 	fail chan struct{}
 }
 
@@ -86,7 +86,7 @@ func TestPortFailureTakesOnlyItDown(t *testing.T) {
 	sw := newSwitch(t, Config{})
 	h1 := addHost(t, sw, "p1", mac(1), PortConfig{})
 	h2 := addHost(t, sw, "p2", mac(2), PortConfig{})
-	a, b := veth.NewPair(veth.Options{NameA: "bad"})
+	a, b := frametest.NewPair(frametest.PairOptions{NameA: "bad"})
 	defer b.Close()
 	fp := &failingPort{End: a, fail: make(chan struct{})}
 	if err := sw.AddPort(fp, PortConfig{}); err != nil {
@@ -111,7 +111,7 @@ func TestSuperframeToPlainPortIsNotPassedWhole(t *testing.T) {
 	sw := newSwitch(t, Config{})
 	h1 := addHost(t, sw, "p1", mac(1), PortConfig{})
 	plainCaps := frame.Caps(0)
-	near, far := veth.NewPair(veth.Options{NameA: "plain", Caps: &plainCaps})
+	near, far := frametest.NewPair(frametest.PairOptions{NameA: "plain", Caps: &plainCaps})
 	defer far.Close()
 	if err := sw.AddPort(near, PortConfig{}); err != nil {
 		t.Fatalf("sw.AddPort(plain): %v", err)
@@ -180,7 +180,7 @@ func TestSuperframesSegmentedAtTheEgressEdge(t *testing.T) {
 	sw := newSwitch(t, Config{QueueLen: 4})
 	src := addHost(t, sw, "src", mac(1), PortConfig{})
 	plainCaps := frame.Caps(0)
-	near, far := veth.NewPair(veth.Options{NameA: "plain", Caps: &plainCaps, QueueLen: 4096})
+	near, far := frametest.NewPair(frametest.PairOptions{NameA: "plain", Caps: &plainCaps, QueueLen: 4096})
 	defer far.Close()
 	if err := sw.AddPort(near, PortConfig{}); err != nil {
 		t.Fatalf("sw.AddPort(plain): %v", err)

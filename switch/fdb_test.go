@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/vnetd/vnetd/frame"
-	"github.com/vnetd/vnetd/veth"
+	"github.com/vnetd/vnetd/frame/frametest"
 )
 
 // TestFDBConcurrentReadersAndWriters learns, moves, ages and flushes while readers look
@@ -15,7 +15,7 @@ import (
 func TestFDBConcurrentReadersAndWriters(t *testing.T) {
 	f := newFDB(1 << 16)
 	mk := func(name string) *swPort {
-		a, b := veth.NewPair(veth.Options{NameA: name})
+		a, b := frametest.NewPair(frametest.PairOptions{NameA: name})
 		t.Cleanup(func() { a.Close(); b.Close() })
 		return newSwPort(a, PortConfig{}, 8, 0)
 	}

@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/vnetd/vnetd/frame"
+	"github.com/vnetd/vnetd/frame/frametest"
 	"github.com/vnetd/vnetd/internal/worker"
-	"github.com/vnetd/vnetd/veth"
 )
 
 // directPorts builds a switch whose ports are attached but driven by the test: frames
@@ -22,7 +22,7 @@ func newDirect(tb testing.TB, pcs ...PortConfig) *direct {
 	d := &direct{sw: New(Config{Name: "direct", AgeEvery: -1, QueueLen: 1 << 12})}
 	ports := make([]*swPort, 0, len(pcs))
 	for i, pc := range pcs {
-		a, b := veth.NewPair(veth.Options{})
+		a, b := frametest.NewPair(frametest.PairOptions{})
 		tb.Cleanup(func() { a.Close(); b.Close() })
 		if pc.Name == "" {
 			pc.Name = string(rune('a' + i))

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/vnetd/vnetd/frame"
-	"github.com/vnetd/vnetd/veth"
+	"github.com/vnetd/vnetd/frame/frametest"
 	"go.uber.org/goleak"
 )
 
@@ -21,7 +21,7 @@ type host struct {
 	t    *testing.T
 	name string
 	mac  frame.MAC
-	end  *veth.End
+	end  *frametest.End
 	rx   chan []byte
 }
 
@@ -30,7 +30,7 @@ func mac(i int) frame.MAC { return frame.MAC{0x02, 0, 0, 0, byte(i >> 8), byte(i
 // addHost attaches a new host to sw on a port configured by pc.
 func addHost(t *testing.T, sw *Switch, name string, m frame.MAC, pc PortConfig) *host {
 	t.Helper()
-	near, far := veth.NewPair(veth.Options{NameA: name, NameB: name + "-far", QueueLen: 4096})
+	near, far := frametest.NewPair(frametest.PairOptions{NameA: name, NameB: name + "-far", QueueLen: 4096})
 	pc.Name = name
 	if err := sw.AddPort(near, pc); err != nil {
 		t.Fatalf("sw.AddPort(%q): %v", name, err)
@@ -482,7 +482,7 @@ func TestAddRemovePortRuntime(t *testing.T) {
 	if err := sw.RemovePort("p3"); err == nil {
 		t.Fatal("second RemovePort(p3) succeeded")
 	}
-	dupA, dupB := veth.NewPair(veth.Options{NameA: "p1"})
+	dupA, dupB := frametest.NewPair(frametest.PairOptions{NameA: "p1"})
 	defer dupB.Close()
 	if err := sw.AddPort(dupA, PortConfig{}); err == nil {
 		t.Fatal("AddPort with a duplicate name succeeded")
@@ -492,7 +492,7 @@ func TestAddRemovePortRuntime(t *testing.T) {
 func TestBadPortConfig(t *testing.T) {
 	sw := newSwitch(t, Config{})
 	for _, pc := range []PortConfig{{Name: "x", VLAN: 4095}, {Name: "y", Trunk: []uint16{0}}, {Name: "z", Trunk: []uint16{5000}}} {
-		a, b := veth.NewPair(veth.Options{})
+		a, b := frametest.NewPair(frametest.PairOptions{})
 		if err := sw.AddPort(a, pc); err == nil {
 			t.Fatalf("AddPort(%+v) succeeded", pc)
 		}

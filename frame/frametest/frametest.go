@@ -1,6 +1,14 @@
-// Package frametest checks that a frame.Port keeps the port contract (see frame.Port):
-// TestPort runs the same conformance suite against any implementation, given a way to
-// make one and to reach its far side (the socket, queue or stack behind it).
+// Package frametest is the in-memory port for tests and the frame.Port conformance
+// suite (as wireguard-go's tun/tuntest is for its TUN devices).
+//
+// NewPair returns two connected in-memory ports: every frame written on one end is
+// read, in order and with its offload metadata, from the other. Switch, impairment,
+// port security and daemon tests plug them in where a TAP or a VM would be. (The
+// product joins namespaces with nsstack.Connect, not with these.)
+//
+// TestPort checks that a frame.Port keeps the port contract (see frame.Port): it runs
+// the same conformance suite against any implementation, given a way to make one and
+// to reach its far side (the socket, queue or stack behind it).
 //
 //	frametest.TestPort(t, func(t *testing.T) frametest.Harness { ... })
 //

@@ -1,4 +1,4 @@
-package veth
+package frametest
 
 import (
 	"net"
@@ -8,8 +8,8 @@ import (
 	"github.com/vnetd/vnetd/frame"
 )
 
-// Options configure a pair. The zero value is usable.
-type Options struct {
+// PairOptions configure a pair (NewPair). The zero value is usable.
+type PairOptions struct {
 	// Names of the two ends, reported by Info. Default "a" and "b".
 	NameA, NameB string
 	// MTU of both ends. Default 1500.
@@ -36,7 +36,7 @@ type End struct {
 var _ frame.Port = (*End)(nil)
 
 // NewPair returns two connected ends, both administratively up.
-func NewPair(o Options) (*End, *End) {
+func NewPair(o PairOptions) (*End, *End) {
 	if o.NameA == "" {
 		o.NameA = "a"
 	}

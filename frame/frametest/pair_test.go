@@ -1,4 +1,4 @@
-package veth
+package frametest
 
 import (
 	"errors"
@@ -39,7 +39,7 @@ func readAll(t *testing.T, e *End, want int) []frame.Frame {
 }
 
 func TestPairInOrderWithMeta(t *testing.T) {
-	a, b := NewPair(Options{NameA: "x", NameB: "y"})
+	a, b := NewPair(PairOptions{NameA: "x", NameB: "y"})
 	defer a.Close()
 	frames := make([]frame.Frame, 20)
 	for i := range frames {
@@ -65,7 +65,7 @@ func TestPairInOrderWithMeta(t *testing.T) {
 }
 
 func TestPairCountersMatch(t *testing.T) {
-	a, b := NewPair(Options{})
+	a, b := NewPair(PairOptions{})
 	defer a.Close()
 	var sent, bytes uint64
 	for i := 0; i < 50; i++ {
@@ -94,7 +94,7 @@ func TestPairAdminDown(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a, b := NewPair(Options{})
+			a, b := NewPair(PairOptions{})
 			defer a.Close()
 			a.SetUp(tt.aUp)
 			b.SetUp(tt.bUp)
@@ -117,7 +117,7 @@ func TestPairAdminDown(t *testing.T) {
 }
 
 func TestPairQueueFullDrops(t *testing.T) {
-	a, b := NewPair(Options{QueueLen: 4})
+	a, b := NewPair(PairOptions{QueueLen: 4})
 	defer a.Close()
 	frames := make([]frame.Frame, 10)
 	for i := range frames {
@@ -134,7 +134,7 @@ func TestPairQueueFullDrops(t *testing.T) {
 }
 
 func TestPairBadFrames(t *testing.T) {
-	a, b := NewPair(Options{MTU: 1500, Caps: new(frame.Caps)})
+	a, b := NewPair(PairOptions{MTU: 1500, Caps: new(frame.Caps)})
 	defer a.Close()
 	tooBig := mkFrame(b.Info().MaxFrame+1, 0)
 	runt := frame.Frame{Buf: make([]byte, 10), N: 10}
@@ -160,7 +160,7 @@ func TestPairBadFrames(t *testing.T) {
 }
 
 func TestPairCloseClosesBoth(t *testing.T) {
-	a, b := NewPair(Options{})
+	a, b := NewPair(PairOptions{})
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
 	for i, e := range []*End{a, b} {
@@ -189,7 +189,7 @@ func TestPairCloseClosesBoth(t *testing.T) {
 }
 
 func TestPairConcurrent(t *testing.T) {
-	a, b := NewPair(Options{QueueLen: 64})
+	a, b := NewPair(PairOptions{QueueLen: 64})
 	defer a.Close()
 	const total = 20000
 	done := make(chan int)
@@ -235,7 +235,7 @@ func TestPairConcurrent(t *testing.T) {
 }
 
 func BenchmarkPair64(b *testing.B) {
-	a, z := NewPair(Options{QueueLen: 4096})
+	a, z := NewPair(PairOptions{QueueLen: 4096})
 	defer a.Close()
 	const batch = 32
 	frames := make([]frame.Frame, batch)
