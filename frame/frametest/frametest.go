@@ -247,15 +247,29 @@ func writeOrder(t *testing.T, h Harness) {
 		}
 		errc <- nil
 	}()
-	last := -1
-	for got := 0; got < orderFrames; got++ {
-		f, err := h.Receive(10 * time.Second)
+	// A port may drop what its far side cannot take (a VM's datagram socket with a
+	// full queue, on a loaded host): the frames that arrive must be in order, and
+	// enough of them arrive to show it. Receiving ends at the last frame, or once the
+	// writer is done and nothing more comes for a second.
+	last, got := -1, 0
+	writerDone := false
+	for last != orderFrames-1 {
+		wait := 10 * time.Second
+		if writerDone {
+			wait = time.Second
+		}
+		f, err := h.Receive(wait)
 		if err != nil {
+			if writerDone {
+				break
+			}
 			t.Fatalf("far side after %d frames: %v", got, err)
+		}
+		if !writerDone && len(errc) > 0 {
+			writerDone = true
 		}
 		b := f.Bytes()
 		if !isTest(b) {
-			got--
 			continue
 		}
 		seq := int(binary.BigEndian.Uint32(b[14:18]))
@@ -263,9 +277,10 @@ func writeOrder(t *testing.T, h Harness) {
 			t.Fatalf("far side's frame %d has seq %d after %d (or changed bytes): want order kept", got, seq, last)
 		}
 		last = seq
-		if seq == orderFrames-1 {
-			break
-		}
+		got++
+	}
+	if got < orderFrames/10 {
+		t.Fatalf("far side received %d of %d frames written, want order shown on at least %d", got, orderFrames, orderFrames/10)
 	}
 	if err := <-errc; err != nil {
 		t.Fatalf("WriteFrames: %v", err)
