@@ -110,7 +110,19 @@ type NIC struct {
 	// Security is the NIC's port security: on by default, its own MAC and addresses
 	// plus those listed.
 	Security PortSecurity
+	// Kind is NICKindL2 (the default) or NICKindL3, an L3-only NIC: no Ethernet, ARP
+	// or NDP, only on a pass-through pair with another L3 NIC.
+	Kind string
+	// PeerRoutes are, for an L3 NIC, its peer's addresses as host prefixes that none
+	// of its own subnets holds: the namespace routes them out of this NIC.
+	PeerRoutes []netip.Prefix
 }
+
+// NIC kinds (NIC.Kind).
+const (
+	NICKindL2 = "l2"
+	NICKindL3 = "l3"
+)
 
 // Route is a static route of a namespace or a router.
 type Route struct {

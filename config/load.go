@@ -95,6 +95,7 @@ type rawNIC struct {
 	Name      string   `toml:"name"`
 	Switch    string   `toml:"switch"`
 	Peer      string   `toml:"peer"`
+	Kind      string   `toml:"kind"`
 	MAC       string   `toml:"mac"`
 	Addresses []string `toml:"addresses"`
 	MTU       *int     `toml:"mtu"`

@@ -128,7 +128,12 @@ func (v *validator) build(raw *rawConfig) *Config {
 			n.MAC = v.mac(np+".mac", rn.MAC, r.Name+"."+rn.Name)
 			n.Addresses = v.prefixes(np+".addresses", rn.Addresses)
 			n.Security = v.nicPortSecurity(np, rn.PortSecurity, rn.AllowMACs, rn.AllowIPs)
+			n.Kind = v.nicKind(np, r.Name, rn)
 			switch {
+			case n.Kind == NICKindL3 && rn.Switch != "":
+				v.errf(np+".switch", "nic %s.%s is kind = \"l3\" (no Ethernet): it cannot be on a switch; join it to another l3 nic with peer = \"NAMESPACE:NIC\"", r.Name, rn.Name)
+			case n.Kind == NICKindL3 && rn.Peer == "":
+				v.errf(np, "nic %s.%s is kind = \"l3\": it needs peer = \"NAMESPACE:NIC\" (another l3 nic)", r.Name, rn.Name)
 			case rn.Switch != "" && rn.Peer != "":
 				v.errf(np+".peer", "nic %s.%s sets both switch and peer; pick one", r.Name, rn.Name)
 			case rn.Switch != "":
@@ -185,6 +190,10 @@ func (v *validator) build(raw *rawConfig) *Config {
 				v.errf(np, "peer %s:%s: namespace %q has no nic %q", n.PeerNamespace, n.PeerNIC, n.PeerNamespace, n.PeerNIC)
 			case other.PeerNamespace != ns.Name || other.PeerNIC != n.Name:
 				v.errf(np, "peer %s:%s is not mutual: %s.%s must set peer = \"%s:%s\"", n.PeerNamespace, n.PeerNIC, n.PeerNamespace, n.PeerNIC, ns.Name, n.Name)
+			case other.Kind != n.Kind && n.Kind == NICKindL3:
+				v.errf(fmt.Sprintf("namespace.%d.nic.%d.kind", i, j), "nic %s.%s is kind = \"l3\" but its peer %s:%s is %s: both ends of a pair have the same kind", ns.Name, n.Name, n.PeerNamespace, n.PeerNIC, other.Kind)
+			case n.Kind == NICKindL3:
+				ns.NICs[j].PeerRoutes = l3PeerRoutes(n.Addresses, other.Addresses)
 			}
 		}
 	}

@@ -199,12 +199,23 @@ func (d *Daemon) buildNamespace(c config.Namespace) (_ *builtNS, err error) {
 		}
 	}()
 	for _, n := range c.NICs {
-		nic, err := ns.AddNIC(nsstack.NICConfig{Name: n.Name, MAC: n.MAC, MTU: n.MTU})
+		nc := nsstack.NICConfig{Name: n.Name, MAC: n.MAC, MTU: n.MTU}
+		if n.Kind == config.NICKindL3 {
+			nc.Kind = nsstack.NICL3
+		}
+		nic, err := ns.AddNIC(nc)
 		if err != nil {
 			return nil, fmt.Errorf("namespace %q: %w", c.Name, err)
 		}
 		for _, a := range n.Addresses {
 			if err := ns.AddAddress(n.Name, a); err != nil {
+				return nil, fmt.Errorf("namespace %q: %w", c.Name, err)
+			}
+		}
+		// An L3 NIC's peer is reachable through it: a route to each of the peer's
+		// addresses that no subnet of its own holds.
+		for _, p := range n.PeerRoutes {
+			if err := ns.AddRoute(nsstack.Route{To: p, NIC: n.Name}); err != nil {
 				return nil, fmt.Errorf("namespace %q: %w", c.Name, err)
 			}
 		}

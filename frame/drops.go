@@ -21,12 +21,13 @@ const (
 	DropKernel                        // the kernel dropped it before vnetd read it (a packet ring's drop count)
 	DropRingCorrupt                   // a packet ring block that did not parse
 	DropRefusedPeer                   // a sender the port does not take (no address, over a cap)
+	DropNotIP                         // neither IPv4 nor IPv6, to a port that carries only IP (an L3 NIC)
 	numDropReasons
 )
 
 var dropReasonNames = [numDropReasons]string{"too_short", "truncated", "bad_length", "bad_vnet_header",
 	"buffer_short", "checksum", "segment", "queue_full", "send_error", "link_down", "kernel",
-	"ring_corrupt", "refused_peer"}
+	"ring_corrupt", "refused_peer", "not_ip"}
 
 // Name is the reason as listings show it, e.g. "too_short".
 func (r DropReason) Name() string {

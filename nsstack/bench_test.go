@@ -21,10 +21,11 @@ import (
 // and stack bytes (after GC), resident memory (VmRSS growth, after returning freed
 // pages to the OS), goroutines, and creation time. "bare" is a new dual-stack
 // namespace, loopback with 127.0.0.1/8 and ::1 (the target: 10,000 in at most
-// 1.3 GB and 5 s); "nic" adds one NIC with an IPv4 and an IPv6 address. One op is the
+// 1.3 GB and 5 s); "nic" adds one NIC with an IPv4 and an IPv6 address, "l3" the same
+// NIC of kind l3 (no neighbour caches). One op is the
 // whole batch, so run with -benchtime=1x; -short skips the 10,000 case.
 func BenchmarkNamespaceCreate(b *testing.B) {
-	for _, kind := range []string{"bare", "nic", "switched"} {
+	for _, kind := range []string{"bare", "nic", "l3", "switched"} {
 		for _, n := range []int{1000, 10000} {
 			b.Run(fmt.Sprintf("%s/%d", kind, n), func(b *testing.B) {
 				if n > 1000 && testing.Short() {
@@ -39,7 +40,7 @@ func BenchmarkNamespaceCreate(b *testing.B) {
 }
 
 // benchCreate creates n namespaces of a kind: "bare" (loopback only), "nic" (a NIC
-// with an IPv4 and an IPv6 address) or "switched" (that NIC plugged into a switch, 100
+// with an IPv4 and an IPv6 address), "l3" (that NIC of kind l3) or "switched" (that NIC plugged into a switch, 100
 // namespaces per switch, as a lab would have them).
 func benchCreate(b *testing.B, n int, kind string) {
 	withNIC := kind != "bare"
@@ -68,7 +69,11 @@ func benchCreate(b *testing.B, n int, kind string) {
 		if !withNIC {
 			continue
 		}
-		nic, err := ns.AddNIC(NICConfig{Name: "eth0"})
+		c := NICConfig{Name: "eth0"}
+		if kind == "l3" {
+			c.Kind = NICL3
+		}
+		nic, err := ns.AddNIC(c)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -196,7 +196,9 @@ type Address struct {
 
 // Interface is one interface of a namespace with its addresses, for `ns NAME addr`.
 type Interface struct {
-	Name      string         `json:"name"`
+	Name string `json:"name"`
+	// Kind is "l2" or "l3" for a NIC (see NICKind), empty for the loopback.
+	Kind      string         `json:"kind,omitempty"`
 	MAC       string         `json:"mac,omitempty"`
 	MTU       int            `json:"mtu"`
 	Addresses []netip.Prefix `json:"addresses"`
@@ -237,7 +239,7 @@ func (ns *Namespace) Interfaces() []Interface {
 		id := tcpip.NICID(i)
 		it := Interface{Name: "lo", MTU: 65536}
 		if n, ok := byID[id]; ok {
-			it = Interface{Name: n.name, MAC: n.mac.String(), MTU: int(n.mtu.Load()),
+			it = Interface{Name: n.name, Kind: n.Kind().String(), MAC: n.mac.String(), MTU: int(n.mtu.Load()),
 				Counters: &NICCounters{CounterSnapshot: n.stats.Snapshot(), RxByReference: n.RxByReference()}}
 		} else if id != loopbackNIC {
 			continue

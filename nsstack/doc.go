@@ -33,6 +33,13 @@
 // goroutine runs only while frames come in. Idle namespaces use no CPU: nothing in
 // them ticks (no DAD, router solicitation, MLD or IGMP; see TestIdleNamespacesCostNoCPU).
 //
+// L3-only NICs (NICConfig.Kind = NICL3, see l3.go) carry bare IP with no address
+// resolution, so gVisor gives them no neighbour cache: a namespace with one such NIC
+// (IPv4 and IPv6 address) holds about 41 KB against 123 KB with an L2 NIC
+// (BenchmarkNamespaceCreate "l3" and "nic", 10,000 of them in 451 MB of RSS against
+// 1274 MB). At the frame.Port edge they keep a fixed Ethernet header, so two of them
+// join with Connect like any NICs.
+//
 // gVisor types never leave this package: callers see frame.Port, net.Conn,
 // net.Listener, net.PacketConn and plain listing structs.
 package nsstack

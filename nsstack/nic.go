@@ -32,18 +32,43 @@ type NICConfig struct {
 	// NoGRO turns receive coalescing off (see gro.go): every received TCP segment
 	// then reaches the stack on its own.
 	NoGRO bool
+	// Kind is NICL2 (the default, an Ethernet NIC with ARP and NDP) or NICL3 (an
+	// L3-only NIC, see l3.go).
+	Kind NICKind
+	// PeerMAC is the destination MAC an L3 NIC writes in its fixed framing (the
+	// peer's MAC); zero derives one from "NS.NIC.peer". L2 NICs ignore it.
+	PeerMAC frame.MAC
+}
+
+// NICKind says what link layer a NIC has.
+type NICKind uint8
+
+// NIC kinds.
+const (
+	NICL2 NICKind = iota // Ethernet, with ARP, NDP and a neighbour cache
+	NICL3                // bare IP: no ARP, no NDP, no neighbour cache (l3.go)
+)
+
+// String returns "l2" or "l3", as configs and listings spell the kind.
+func (k NICKind) String() string {
+	if k == NICL3 {
+		return "l3"
+	}
+	return "l2"
 }
 
 // NIC is a namespace's network interface. It implements frame.Port: ReadFrames
 // returns what the namespace sends, WriteFrames hands frames to the namespace.
 type NIC struct {
-	ns    *Namespace
-	id    tcpip.NICID
-	name  string
-	mac   frame.MAC
-	mtu   atomic.Uint32
-	gso   bool
-	noGRO bool
+	ns      *Namespace
+	id      tcpip.NICID
+	name    string
+	mac     frame.MAC
+	mtu     atomic.Uint32
+	gso     bool
+	noGRO   bool
+	l3      bool      // an L3-only NIC (l3.go)
+	peerMAC frame.MAC // an L3 NIC's framing destination
 	// arpOwn, set by Terminate, holds the NIC's own IPv4 addresses: a terminating NIC
 	// is in spoofing mode, where gVisor would answer ARP for every address on the
 	// segment (a router's, another host's), so ARP requests for any other address are
@@ -113,6 +138,12 @@ func (ns *Namespace) AddNIC(c NICConfig) (*NIC, error) {
 	if c.MAC.IsMulticast() {
 		return nil, fmt.Errorf("namespace %q: add NIC %q: MAC %v is multicast", ns.name, c.Name, c.MAC)
 	}
+	if c.Kind > NICL3 {
+		return nil, fmt.Errorf("namespace %q: add NIC %q: unknown kind %d", ns.name, c.Name, c.Kind)
+	}
+	if c.Kind == NICL3 && c.PeerMAC.IsZero() {
+		c.PeerMAC = frame.LocalMAC(ns.name + "." + c.Name + ".peer")
+	}
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
 	if ns.closed {
@@ -122,10 +153,14 @@ func (ns *Namespace) AddNIC(c NICConfig) (*NIC, error) {
 		return nil, fmt.Errorf("namespace %q: add NIC %q: name in use", ns.name, c.Name)
 	}
 	n := &NIC{ns: ns, id: ns.nextID, name: c.Name, mac: c.MAC, gso: !c.NoGSO, noGRO: c.NoGRO,
+		l3: c.Kind == NICL3, peerMAC: c.PeerMAC,
 		out: newPacketQueue(c.QueueLen), in: newPacketQueue(c.QueueLen)}
 	n.deliverer = worker.New(n.deliver)
 	n.mtu.Store(uint32(c.MTU))
-	ep := newGROLink(n)
+	var ep stack.LinkEndpoint = newGROLink(n)
+	if n.l3 {
+		ep = newL3Link(n)
+	}
 	if e := ns.st.CreateNICWithOptions(n.id, ep, stack.NICOptions{Name: c.Name}); e != nil {
 		return nil, fmt.Errorf("namespace %q: add NIC %q: %s", ns.name, c.Name, e)
 	}
@@ -165,6 +200,14 @@ func (n *NIC) Name() string { return n.name }
 
 // MAC returns the NIC's address.
 func (n *NIC) MAC() frame.MAC { return n.mac }
+
+// Kind returns the NIC's kind.
+func (n *NIC) Kind() NICKind {
+	if n.l3 {
+		return NICL3
+	}
+	return NICL2
+}
 
 // Drops implements frame.DropReporter.
 func (n *NIC) Drops() map[string]uint64 { return n.stats.Drops() }
@@ -318,7 +361,7 @@ func (n *NIC) WriteFrames(frames []frame.Frame) (int, error) {
 	default:
 	}
 	var batch [64]*stack.PacketBuffer
-	took, dropped, byRef := 0, 0, 0
+	took, dropped, byRef, notIP := 0, 0, 0, 0
 	for len(frames) > 0 {
 		k, taken := 0, 0 // taken: frames of this batch accepted, queued or not
 		for k < len(batch) && len(frames) > 0 {
@@ -330,6 +373,10 @@ func (n *NIC) WriteFrames(frames []frame.Frame) (int, error) {
 			}
 			if own := n.arpOwn.Load(); own != nil && foreignARPRequest(f.Buf[:min(f.N, len(f.Buf))], *own) {
 				dropped++
+				continue
+			}
+			if n.l3 && !l3Frame(f.Buf[:min(f.N, len(f.Buf))]) {
+				notIP++
 				continue
 			}
 			taken++
@@ -361,6 +408,9 @@ func (n *NIC) WriteFrames(frames []frame.Frame) (int, error) {
 	}
 	if dropped > 0 {
 		n.stats.DropRx(frame.DropQueueFull, uint64(dropped))
+	}
+	if notIP > 0 {
+		n.stats.DropRx(frame.DropNotIP, uint64(notIP))
 	}
 	if byRef > 0 {
 		n.rxByRef.Add(uint64(byRef))

@@ -194,18 +194,22 @@ func TestPassThroughPair(t *testing.T) {
 	transfer(t, b, a, ":5000", "192.168.0.2:5000", 1<<20)
 }
 
-// Isolation: the same address and port in many namespaces, each on its own switch,
-// each receiving only its own traffic.
+// Isolation: the same address and port in many namespaces, each pair on its own
+// segment (a switch, or an L3 pair), each receiving only its own traffic.
 func TestSameAddrPortIsolated(t *testing.T) {
+	for _, kind := range nicKinds {
+		t.Run(kind.String(), func(t *testing.T) { testSameAddrPortIsolated(t, kind) })
+	}
+}
+
+func testSameAddrPortIsolated(t *testing.T, kind NICKind) {
 	const n = 5
 	servers := make([]*Namespace, n)
 	clients := make([]*Namespace, n)
 	for i := range servers {
-		sw := newSwitch(t, fmt.Sprint("lan", i))
 		servers[i] = newNS(t, fmt.Sprint("srv", i))
 		clients[i] = newNS(t, fmt.Sprint("cli", i))
-		plug(t, servers[i], sw, 1500, "10.0.0.1/24")
-		plug(t, clients[i], sw, 1500, "10.0.0.2/24")
+		join(t, kind, fmt.Sprint("lan", i), servers[i], clients[i], "10.0.0.1/24", "10.0.0.2/24")
 	}
 	for i, srv := range servers {
 		l, err := srv.Listen("tcp", "10.0.0.1:80")
@@ -237,11 +241,46 @@ func TestSameAddrPortIsolated(t *testing.T) {
 	}
 }
 
+// nicKinds are the NIC kinds the isolation tests run on.
+var nicKinds = []NICKind{NICL2, NICL3}
+
+// join puts a and b on one segment, each with NIC eth0 and its address: for NICL2 both
+// plug into a new switch named sw, for NICL3 two L3 NICs form a pass-through pair.
+func join(t testing.TB, kind NICKind, sw string, a, b *Namespace, addrA, addrB string) (na, nb *NIC) {
+	t.Helper()
+	if kind == NICL2 {
+		s := newSwitch(t, sw)
+		return plug(t, a, s, 1500, addrA), plug(t, b, s, 1500, addrB)
+	}
+	na, nb = addL3NIC(t, a, "eth0", addrA), addL3NIC(t, b, "eth0", addrB)
+	t.Cleanup(Connect(na, nb))
+	return na, nb
+}
+
+// addL3NIC adds an L3 NIC with addrs to ns, unattached.
+func addL3NIC(t testing.TB, ns *Namespace, name string, addrs ...string) *NIC {
+	t.Helper()
+	nic, err := ns.AddNIC(NICConfig{Name: name, Kind: NICL3, NoGSO: noGSO})
+	if err != nil {
+		t.Fatalf("%s.AddNIC(%s, l3): %v", ns.Name(), name, err)
+	}
+	for _, a := range addrs {
+		if err := ns.AddAddress(name, netip.MustParsePrefix(a)); err != nil {
+			t.Fatalf("%s.AddAddress(%s, %s): %v", ns.Name(), name, a, err)
+		}
+	}
+	return nic
+}
+
 func TestIsolation(t *testing.T) {
-	sw := newSwitch(t, "lan0")
+	for _, kind := range nicKinds {
+		t.Run(kind.String(), func(t *testing.T) { testIsolation(t, kind) })
+	}
+}
+
+func testIsolation(t *testing.T, kind NICKind) {
 	a, b := newNS(t, "a"), newNS(t, "b")
-	plug(t, a, sw, 1500, "10.0.0.1/24")
-	plug(t, b, sw, 1500, "10.0.0.2/24")
+	join(t, kind, "lan0", a, b, "10.0.0.1/24", "10.0.0.2/24")
 
 	t.Run("loopback listener unreachable from another namespace", func(t *testing.T) {
 		l, err := a.Listen("tcp", "127.0.0.1:9000")
@@ -312,7 +351,8 @@ func TestIsolation(t *testing.T) {
 }
 
 // Timers of a namespace's sockets only emit from its own NICs: a connection whose
-// peer vanished retransmits from a, and b's NIC sends nothing.
+// peer vanished retransmits from a, and b's NIC sends nothing. (L2 only: it needs three
+// namespaces on one segment, which L3 NICs, point to point, do not make.)
 func TestTimersStayInTheirNamespace(t *testing.T) {
 	sw := newSwitch(t, "lan0")
 	a, b, c := newNS(t, "a"), newNS(t, "b"), newNS(t, "c")

@@ -644,7 +644,7 @@ func printStatus(w io.Writer, st daemon.Status) {
 		fmt.Fprintf(w, "namespace %s\t%s\n", n.Name, strings.Join(addrs, ", "))
 		for _, i := range n.Interfaces {
 			if c := i.Counters; c != nil {
-				fmt.Fprintf(w, "  nic %s\trx %d\ttx %d\tdrops %d\n", i.Name, c.RxFrames, c.TxFrames, c.RxDropped+c.TxDropped)
+				fmt.Fprintf(w, "  nic %s\t%s\trx %d\ttx %d\tdrops %d\n", i.Name, i.Kind, c.RxFrames, c.TxFrames, c.RxDropped+c.TxDropped)
 			}
 		}
 		if len(n.Services) > 0 {
