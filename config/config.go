@@ -33,6 +33,8 @@ type Config struct {
 	Impairs []Impair
 	// Expects are the reachability checks of `vnetd check`.
 	Expects []Expect
+
+	src *source // the tables as written, for export and import (spec.go); nil if not parsed
 }
 
 // Daemon is the [daemon] table.

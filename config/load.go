@@ -233,6 +233,7 @@ func Parse(name string, src []byte) (*Config, error) {
 		})
 		return nil, v.errs
 	}
+	cfg.src = keepSource(name, v.loc, &raw, src)
 	return cfg, nil
 }
 
@@ -240,9 +241,14 @@ type validator struct {
 	file string
 	loc  *locator
 	errs Errors
+	imp  *importAt // set while checking an imported namespace (see spec.go)
 }
 
 func (v *validator) errf(path, format string, args ...any) {
+	if v.imp != nil {
+		v.imp.add(path, fmt.Sprintf(format, args...))
+		return
+	}
 	p := v.loc.find(path)
 	v.errs = append(v.errs, Error{v.file, p.line, p.col, fmt.Sprintf(format, args...)})
 }

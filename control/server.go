@@ -213,6 +213,7 @@ func handler(o ServerOptions) http.Handler {
 	vxlanRoutes(mux, d)
 	impairRoutes(mux, d)
 	linkRoutes(mux, d)
+	exportRoutes(mux, d)
 	checkRoutes(mux, d)
 	traceRoutes(mux, d)
 	iperfRoutes(mux, d)

@@ -134,6 +134,7 @@ func (d *Daemon) Apply(c *config.Config) error {
 		return errors.New("apply config: daemon closed")
 	}
 	first := d.cfg == nil
+	c, importLogs := d.importsForLocked(c)
 	p := planChanges(d.runningLocked(), c)
 	pr, err := d.prepareLocked(p)
 	applied := false
@@ -156,6 +157,9 @@ func (d *Daemon) Apply(c *config.Config) error {
 		return err
 	}
 	d.cfg = c
+	for _, l := range importLogs {
+		l()
+	}
 	d.refreshDNSLocked(c)
 	if err != nil {
 		d.log.Error("config applied with errors", "err", err)

@@ -40,7 +40,10 @@ type SwitchStatus struct {
 
 // NamespaceStatus is one namespace's interfaces and services.
 type NamespaceStatus struct {
-	Name       string              `json:"name"`
+	Name string `json:"name"`
+	// Origin is OriginConfig, or OriginImported for one `vnetd import` added (a
+	// reload keeps it while it still fits the file; see docs/daemon.md).
+	Origin     string              `json:"origin"`
 	Interfaces []nsstack.Interface `json:"interfaces"`
 	Services   []string            `json:"services"`
 	DNS        []DNSStatus         `json:"dns,omitempty"`
@@ -76,7 +79,7 @@ func (d *Daemon) Status() Status {
 	}
 	for _, n := range d.cfg.Namespaces {
 		if e := d.namespaces[n.Name]; e != nil {
-			ns := NamespaceStatus{Name: n.Name, Interfaces: e.ns.Interfaces(), Services: []string{}, DNS: e.dnsStatus(), Iperf3: e.iperfStatus()}
+			ns := NamespaceStatus{Name: n.Name, Origin: nsOrigin(d.cfg, n.Name), Interfaces: e.ns.Interfaces(), Services: []string{}, DNS: e.dnsStatus(), Iperf3: e.iperfStatus()}
 			for _, s := range n.Services {
 				ns.Services = append(ns.Services, ServiceString(s))
 			}
@@ -199,4 +202,11 @@ func listenString(ap netip.AddrPort) string {
 		return fmt.Sprintf(":%d", ap.Port())
 	}
 	return ap.String()
+}
+
+func nsOrigin(c *config.Config, name string) string {
+	if c.Imported(name) {
+		return OriginImported
+	}
+	return OriginConfig
 }

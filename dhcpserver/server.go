@@ -241,3 +241,26 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 		}
 	}
 }
+
+// Restore takes over bindings another server held (an imported namespace's): each
+// lease not yet expired whose address lies in the subnet becomes this server's, so
+// its client's renewal is acknowledged. Offers and expired leases are skipped; a
+// MAC already bound keeps its binding. It returns how many were taken.
+func (s *Server) Restore(leases []Lease) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.cfg.Now()
+	n := 0
+	for _, l := range leases {
+		if l.Expires.IsZero() || !now.Before(l.Expires) || !s.cfg.Subnet.Contains(l.Addr) || l.Addr == s.cfg.ServerIP {
+			continue
+		}
+		if _, had := s.leases[l.MAC]; had {
+			continue
+		}
+		l.Static = s.cfg.Static[l.MAC].IsValid()
+		s.leases[l.MAC] = &l
+		n++
+	}
+	return n
+}

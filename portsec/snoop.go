@@ -164,3 +164,15 @@ func (s *snooper) list(now time.Time) []Lease {
 	}
 	return out
 }
+
+// Learn adds a snooped lease as if its DHCPACK had been seen through the port (an
+// imported namespace's learnings); an expired one is ignored.
+func (p *Port) Learn(l Lease) {
+	now := p.now()
+	if !l.Expires.After(now) {
+		return
+	}
+	p.snoop.mu.Lock()
+	defer p.snoop.mu.Unlock()
+	p.snoop.addLocked(l, now)
+}
