@@ -108,6 +108,8 @@ type rawService struct {
 	DNS     []string    `toml:"dns"`
 	Lease   string      `toml:"lease"`
 	Static  []rawStatic `toml:"static"`
+	// MaxLeases caps a dhcp service's lease table.
+	MaxLeases *int `toml:"max_leases"`
 	Zone    string      `toml:"zone"`
 	Records []rawRecord `toml:"records"`
 	// dns forwarding

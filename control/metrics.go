@@ -34,6 +34,8 @@ var (
 	descDNSFwdErrs = prometheus.NewDesc("vnetd_dns_forward_errors_total", "Forwarded queries no host resolver answered (SERVFAIL).", []string{"namespace", "listen"}, nil)
 	descDNSFwdDrop = prometheus.NewDesc("vnetd_dns_forward_dropped_total", "Queries refused with SERVFAIL because forward_max_inflight were waiting already.", []string{"namespace", "listen"}, nil)
 	descDNSFwdNow  = prometheus.NewDesc("vnetd_dns_forward_in_flight", "Forwarded queries waiting for a host resolver now.", []string{"namespace", "listen"}, nil)
+	descDHCPLeases = prometheus.NewDesc("vnetd_dhcp_leases", "Bindings a DHCP server's lease table holds (cap: the service's max_leases).", []string{"namespace", "nic"}, nil)
+	descDHCPRefuse = prometheus.NewDesc("vnetd_dhcp_refused_total", "DHCP requests from new clients left unanswered, by reason (cap: the lease table was full; exhausted: no free address).", []string{"namespace", "nic", "reason"}, nil)
 	descGwFlows    = prometheus.NewDesc("vnetd_gateway_flows_total", "Flows a gateway relayed, by protocol.", []string{"gateway", "proto"}, nil)
 	descGwActive   = prometheus.NewDesc("vnetd_gateway_flows_active", "Flows (host sockets) a gateway has open.", []string{"gateway"}, nil)
 	descGwBytes    = prometheus.NewDesc("vnetd_gateway_bytes_total", "Payload bytes a gateway relayed, to or from the host.", []string{"gateway", "direction"}, nil)
@@ -51,7 +53,7 @@ var (
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPortFrames, descPortBytes, descPortDrops, descFDB, descRtrFrames, descRtrBytes, descRtrFwd, descRtrICMP, descRtrDrops, descFwdConns, descFwdBytes, descFwdErrs, descFwdRefused, descFwdActive, descFwdLimit, descDNSFwd, descDNSFwdErrs, descDNSFwdDrop, descDNSFwdNow, descGwFlows, descGwActive, descGwBytes, descGwRefused, descNamespaces, descNICFrames, descNICBytes, descNICDrops, descNICByRef} {
+	for _, d := range []*prometheus.Desc{descPortFrames, descPortBytes, descPortDrops, descFDB, descRtrFrames, descRtrBytes, descRtrFwd, descRtrICMP, descRtrDrops, descFwdConns, descFwdBytes, descFwdErrs, descFwdRefused, descFwdActive, descFwdLimit, descDNSFwd, descDNSFwdErrs, descDNSFwdDrop, descDNSFwdNow, descDHCPLeases, descDHCPRefuse, descGwFlows, descGwActive, descGwBytes, descGwRefused, descNamespaces, descNICFrames, descNICBytes, descNICDrops, descNICByRef} {
 		ch <- d
 	}
 	for _, d := range vxlanDescs {
@@ -117,6 +119,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(descDNSFwdDrop, ctr, float64(f.Dropped), n.Name, ds.Listen)
 				ch <- prometheus.MustNewConstMetric(descDNSFwdNow, prometheus.GaugeValue, float64(f.InFlight), n.Name, ds.Listen)
 			}
+		}
+		for _, ds := range n.DHCP {
+			ch <- prometheus.MustNewConstMetric(descDHCPLeases, prometheus.GaugeValue, float64(ds.Stats.Leases), n.Name, ds.NIC)
+			ch <- prometheus.MustNewConstMetric(descDHCPRefuse, ctr, float64(ds.Stats.AtCap), n.Name, ds.NIC, "cap")
+			ch <- prometheus.MustNewConstMetric(descDHCPRefuse, ctr, float64(ds.Stats.Exhausted), n.Name, ds.NIC, "exhausted")
 		}
 		for _, i := range n.Interfaces {
 			c := i.Counters

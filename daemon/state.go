@@ -38,6 +38,7 @@ type NamespaceStatus struct {
 	Interfaces []nsstack.Interface `json:"interfaces"`
 	Services   []string            `json:"services"`
 	DNS        []DNSStatus         `json:"dns,omitempty"`
+	DHCP       []DHCPStatus        `json:"dhcp,omitempty"`
 }
 
 // ForwardStatus is one forward with its counters.
@@ -66,7 +67,7 @@ func (d *Daemon) Status() Status {
 	}
 	for _, n := range d.cfg.Namespaces {
 		if e := d.namespaces[n.Name]; e != nil {
-			ns := NamespaceStatus{Name: n.Name, Interfaces: e.ns.Interfaces(), Services: []string{}, DNS: e.dnsStatus()}
+			ns := NamespaceStatus{Name: n.Name, Interfaces: e.ns.Interfaces(), Services: []string{}, DNS: e.dnsStatus(), DHCP: e.dhcpStatus()}
 			for _, s := range n.Services {
 				ns.Services = append(ns.Services, ServiceString(s))
 			}

@@ -49,11 +49,13 @@ const DefaultMaxLeases = 4096
 // Stats are a server's counters.
 type Stats struct {
 	// Leases is how many bindings the table holds now (expired ones not yet swept included).
-	Leases int
+	Leases int `json:"leases"`
+	// MaxLeases is the table's cap.
+	MaxLeases int `json:"max_leases"`
 	// AtCap counts requests from new clients refused because MaxLeases bindings were held.
-	AtCap uint64
+	AtCap uint64 `json:"refused_at_cap"`
 	// Exhausted counts requests refused because no address of the pool was free.
-	Exhausted uint64
+	Exhausted uint64 `json:"pool_exhausted"`
 }
 
 // Lease is one address binding.
@@ -129,7 +131,7 @@ func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	n := len(s.leases)
 	s.mu.Unlock()
-	return Stats{Leases: n, AtCap: s.atCap.Load(), Exhausted: s.exhausted.Load()}
+	return Stats{Leases: n, MaxLeases: s.cfg.MaxLeases, AtCap: s.atCap.Load(), Exhausted: s.exhausted.Load()}
 }
 
 // roomLocked reports whether mac may get a binding: it has one already, or the table
