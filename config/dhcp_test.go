@@ -26,8 +26,8 @@ name = "a"
 	}{
 		{"", 0, ""},
 		{"  max_leases = 50\n", 50, ""},
-		{"  max_leases = 0\n", 0, "lab.toml:12:3: max_leases 0: want 1-1000000"},
-		{"  max_leases = -3\n", 0, "lab.toml:12:3: max_leases -3: want 1-1000000"},
+		{"  max_leases = 0\n", 0, "lab.toml:13:3: max_leases 0: want 1-1000000"},
+		{"  max_leases = -3\n", 0, "lab.toml:13:3: max_leases -3: want 1-1000000"},
 		{"  [[namespace.service]]\n  kind = \"http\"\n  max_leases = 5\n", 0, "lab.toml:15:3: max_leases is a dhcp service key, not a http one"},
 	} {
 		c, err := Parse("lab.toml", []byte(lab+tc.extra))
