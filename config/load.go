@@ -108,14 +108,14 @@ type rawService struct {
 	DNS     []string    `toml:"dns"`
 	Lease   string      `toml:"lease"`
 	Static  []rawStatic `toml:"static"`
-	// MaxLeases caps a dhcp service's lease table.
-	MaxLeases *int `toml:"max_leases"`
 	Zone    string      `toml:"zone"`
 	Records []rawRecord `toml:"records"`
 	// dns forwarding
 	Forward            bool   `toml:"forward"`
 	ResolvConf         string `toml:"resolv_conf"`
 	ForwardMaxInFlight *int   `toml:"forward_max_inflight"`
+	// dhcp: the lease table's cap
+	MaxLeases *int `toml:"max_leases"`
 }
 
 type rawStatic struct {
