@@ -26,3 +26,9 @@ go test -count=1 -timeout 30m ./...
 go test -count=1 -race -short -timeout 15m ./frame/... ./switch/... ./router/... ./nsstack/... ./vxlan/... \
   ./daemon/... ./vmsock/... ./control/... ./dhcpserver/... ./dnsserver/... ./forward/... ./service/... ./iperf/... \
   ./tap/... ./hostif/... ./offload/... ./internal/... ./impair/...
+
+# Fuzzing: every fuzz target (go test -list 'Fuzz.*') for a few seconds each, on top of
+# the seed corpora the runs above already replayed. bench/fuzz.sh runs them longer.
+# About 20 targets x (3 s + start-up): under two minutes on an idle CI host.
+echo "test.sh: fuzz targets, ${VNETD_FUZZ_SECONDS:-3}s each"
+FUZZ_MINIMIZE=1s bench/fuzz.sh "${VNETD_FUZZ_SECONDS:-3}"

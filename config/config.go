@@ -163,6 +163,8 @@ type Service struct {
 	DNS []netip.Addr
 	// Lease is the DHCP lease time; default 1h.
 	Lease time.Duration
+	// MaxLeases caps the DHCP lease table; default 4096 (dhcpserver.DefaultMaxLeases).
+	MaxLeases int
 	// Static are fixed DHCP bindings.
 	Static []StaticLease
 	// Zone is the DNS zone, default "lab.".

@@ -130,6 +130,8 @@ type rawService struct {
 	// iperf3
 	MaxTests   *int `toml:"max_tests"`
 	MaxStreams *int `toml:"max_streams"`
+	// dhcp: the lease table's cap
+	MaxLeases *int `toml:"max_leases"`
 }
 
 type rawStatic struct {
@@ -204,7 +206,13 @@ func Parse(name string, src []byte) (*Config, error) {
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return nil, Errors{{File: name, Line: pe.Position.Line, Col: pe.Position.Col, Msg: pe.Message}}
+			line, col := pe.Position.Line, pe.Position.Col
+			if line < 1 || col < 1 {
+				// The TOML library reports line 0 for some errors next to a "\r\n"
+				// (found by FuzzParse): place them by their byte offset instead.
+				line, col = lineCol(src, pe.Position.Start)
+			}
+			return nil, Errors{{File: name, Line: line, Col: col, Msg: pe.Message}}
 		}
 		return nil, Errors{{File: name, Line: 1, Col: 1, Msg: err.Error()}}
 	}
@@ -235,6 +243,13 @@ func Parse(name string, src []byte) (*Config, error) {
 	}
 	cfg.src = keepSource(name, v.loc, &raw, src)
 	return cfg, nil
+}
+
+// lineCol is the 1-based line and column of byte offset off in src.
+func lineCol(src []byte, off int) (line, col int) {
+	off = min(max(off, 0), len(src))
+	line = 1 + strings.Count(string(src[:off]), "\n")
+	return line, off - strings.LastIndexByte(string(src[:off]), '\n')
 }
 
 type validator struct {

@@ -596,6 +596,16 @@ func (v *validator) service(p string, rs rawService, ns *Namespace, listens map[
 			s.Records = append(s.Records, rec)
 		}
 	}
+	if rs.MaxLeases != nil {
+		switch {
+		case rs.Kind != KindDHCP:
+			v.errf(p+".max_leases", "max_leases is a dhcp service key, not a %s one", rs.Kind)
+		case *rs.MaxLeases < 1 || *rs.MaxLeases > 1_000_000:
+			v.errf(p+".max_leases", "max_leases %d: want 1-1000000", *rs.MaxLeases)
+		default:
+			s.MaxLeases = *rs.MaxLeases
+		}
+	}
 	if rs.Kind == KindDHCP {
 		var nic *NIC
 		switch {

@@ -40,6 +40,8 @@ var (
 	descIperfTests = prometheus.NewDesc("vnetd_iperf3_tests_total", "Tests an iperf3 service ran (reached TEST_RUNNING).", []string{"namespace", "listen"}, nil)
 	descIperfRef   = prometheus.NewDesc("vnetd_iperf3_refused_total", "iperf3 clients refused: max_tests busy, more than max_streams, unsupported options.", []string{"namespace", "listen"}, nil)
 	descDNSFwdNow  = prometheus.NewDesc("vnetd_dns_forward_in_flight", "Forwarded queries waiting for a host resolver now.", []string{"namespace", "listen"}, nil)
+	descDHCPLeases = prometheus.NewDesc("vnetd_dhcp_leases", "Bindings a DHCP server's lease table holds (cap: the service's max_leases).", []string{"namespace", "nic"}, nil)
+	descDHCPRefuse = prometheus.NewDesc("vnetd_dhcp_refused_total", "DHCP requests from new clients left unanswered, by reason (cap: the lease table was full; exhausted: no free address).", []string{"namespace", "nic", "reason"}, nil)
 	descGwFlows    = prometheus.NewDesc("vnetd_gateway_flows_total", "Flows a gateway relayed, by protocol.", []string{"gateway", "proto"}, nil)
 	descGwActive   = prometheus.NewDesc("vnetd_gateway_flows_active", "Flows (host sockets) a gateway has open.", []string{"gateway"}, nil)
 	descGwBytes    = prometheus.NewDesc("vnetd_gateway_bytes_total", "Payload bytes a gateway relayed, to or from the host.", []string{"gateway", "direction"}, nil)
@@ -59,7 +61,7 @@ var (
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPortFrames, descPortBytes, descPortDrops, descPortMACLim, descSockDrops, descRingBytes, descRingOver, descFDB, descRtrFrames, descRtrBytes, descRtrFwd, descRtrICMP, descRtrDrops, descFwdConns, descFwdBytes, descFwdErrs, descFwdRefused, descFwdActive, descFwdLimit, descDNSFwd, descDNSFwdErrs, descDNSFwdDrop, descDNSFwdNow, descIperfTests, descIperfRef, descGwFlows, descGwActive, descGwBytes, descGwRefused, descEchoed, descEchoRefuse, descNamespaces, descNICFrames, descNICBytes, descNICDrops, descNICByRef} {
+	for _, d := range []*prometheus.Desc{descPortFrames, descPortBytes, descPortDrops, descPortMACLim, descSockDrops, descRingBytes, descRingOver, descFDB, descRtrFrames, descRtrBytes, descRtrFwd, descRtrICMP, descRtrDrops, descFwdConns, descFwdBytes, descFwdErrs, descFwdRefused, descFwdActive, descFwdLimit, descDNSFwd, descDNSFwdErrs, descDNSFwdDrop, descDNSFwdNow, descDHCPLeases, descDHCPRefuse, descIperfTests, descIperfRef, descGwFlows, descGwActive, descGwBytes, descGwRefused, descEchoed, descEchoRefuse, descNamespaces, descNICFrames, descNICBytes, descNICDrops, descNICByRef} {
 		ch <- d
 	}
 	for _, d := range vxlanDescs {
@@ -156,6 +158,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descEchoed, ctr, float64(e.Echoed), n.Name, e.Listen)
 			ch <- prometheus.MustNewConstMetric(descEchoRefuse, ctr, float64(e.DroppedReflector), n.Name, e.Listen, "dropped_reflector")
 			ch <- prometheus.MustNewConstMetric(descEchoRefuse, ctr, float64(e.RateLimited), n.Name, e.Listen, "rate_limited")
+		}
+		for _, ds := range n.DHCP {
+			ch <- prometheus.MustNewConstMetric(descDHCPLeases, prometheus.GaugeValue, float64(ds.Stats.Leases), n.Name, ds.NIC)
+			ch <- prometheus.MustNewConstMetric(descDHCPRefuse, ctr, float64(ds.Stats.AtCap), n.Name, ds.NIC, "cap")
+			ch <- prometheus.MustNewConstMetric(descDHCPRefuse, ctr, float64(ds.Stats.Exhausted), n.Name, ds.NIC, "exhausted")
 		}
 		for _, i := range n.Interfaces {
 			c := i.Counters

@@ -67,7 +67,7 @@ func (d *Daemon) startDHCP(e *nsEntry, c config.Namespace, s config.Service) err
 	log := d.log.With("namespace", c.Name, "service", "dhcp", "nic", s.NIC)
 	srv, err := dhcpserver.New(dhcpserver.Config{
 		ServerIP: subnet.Addr(), Subnet: subnet, RangeStart: s.RangeStart, RangeEnd: s.RangeEnd,
-		Router: s.Router, DNS: s.DNS, Lease: s.Lease, Static: static, Logger: log,
+		Router: s.Router, DNS: s.DNS, Lease: s.Lease, Static: static, Logger: log, MaxLeases: s.MaxLeases,
 	})
 	if err != nil {
 		return fmt.Errorf("namespace %q: dhcp: %w", c.Name, err)
@@ -159,6 +159,22 @@ func (d *Daemon) refreshDNSLocked(c *config.Config) {
 			ds.srv.SetRecords(recs)
 		}
 	}
+}
+
+// DHCPStatus is one DHCP server's lease table size, cap and refusals.
+type DHCPStatus struct {
+	NIC   string           `json:"nic"`
+	Stats dhcpserver.Stats `json:"stats"`
+}
+
+// dhcpStatus lists the namespace's DHCP servers by NIC.
+func (e *nsEntry) dhcpStatus() []DHCPStatus {
+	var out []DHCPStatus
+	for nic, srv := range e.dhcp {
+		out = append(out, DHCPStatus{NIC: nic, Stats: srv.Stats()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].NIC < out[j].NIC })
+	return out
 }
 
 // Lease is one DHCP binding as `vnetd ns NAME leases` shows it.

@@ -51,6 +51,7 @@ type NamespaceStatus struct {
 	// Echo is each UDP echo service's counters: answered, and refused as a
 	// reflector's or over the per-source rate.
 	Echo []service.Stats `json:"echo,omitempty"`
+	DHCP []DHCPStatus    `json:"dhcp,omitempty"`
 }
 
 // ForwardStatus is one forward with its counters.
@@ -79,7 +80,7 @@ func (d *Daemon) Status() Status {
 	}
 	for _, n := range d.cfg.Namespaces {
 		if e := d.namespaces[n.Name]; e != nil {
-			ns := NamespaceStatus{Name: n.Name, Origin: nsOrigin(d.cfg, n.Name), Interfaces: e.ns.Interfaces(), Services: []string{}, DNS: e.dnsStatus(), Iperf3: e.iperfStatus()}
+			ns := NamespaceStatus{Name: n.Name, Origin: nsOrigin(d.cfg, n.Name), Interfaces: e.ns.Interfaces(), Services: []string{}, DNS: e.dnsStatus(), Iperf3: e.iperfStatus(), DHCP: e.dhcpStatus()}
 			for _, s := range n.Services {
 				ns.Services = append(ns.Services, ServiceString(s))
 			}

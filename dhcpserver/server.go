@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -35,6 +36,26 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives lease events; nil means slog.Default().
 	Logger *slog.Logger
+	// MaxLeases caps the bindings (offers and leases, static ones included) the server
+	// keeps; 0 means DefaultMaxLeases. A client asking while the table is full (after
+	// expired bindings are swept) gets no answer and is counted in Stats.AtCap.
+	MaxLeases int
+}
+
+// DefaultMaxLeases is the lease table cap when Config.MaxLeases is 0: a DISCOVER
+// storm from random MACs cannot make the server allocate (or scan) more.
+const DefaultMaxLeases = 4096
+
+// Stats are a server's counters.
+type Stats struct {
+	// Leases is how many bindings the table holds now (expired ones not yet swept included).
+	Leases int `json:"leases"`
+	// MaxLeases is the table's cap.
+	MaxLeases int `json:"max_leases"`
+	// AtCap counts requests from new clients refused because MaxLeases bindings were held.
+	AtCap uint64 `json:"refused_at_cap"`
+	// Exhausted counts requests refused because no address of the pool was free.
+	Exhausted uint64 `json:"pool_exhausted"`
 }
 
 // Lease is one address binding.
@@ -54,6 +75,9 @@ type Server struct {
 	cfg    Config
 	mu     sync.Mutex
 	leases map[frame.MAC]*Lease // guarded by mu
+	full   bool                 // guarded by mu: the last new client was refused (logged once)
+
+	atCap, exhausted atomic.Uint64
 }
 
 // New validates cfg and returns a server.
@@ -72,6 +96,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxLeases <= 0 {
+		cfg.MaxLeases = DefaultMaxLeases
 	}
 	return &Server{cfg: cfg, leases: map[frame.MAC]*Lease{}}, nil
 }
@@ -97,6 +124,43 @@ func (s *Server) Leases() []Lease {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Addr.Less(out[j].Addr) })
 	return out
+}
+
+// Stats snapshots the counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	n := len(s.leases)
+	s.mu.Unlock()
+	return Stats{Leases: n, MaxLeases: s.cfg.MaxLeases, AtCap: s.atCap.Load(), Exhausted: s.exhausted.Load()}
+}
+
+// roomLocked reports whether mac may get a binding: it has one already, or the table
+// has room once expired bindings are swept. A refusal is counted and logged once
+// until a new client is served again (a storm logs one line, not one per packet).
+func (s *Server) roomLocked(mac frame.MAC) bool {
+	if _, ok := s.leases[mac]; ok {
+		return true
+	}
+	if _, ok := s.cfg.Static[mac]; ok {
+		return true // configured: never refused, whatever a storm did
+	}
+	if len(s.leases) >= s.cfg.MaxLeases {
+		now := s.cfg.Now()
+		for m, l := range s.leases {
+			if !l.Static && now.After(l.Expires) {
+				delete(s.leases, m)
+			}
+		}
+	}
+	if len(s.leases) < s.cfg.MaxLeases {
+		return true
+	}
+	s.atCap.Add(1)
+	if !s.full {
+		s.full = true
+		s.cfg.Logger.Warn("dhcp lease table full: new clients get no answer", "max_leases", s.cfg.MaxLeases)
+	}
+	return false
 }
 
 // pick returns the address for mac: static, existing, or the first free in the range.
@@ -139,13 +203,21 @@ func (s *Server) Handle(req *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
 	defer s.mu.Unlock()
 	switch req.MessageType() {
 	case dhcpv4.MessageTypeDiscover:
+		if !s.roomLocked(mac) {
+			return nil
+		}
 		want, _ := netip.AddrFromSlice(req.RequestedIPAddress().To4())
 		a, ok := s.pick(mac, want)
 		if !ok {
-			s.cfg.Logger.Warn("dhcp pool exhausted", "mac", mac)
+			s.exhausted.Add(1)
+			if !s.full {
+				s.full = true
+				s.cfg.Logger.Warn("dhcp pool exhausted: new clients get no answer", "mac", mac)
+			}
 			return nil
 		}
 		if _, had := s.leases[mac]; !had {
+			s.full = false
 			s.leases[mac] = &Lease{MAC: mac, Addr: a, Expires: s.cfg.Now().Add(time.Minute), Static: s.cfg.Static[mac].IsValid()}
 		}
 		return s.reply(req, dhcpv4.MessageTypeOffer, a)
@@ -157,6 +229,9 @@ func (s *Server) Handle(req *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
 		want, _ := netip.AddrFromSlice(req.RequestedIPAddress().To4())
 		if !want.IsValid() {
 			want, _ = netip.AddrFromSlice(req.ClientIPAddr.To4())
+		}
+		if !s.roomLocked(mac) {
+			return nil
 		}
 		a, ok := s.pick(mac, want)
 		if !ok || a != want {

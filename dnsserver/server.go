@@ -102,14 +102,23 @@ func (s *Server) Answer(q *dns.Msg) *dns.Msg {
 // flagged TC, so the client asks again over TCP (ServeTCP).
 func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	return s.run(ctx, &dns.Server{PacketConn: conn, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
-		r := s.reply(ctx, q)
-		size := dns.MinMsgSize
-		if opt := q.IsEdns0(); opt != nil {
-			size = max(int(opt.UDPSize()), dns.MinMsgSize)
-		}
-		r.Truncate(size)
-		s.write(w, r)
+		s.write(w, s.udpReply(ctx, q))
 	})})
+}
+
+// udpReply is the answer to q over UDP: truncated to what the client can take.
+func (s *Server) udpReply(ctx context.Context, q *dns.Msg) *dns.Msg {
+	r := s.reply(ctx, q)
+	r.Truncate(udpSize(q))
+	return r
+}
+
+// udpSize is the largest UDP answer q's sender takes: 512 bytes, or its EDNS0 size.
+func udpSize(q *dns.Msg) int {
+	if opt := q.IsEdns0(); opt != nil {
+		return max(int(opt.UDPSize()), dns.MinMsgSize)
+	}
+	return dns.MinMsgSize
 }
 
 // ServeTCP answers queries over TCP (RFC 7766; what a client falls back to after a
