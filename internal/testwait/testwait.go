@@ -10,11 +10,13 @@ import (
 	"time"
 )
 
-// The poll interval starts at minPoll and doubles up to maxPoll, so a condition that
-// is almost true costs little latency and a slow one few calls.
+// The poll interval starts at minPoll and grows by a quarter each time up to maxPoll,
+// so a wait overshoots the moment its condition turns true by at most a quarter of
+// its length (or maxPoll), and a slow condition costs few calls. Tests that wait in
+// a loop (every few hundred frames of a flood) depend on the small overshoot.
 const (
 	minPoll = time.Millisecond
-	maxPoll = 50 * time.Millisecond
+	maxPoll = 20 * time.Millisecond
 )
 
 // Until polls cond until it returns true or timeout passes and reports whether it
@@ -22,7 +24,7 @@ const (
 // test (another goroutine, or a check followed by more checks).
 func Until(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
-	for poll := minPoll; ; poll = min(2*poll, maxPoll) {
+	for poll := minPoll; ; poll = min(poll+poll/4, maxPoll) {
 		if cond() {
 			return true
 		}
