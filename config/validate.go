@@ -18,8 +18,50 @@ const EdgeMaxMACs = 256
 
 var defaultListen = map[string]uint16{KindEcho: 7, KindDiscard: 9, KindHTTP: 80, KindDNS: 53, KindIperf3: 5201}
 
+// builder carries what the steps of build share: the raw file, the Config being
+// built and the names each section registers for the later ones to check against.
+type builder struct {
+	*validator
+	raw *rawConfig
+	c   *Config
+
+	switchNames map[string]bool                 // [[switch]] names
+	macs        map[string]map[frame.MAC]string // switch -> MAC -> owner
+	nsNames     map[string]bool                 // [[namespace]] names
+	nsByName    map[string]*Namespace           // into c.Namespaces, once they are all in
+	hostIfNames map[string]bool                 // [[tap]] and [[host_interface]] share one name space
+}
+
+// build checks raw section by section and returns the Config; problems go to v.errs.
+// The order of the steps is the order of the checks each later step relies on
+// (switches before anything plugged into them, namespaces before forwards, ...).
 func (v *validator) build(raw *rawConfig) *Config {
-	c := &Config{Daemon: Daemon{Control: raw.Daemon.Control, Metrics: raw.Daemon.Metrics, Web: raw.Daemon.Web, LogLevel: raw.Daemon.LogLevel}}
+	b := &builder{validator: v, raw: raw, c: &Config{},
+		switchNames: map[string]bool{}, macs: map[string]map[frame.MAC]string{},
+		nsNames: map[string]bool{}, hostIfNames: map[string]bool{}}
+	b.daemon()
+	b.switches()
+	b.namespaces()
+	b.peers()
+	b.routesAndServices()
+	b.routers()
+	b.taps()
+	b.hostInterfaces()
+	b.vxlans()
+	b.sockets()
+	b.forwards()
+	b.gateways()
+	b.impairs()
+	b.expects()
+	v.duplicateAddrs(b.c)
+	v.empty(raw)
+	return b.c
+}
+
+// daemon checks [daemon].
+func (v *builder) daemon() {
+	raw, c := v.raw, v.c
+	c.Daemon = Daemon{Control: raw.Daemon.Control, Metrics: raw.Daemon.Metrics, Web: raw.Daemon.Web, LogLevel: raw.Daemon.LogLevel}
 	switch c.Daemon.LogLevel {
 	case "":
 		c.Daemon.LogLevel = "info"
@@ -43,11 +85,14 @@ func (v *validator) build(raw *rawConfig) *Config {
 
 	c.Daemon.CaptureRingBytes = v.ringBytes("daemon.capture_ring_bytes", &raw.Daemon.CaptureRingBytes, 0)
 	c.Daemon.CaptureRingSeconds = v.ringSeconds("daemon.capture_ring_seconds", raw.Daemon.CaptureRingSeconds, 60)
+}
 
-	switches := map[string]bool{}
-	for i, r := range raw.Switch {
+// switches checks the [[switch]] tables; the daemon's capture ring is their default.
+func (v *builder) switches() {
+	c := v.c
+	for i, r := range v.raw.Switch {
 		p := fmt.Sprintf("switch.%d", i)
-		v.name(p, "switch", r.Name, switches)
+		v.name(p, "switch", r.Name, v.switchNames)
 		s := Switch{Name: r.Name, MaxMACs: 8192, PortMaxMACs: r.PortMaxMACs}
 		agingStr := ""
 		if r.MACAging != nil {
@@ -75,50 +120,57 @@ func (v *validator) build(raw *rawConfig) *Config {
 		s.CaptureRingSeconds = v.ringSeconds(p+".capture_ring_seconds", r.CaptureRingSeconds, c.Daemon.CaptureRingSeconds)
 		c.Switches = append(c.Switches, s)
 	}
-	// edgeMACs is the MAC cap of a port a host or VM plugs in: its own max_macs, else
-	// the switch's port_max_macs, else EdgeMaxMACs.
-	edgeMACs := func(path string, n *int, sw string) int {
-		if n != nil {
-			if *n <= 0 {
-				v.errf(path, "max_macs %d must be positive", *n)
-				return EdgeMaxMACs
-			}
-			return *n
-		}
-		for _, s := range c.Switches {
-			if s.Name == sw && s.PortMaxMACs > 0 {
-				return s.PortMaxMACs
-			}
-		}
-		return EdgeMaxMACs
-	}
-	needSwitch := func(path, s string) {
-		if s == "" {
-			v.errf(path, "switch is required")
-		} else if !switches[s] {
-			v.errf(path+".switch", "switch %q is not defined", s)
-		}
-	}
-	macs := map[string]map[frame.MAC]string{} // switch -> MAC -> owner
-	claimMAC := func(path, sw string, m frame.MAC, owner string) {
-		if sw == "" {
-			return
-		}
-		if macs[sw] == nil {
-			macs[sw] = map[frame.MAC]string{}
-		}
-		if other, ok := macs[sw][m]; ok {
-			v.errf(path, "MAC %s of %s is already used by %s on switch %q", m, owner, other, sw)
-			return
-		}
-		macs[sw][m] = owner
-	}
+}
 
-	// Namespaces: NICs first, so peers and routes can refer to any of them.
-	nsNames := map[string]bool{}
-	for i, r := range raw.Namespace {
+// edgeMACs is the MAC cap of a port a host or VM plugs in: its own max_macs, else
+// the switch's port_max_macs, else EdgeMaxMACs.
+func (v *builder) edgeMACs(path string, n *int, sw string) int {
+	if n != nil {
+		if *n <= 0 {
+			v.errf(path, "max_macs %d must be positive", *n)
+			return EdgeMaxMACs
+		}
+		return *n
+	}
+	for _, s := range v.c.Switches {
+		if s.Name == sw && s.PortMaxMACs > 0 {
+			return s.PortMaxMACs
+		}
+	}
+	return EdgeMaxMACs
+}
+
+// needSwitch checks that the table at path names a defined switch.
+func (v *builder) needSwitch(path, s string) {
+	if s == "" {
+		v.errf(path, "switch is required")
+	} else if !v.switchNames[s] {
+		v.errf(path+".switch", "switch %q is not defined", s)
+	}
+}
+
+// claimMAC registers m on switch sw for owner, or reports who has it already.
+func (v *builder) claimMAC(path, sw string, m frame.MAC, owner string) {
+	if sw == "" {
+		return
+	}
+	if v.macs[sw] == nil {
+		v.macs[sw] = map[frame.MAC]string{}
+	}
+	if other, ok := v.macs[sw][m]; ok {
+		v.errf(path, "MAC %s of %s is already used by %s on switch %q", m, owner, other, sw)
+		return
+	}
+	v.macs[sw][m] = owner
+}
+
+// namespaces checks the [[namespace]] tables and their NICs; NICs first, so peers
+// and routes can refer to any of them.
+func (v *builder) namespaces() {
+	c := v.c
+	for i, r := range v.raw.Namespace {
 		p := fmt.Sprintf("namespace.%d", i)
-		v.name(p, "namespace", r.Name, nsNames)
+		v.name(p, "namespace", r.Name, v.nsNames)
 		ns := Namespace{Name: r.Name}
 		nics := map[string]bool{}
 		for j, rn := range r.NIC {
@@ -137,8 +189,8 @@ func (v *validator) build(raw *rawConfig) *Config {
 			case rn.Switch != "" && rn.Peer != "":
 				v.errf(np+".peer", "nic %s.%s sets both switch and peer; pick one", r.Name, rn.Name)
 			case rn.Switch != "":
-				needSwitch(np, rn.Switch)
-				claimMAC(np+".mac", rn.Switch, n.MAC, "nic "+r.Name+"."+rn.Name)
+				v.needSwitch(np, rn.Switch)
+				v.claimMAC(np+".mac", rn.Switch, n.MAC, "nic "+r.Name+"."+rn.Name)
 			case rn.Peer != "":
 				a, b, ok := strings.Cut(rn.Peer, ":")
 				if !ok || a == "" || b == "" {
@@ -155,22 +207,29 @@ func (v *validator) build(raw *rawConfig) *Config {
 		}
 		c.Namespaces = append(c.Namespaces, ns)
 	}
-	nsByName := map[string]*Namespace{}
+	v.nsByName = map[string]*Namespace{}
 	for i := range c.Namespaces {
-		nsByName[c.Namespaces[i].Name] = &c.Namespaces[i]
+		v.nsByName[c.Namespaces[i].Name] = &c.Namespaces[i]
 	}
-	findNIC := func(ns, nic string) *NIC {
-		n := nsByName[ns]
-		if n == nil {
-			return nil
-		}
-		for k := range n.NICs {
-			if n.NICs[k].Name == nic {
-				return &n.NICs[k]
-			}
-		}
+}
+
+// findNIC returns namespace ns's NIC nic, or nil.
+func (v *builder) findNIC(ns, nic string) *NIC {
+	n := v.nsByName[ns]
+	if n == nil {
 		return nil
 	}
+	for k := range n.NICs {
+		if n.NICs[k].Name == nic {
+			return &n.NICs[k]
+		}
+	}
+	return nil
+}
+
+// peers checks that every NIC's peer exists and names it back.
+func (v *builder) peers() {
+	c := v.c
 	for i := range c.Namespaces {
 		ns := &c.Namespaces[i]
 		for j, n := range ns.NICs {
@@ -182,9 +241,9 @@ func (v *validator) build(raw *rawConfig) *Config {
 				v.errf(np, "nic %s.%s is its own peer", ns.Name, n.Name)
 				continue
 			}
-			other := findNIC(n.PeerNamespace, n.PeerNIC)
+			other := v.findNIC(n.PeerNamespace, n.PeerNIC)
 			switch {
-			case nsByName[n.PeerNamespace] == nil:
+			case v.nsByName[n.PeerNamespace] == nil:
 				v.errf(np, "peer %s:%s: namespace %q is not defined", n.PeerNamespace, n.PeerNIC, n.PeerNamespace)
 			case other == nil:
 				v.errf(np, "peer %s:%s: namespace %q has no nic %q", n.PeerNamespace, n.PeerNIC, n.PeerNamespace, n.PeerNIC)
@@ -197,9 +256,12 @@ func (v *validator) build(raw *rawConfig) *Config {
 			}
 		}
 	}
+}
 
-	// Routes and services.
-	for i, r := range raw.Namespace {
+// routesAndServices checks each namespace's routes and services, against its NICs.
+func (v *builder) routesAndServices() {
+	c := v.c
+	for i, r := range v.raw.Namespace {
 		p := fmt.Sprintf("namespace.%d", i)
 		ns := &c.Namespaces[i]
 		for j, rr := range r.Route {
@@ -216,10 +278,13 @@ func (v *validator) build(raw *rawConfig) *Config {
 			}
 		}
 	}
+}
 
-	// Routers.
+// routers checks the [[router]] tables: interfaces, then routes over them.
+func (v *builder) routers() {
+	c := v.c
 	routers := map[string]bool{}
-	for i, r := range raw.Router {
+	for i, r := range v.raw.Router {
 		p := fmt.Sprintf("router.%d", i)
 		v.name(p, "router", r.Name, routers)
 		rt := Router{Name: r.Name}
@@ -235,7 +300,7 @@ func (v *validator) build(raw *rawConfig) *Config {
 			if name != "" {
 				v.name(ip, "router interface", name, ifNames)
 			}
-			needSwitch(ip, ri.Switch)
+			v.needSwitch(ip, ri.Switch)
 			if ri.Switch != "" && ifSwitch[ri.Switch] && ri.VLAN == 0 {
 				v.errf(ip+".switch", "router %s has two untagged interfaces on switch %q", r.Name, ri.Switch)
 			}
@@ -252,7 +317,7 @@ func (v *validator) build(raw *rawConfig) *Config {
 			if len(ri.Addresses) == 0 {
 				v.errf(ip, "router interface %s.%s needs addresses", r.Name, name)
 			}
-			claimMAC(ip+".mac", ri.Switch, ifc.MAC, "router interface "+r.Name+"."+name)
+			v.claimMAC(ip+".mac", ri.Switch, ifc.MAC, "router interface "+r.Name+"."+name)
 			addrs[name] = ifc.Addresses
 			rt.Interfaces = append(rt.Interfaces, ifc)
 		}
@@ -264,15 +329,17 @@ func (v *validator) build(raw *rawConfig) *Config {
 		}
 		c.Routers = append(c.Routers, rt)
 	}
+}
 
-	// Host attachments.
-	taps := map[string]bool{}
-	for i, r := range raw.TAP {
+// taps checks the [[tap]] tables.
+func (v *builder) taps() {
+	c := v.c
+	for i, r := range v.raw.TAP {
 		p := fmt.Sprintf("tap.%d", i)
-		v.name(p, "tap", r.Name, taps)
+		v.name(p, "tap", r.Name, v.hostIfNames)
 		v.ifName(p, "tap", r.Name)
-		needSwitch(p, r.Switch)
-		t := TAP{Name: r.Name, Switch: r.Switch, Create: true, Offload: true, MTU: v.mtu(p+".mtu", r.MTU), VLAN: v.vlan(p+".vlan", r.VLAN), MaxMACs: edgeMACs(p+".max_macs", r.MaxMACs, r.Switch)}
+		v.needSwitch(p, r.Switch)
+		t := TAP{Name: r.Name, Switch: r.Switch, Create: true, Offload: true, MTU: v.mtu(p+".mtu", r.MTU), VLAN: v.vlan(p+".vlan", r.VLAN), MaxMACs: v.edgeMACs(p+".max_macs", r.MaxMACs, r.Switch)}
 		if r.Create != nil {
 			t.Create = *r.Create
 		}
@@ -289,17 +356,32 @@ func (v *validator) build(raw *rawConfig) *Config {
 		}
 		c.TAPs = append(c.TAPs, t)
 	}
-	for i, r := range raw.HostInterface {
+}
+
+// hostInterfaces checks the [[host_interface]] tables; their names may not repeat a
+// TAP's.
+func (v *builder) hostInterfaces() {
+	c := v.c
+	for i, r := range v.raw.HostInterface {
 		p := fmt.Sprintf("host_interface.%d", i)
-		v.name(p, "host_interface", r.Name, taps)
+		v.name(p, "host_interface", r.Name, v.hostIfNames)
 		v.ifName(p, "host_interface", r.Name)
-		needSwitch(p, r.Switch)
+		v.needSwitch(p, r.Switch)
 		c.HostInterfaces = append(c.HostInterfaces, HostInterface{Name: r.Name, Switch: r.Switch, VLAN: v.vlan(p+".vlan", r.VLAN), Ring: r.Ring,
-			MaxMACs: edgeMACs(p+".max_macs", r.MaxMACs, r.Switch), Security: v.portSecurity(p, r.rawPortSecurity)})
+			MaxMACs: v.edgeMACs(p+".max_macs", r.MaxMACs, r.Switch), Security: v.portSecurity(p, r.rawPortSecurity)})
 	}
-	c.VXLANs = v.vxlans(raw.VXLAN, needSwitch)
+}
+
+// vxlans checks the [[vxlan]] tables (config/vxlan.go).
+func (v *builder) vxlans() {
+	v.c.VXLANs = v.validator.vxlans(v.raw.VXLAN, v.needSwitch)
+}
+
+// sockets checks the [[socket]] tables: VM sockets, one path each.
+func (v *builder) sockets() {
+	c := v.c
 	paths := map[string]bool{}
-	for i, r := range raw.Socket {
+	for i, r := range v.raw.Socket {
 		p := fmt.Sprintf("socket.%d", i)
 		if r.Path == "" {
 			v.errf(p, "socket needs a path")
@@ -309,10 +391,10 @@ func (v *validator) build(raw *rawConfig) *Config {
 			v.socketPath(p+".path", "socket", r.Path, false)
 		}
 		paths[r.Path] = true
-		needSwitch(p, r.Switch)
+		v.needSwitch(p, r.Switch)
 		s := Socket{Path: r.Path, Switch: r.Switch, Protocol: r.Protocol, Security: v.portSecurity(p, r.rawPortSecurity),
 			MaxConns: r.MaxConns, FrameTimeout: r.FrameTimeout, MaxPeers: r.MaxPeers, PeerIdle: r.PeerIdle,
-			MaxMACs: edgeMACs(p+".max_macs", r.MaxMACs, r.Switch)}
+			MaxMACs: v.edgeMACs(p+".max_macs", r.MaxMACs, r.Switch)}
 		switch s.Protocol {
 		case "":
 			s.Protocol = "stream"
@@ -323,18 +405,26 @@ func (v *validator) build(raw *rawConfig) *Config {
 		v.socketLimits(p, s)
 		c.Sockets = append(c.Sockets, s)
 	}
-
-	// Forwards.
-	for i, r := range raw.Forward {
-		c.Forwards = append(c.Forwards, v.forward(fmt.Sprintf("forward.%d", i), r, nsByName, c.Forwards))
-	}
-	v.gateways(raw.Gateway, c, needSwitch, claimMAC, nsNames)
-	v.impairs(raw.Impair, c)
-	v.expects(raw.Expect, c)
-	v.duplicateAddrs(c)
-	v.empty(raw)
-	return c
 }
+
+// forwards checks the [[forward]] tables, each against the namespaces and the
+// forwards before it.
+func (v *builder) forwards() {
+	for i, r := range v.raw.Forward {
+		v.c.Forwards = append(v.c.Forwards, v.forward(fmt.Sprintf("forward.%d", i), r, v.nsByName, v.c.Forwards))
+	}
+}
+
+// gateways checks the [[gateway]] tables (config/gateway.go).
+func (v *builder) gateways() {
+	v.validator.gateways(v.raw.Gateway, v.c, v.needSwitch, v.claimMAC, v.nsNames)
+}
+
+// impairs checks the [[impair]] tables (config/impair.go).
+func (v *builder) impairs() { v.validator.impairs(v.raw.Impair, v.c) }
+
+// expects checks the [[expect]] tables (config/expect.go).
+func (v *builder) expects() { v.validator.expects(v.raw.Expect, v.c) }
 
 // forward checks one [[forward]] at path p against the namespaces and the forwards
 // before it.

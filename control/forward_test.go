@@ -16,6 +16,7 @@ import (
 
 	"github.com/vnetd/vnetd/config"
 	"github.com/vnetd/vnetd/daemon"
+	"github.com/vnetd/vnetd/internal/testwait"
 )
 
 // fwdLab is one namespace running echo, with a tcp forward (max_conns 1) into it.
@@ -189,14 +190,12 @@ func TestRuntimeForwardAddTrafficDel(t *testing.T) {
 			conn.Close()
 			// A relay counts bytes after writing them: poll until the echo is counted.
 			var list []daemon.ForwardStatus
-			for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			testwait.Until(3*time.Second, func() bool {
 				if err := c.Get(ctx, "/v1/forwards", &list); err != nil {
 					t.Fatal(err)
 				}
-				if len(list) == 2 && list[1].Stats.BytesOut == 5 {
-					break
-				}
-			}
+				return len(list) == 2 && list[1].Stats.BytesOut == 5
+			})
 			if len(list) != 2 || list[0].Origin != daemon.OriginConfig || list[1].Name != name || list[1].Stats.Accepted != 1 || list[1].Stats.BytesOut != 5 {
 				t.Errorf("GET /v1/forwards = %+v, want the config forward then %s with 1 accepted, 5 bytes out", list, name)
 			}

@@ -41,6 +41,11 @@ type ServerOptions struct {
 	// Reload re-reads the daemon's config file and applies it (POST /v1/reload);
 	// nil answers 501: the daemon was not started from a file it can re-read.
 	Reload func() error
+	// Ready, when set, holds requests until it is closed: the socket is claimed at
+	// once (a second vnetd fails before it opens anything), but a client asks the
+	// lab only once it is up, never a half-applied one. Clients wait in the
+	// socket's backlog meanwhile.
+	Ready <-chan struct{}
 }
 
 // Server is a running control API.
@@ -92,7 +97,7 @@ func Listen(o ServerOptions) (*Server, error) {
 		ln.Close()
 		return nil, fmt.Errorf("control socket %q: %w", o.Path, err)
 	}
-	s := &Server{path: o.Path, ln: &credListener{Listener: ln, log: o.Logger}, done: make(chan struct{})}
+	s := &Server{path: o.Path, ln: &credListener{Listener: ln, log: o.Logger, ready: o.Ready, closed: make(chan struct{})}, done: make(chan struct{})}
 	s.srv = &http.Server{Handler: handler(o), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug)}
 	go func() { defer close(s.done); s.srv.Serve(s.ln) }()
 	return s, nil
@@ -115,13 +120,29 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// credListener drops connections from other users (root excepted).
+// credListener drops connections from other users (root excepted), and accepts
+// none before ready is closed (if set).
 type credListener struct {
 	net.Listener
-	log *slog.Logger
+	log       *slog.Logger
+	ready     <-chan struct{}
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+func (l *credListener) Close() error {
+	l.closeOnce.Do(func() { close(l.closed) })
+	return l.Listener.Close()
 }
 
 func (l *credListener) Accept() (net.Conn, error) {
+	if l.ready != nil {
+		select {
+		case <-l.ready:
+		case <-l.closed:
+			return nil, net.ErrClosed
+		}
+	}
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {

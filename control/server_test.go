@@ -148,3 +148,50 @@ func TestSocketPathNotASocket(t *testing.T) {
 		t.Errorf("Stat(%q) = %v, %v: the directory must survive", empty, fi, err)
 	}
 }
+
+// TestReadyHoldsRequests: with Ready set, the socket is claimed at once but a request
+// is answered only once Ready is closed (a client never sees a half-started lab), and
+// Close releases a server that never became ready.
+func TestReadyHoldsRequests(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.sock")
+	ready := make(chan struct{})
+	s, err := Listen(ServerOptions{Path: path, Daemon: daemon.New(daemon.Options{}), Ready: ready})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := Listen(ServerOptions{Path: path, Daemon: daemon.New(daemon.Options{})}); err == nil {
+		t.Fatal("a second server took the socket of one not yet ready")
+	}
+	answered := make(chan error, 1)
+	go func() {
+		var st daemon.Status
+		answered <- NewClient(path).Get(context.Background(), "/v1/status", &st)
+	}()
+	select {
+	case err := <-answered:
+		t.Fatalf("answered before ready: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(ready)
+	select {
+	case err := <-answered:
+		if err != nil {
+			t.Fatalf("after ready: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no answer 5 s after ready")
+	}
+
+	never, err := Listen(ServerOptions{Path: filepath.Join(t.TempDir(), "n.sock"), Daemon: daemon.New(daemon.Options{}), Ready: make(chan struct{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{})
+	go func() { never.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close of a server never ready did not return")
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vnetd/vnetd/daemon"
+	"github.com/vnetd/vnetd/internal/testwait"
 )
 
 const sockLab = `
@@ -34,10 +35,9 @@ func TestSocketLimitsInStatusAndMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer first.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for len(d.Status().Sockets) == 1 && d.Status().Sockets[0].Stats.Ports < 1 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.Until(5*time.Second, func() bool {
+		return !(len(d.Status().Sockets) == 1 && d.Status().Sockets[0].Stats.Ports < 1)
+	})
 	second, err := net.Dial("unix", vm)
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/vnetd/vnetd/frame"
+	"github.com/vnetd/vnetd/internal/testwait"
 	"github.com/vnetd/vnetd/portsec"
 )
 
@@ -48,22 +49,18 @@ dhcp_snooping = true
 // waitLink waits until pred holds for the link status whose port starts with prefix.
 func waitLink(t *testing.T, d *Daemon, prefix string, what string, pred func(LinkStatus) bool) LinkStatus {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	return testwait.Value(t, 5*time.Second, func() (LinkStatus, bool) {
 		var last LinkStatus
 		for _, l := range d.Links() {
 			if strings.HasPrefix(l.Target, prefix) {
 				last = l
 				if pred(l) {
-					return l
+					return l, true
 				}
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: link %s* never did; last status %+v", what, prefix, last)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return last, false
+	}, "%s: link %s*", what, prefix)
 }
 
 func (v *vmConn) arp(op uint16, sha net.HardwareAddr, spa, tpa netip.Addr, dst net.HardwareAddr) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vnetd/vnetd/config"
+	"github.com/vnetd/vnetd/internal/testwait"
 	l2switch "github.com/vnetd/vnetd/switch"
 )
 
@@ -48,16 +49,14 @@ func TestVMMACFloodStopsAtDefault(t *testing.T) {
 	}
 	sw, _ := d.Switch("lan0")
 	var vmPort l2switch.PortStatus
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	testwait.Until(10*time.Second, func() bool {
 		for _, p := range sw.Ports() {
 			if strings.HasPrefix(p.Name, "sock:") {
 				vmPort = p
 			}
 		}
-		if vmPort.Counters.RxFrames >= flood {
-			break
-		}
-	}
+		return vmPort.Counters.RxFrames >= flood
+	})
 	if vmPort.MACs != config.EdgeMaxMACs || vmPort.MaxMACs != config.EdgeMaxMACs || vmPort.MACLimited != flood-config.EdgeMaxMACs {
 		t.Errorf("VM port after the flood: rx %d, macs %d, max_macs %d, mac_limited %d; want macs %d, max_macs %d, mac_limited %d",
 			vmPort.Counters.RxFrames, vmPort.MACs, vmPort.MaxMACs, vmPort.MACLimited, config.EdgeMaxMACs, config.EdgeMaxMACs, flood-config.EdgeMaxMACs)

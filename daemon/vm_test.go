@@ -17,6 +17,8 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/miekg/dns"
 	"go.uber.org/goleak"
+
+	"github.com/vnetd/vnetd/internal/testwait"
 )
 
 const vmLab = `
@@ -288,20 +290,15 @@ func TestSocketVMsGetLeasesAndNames(t *testing.T) {
 
 	// A VM that disconnects leaves the switch.
 	vm1.c.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	if !testwait.Until(5*time.Second, func() bool {
 		socks = 0
 		for _, p := range sw.Ports() {
 			if len(p.Name) > 5 && p.Name[:5] == "sock:" {
 				socks++
 			}
 		}
-		if socks == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after a disconnect lan0 still has %d socket ports, want 1", socks)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return socks == 1
+	}) {
+		t.Fatalf("after a disconnect lan0 still has %d socket ports, want 1", socks)
 	}
 }

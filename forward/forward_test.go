@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/vnetd/vnetd/internal/testwait"
 )
 
 // hostNet dials on the host: the namespace side of the forward in these tests.
@@ -130,19 +132,15 @@ func TestUDPFlows(t *testing.T) {
 	}
 	// A flow counts the bytes of a reply after writing it: the client can read the
 	// reply a moment before it is counted.
-	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(time.Millisecond) {
+	if !testwait.Until(2*time.Second, func() bool {
 		st := f.Stats()
-		if st.Accepted == 3 && st.BytesIn == 12 && st.BytesOut == 12 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("Stats() = %+v, want 3 flows, 12 bytes each way", st)
-			break
-		}
+		return st.Accepted == 3 && st.BytesIn == 12 && st.BytesOut == 12
+	}) {
+		t.Errorf("Stats() = %+v, want 3 flows, 12 bytes each way", f.Stats())
 	}
-	time.Sleep(800 * time.Millisecond) // flows idle out
-	if st := f.Stats(); st.Active != 0 {
-		t.Errorf("Stats().Active after idle = %d, want 0", st.Active)
+	// The flows idle out within 800ms.
+	if !testwait.Until(800*time.Millisecond, func() bool { return f.Stats().Active == 0 }) {
+		t.Errorf("Stats().Active after idle = %d, want 0", f.Stats().Active)
 	}
 }
 

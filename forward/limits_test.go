@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vnetd/vnetd/internal/procstat"
+	"github.com/vnetd/vnetd/internal/testwait"
 	"github.com/vnetd/vnetd/nsstack"
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
@@ -81,10 +82,8 @@ func floodPorts(t testing.TB, f *Forward, dst netip.AddrPort, n int) int {
 		}
 		sent++
 		if sent%256 == 0 || sent == n {
-			for deadline := time.Now().Add(5 * time.Second); seen()-base < uint64(sent); time.Sleep(time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatalf("after %d sends the forward saw %d new clients (Stats() = %+v)", sent, seen()-base, f.Stats())
-				}
+			if !testwait.Until(5*time.Second, func() bool { return seen()-base >= uint64(sent) }) {
+				t.Fatalf("after %d sends the forward saw %d new clients (Stats() = %+v)", sent, seen()-base, f.Stats())
 			}
 		}
 	}
@@ -133,22 +132,15 @@ func TestUDPFlowCapUnderFlood(t *testing.T) {
 	}
 
 	// The flows idle out; the table empties and takes new clients again.
-	for deadline := time.Now().Add(10 * time.Second); f.Flows() != 0; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("f.Flows() = %d 10 s after the flood, want 0 (udp idle 2 s)", f.Flows())
-		}
-	}
+	testwait.Value(t, 10*time.Second, func() (int, bool) { n := f.Flows(); return n, n == 0 }, "f.Flows() == 0 after the flood (udp idle 2 s)")
 	c, err := net.Dial("udp", dst.String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	c.Write([]byte("after"))
-	for deadline := time.Now().Add(3 * time.Second); f.Stats().Accepted != st.Accepted+1; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("Stats() = %+v: a new client after the flows idled out was not accepted", f.Stats())
-		}
-	}
+	testwait.Value(t, 3*time.Second, func() (Stats, bool) { now := f.Stats(); return now, now.Accepted == st.Accepted+1 },
+		"a new client after the flows idled out to be accepted (Stats().Accepted == %d)", st.Accepted+1)
 }
 
 // TestUDPFlowReused: datagrams from one client port share one flow.
@@ -168,11 +160,7 @@ func TestUDPFlowReused(t *testing.T) {
 	for i := 0; i < 100; i++ {
 		c.Write([]byte("same client"))
 	}
-	for deadline := time.Now().Add(3 * time.Second); f.Stats().BytesIn != 1100; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			break
-		}
-	}
+	testwait.Until(3*time.Second, func() bool { return f.Stats().BytesIn == 1100 })
 	if st := f.Stats(); st.Accepted != 1 || st.Refused != 0 || st.BytesIn != 1100 {
 		t.Errorf("Stats() = %+v, want 1 flow, 0 refused, 1100 bytes in", st)
 	}
@@ -206,20 +194,12 @@ func TestTCPConnCap(t *testing.T) {
 		}
 		over.Close()
 	}
-	for deadline := time.Now().Add(3 * time.Second); f.Stats().Refused != 1; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			break
-		}
-	}
+	testwait.Until(3*time.Second, func() bool { return f.Stats().Refused == 1 })
 	if st := f.Stats(); st.Refused != 1 || st.Active != 3 || st.Limit != 3 {
 		t.Errorf("Stats() = %+v, want 1 refused, 3 active, limit 3", st)
 	}
 	held[0].Close()
-	for deadline := time.Now().Add(3 * time.Second); f.Stats().Active != 2; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("Stats().Active = %d after a client left, want 2", f.Stats().Active)
-		}
-	}
+	testwait.Value(t, 3*time.Second, func() (Stats, bool) { st := f.Stats(); return st, st.Active == 2 }, "Stats().Active == 2 after a client left")
 	again := dialEcho(t, f.Addr().String())
 	if err := roundTrip(again); err != nil {
 		t.Errorf("a client after one left: %v", err)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vnetd/vnetd/internal/testwait"
 	"github.com/vnetd/vnetd/nsstack"
 )
 
@@ -119,17 +120,13 @@ func dial(t *testing.T, ns *nsstack.Namespace, network, addr string) (net.Conn, 
 // fds open file descriptors.
 func waitIdle(t *testing.T, g *Gateway, fds int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		n := countFDs(t)
-		a := g.Stats().FlowsActive
-		if a == 0 && n <= fds {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after the flows ended: %d flows active, %d fds open (%d before): %s", a, n, fds, fdList())
-		}
-		time.Sleep(20 * time.Millisecond)
+	var n int
+	var a int64
+	if !testwait.Until(5*time.Second, func() bool {
+		n, a = countFDs(t), g.Stats().FlowsActive
+		return a == 0 && n <= fds
+	}) {
+		t.Fatalf("after the flows ended: %d flows active, %d fds open (%d before): %s", a, n, fds, fdList())
 	}
 }
 
@@ -294,13 +291,7 @@ func TestFlowCap(t *testing.T) {
 	for _, c := range conns {
 		c.Close()
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for l.gw.Stats().FlowsActive != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("flows still active: %+v", l.gw.Stats())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.Value(t, 5*time.Second, func() (Stats, bool) { st := l.gw.Stats(); return st, st.FlowsActive == 0 }, "no flow active")
 	c, err := dial(t, l.guest, "tcp4", viaAlias(srv))
 	if err != nil {
 		t.Fatalf("after the flows closed: %v", err)

@@ -153,40 +153,13 @@ func Open(o Options) (*Port, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	if o.Name == "" || len(o.Name) > unix.IFNAMSIZ-1 {
-		return nil, fmt.Errorf("attach host interface %q: invalid name: must be 1-%d bytes", o.Name, unix.IFNAMSIZ-1)
+	if err := checkName(o.Name); err != nil {
+		return nil, err
 	}
-	bs := o.BlockSize
-	if bs <= 0 {
-		bs = defaultBlockSize
-	}
-	bs = max(minBlockSize, 1<<bits.Len(uint(bs-1))) // a power of two
-	nb := o.Blocks
-	if nb <= 0 {
-		nb = defaultBlocks
-	}
-	tov := uint32((o.BlockTimeout + time.Millisecond - 1) / time.Millisecond)
-	if tov == 0 {
-		tov = 1
-	}
-	sockBuf := o.SocketBuffer
-	if sockBuf <= 0 {
-		sockBuf = defaultSocketBuffer
-	}
-	fail := func(what string, err error) error {
-		return fmt.Errorf("attach host interface %q: %s: %w", o.Name, what, err)
-	}
-
-	// Protocol 0: no frames arrive until bind names the interface.
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	g := o.ringGeometry()
+	fd, err := packetSocket(o.Name)
 	if err != nil {
-		switch {
-		case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
-			return nil, fmt.Errorf("attach host interface %q: %w: packet sockets need CAP_NET_RAW: %w", o.Name, ErrPermission, err)
-		case errors.Is(err, unix.EAFNOSUPPORT):
-			return nil, fail("this kernel has no AF_PACKET support", err)
-		}
-		return nil, fail("packet socket", err)
+		return nil, err
 	}
 	ok := false
 	var mem []byte
@@ -198,103 +171,25 @@ func Open(o Options) (*Port, error) {
 			unix.Close(fd)
 		}
 	}()
-
-	// Look the interface up through the socket, so its namespace is the socket's.
-	ifr, err := unix.NewIfreq(o.Name)
+	l, err := lookUp(fd, o.Name)
 	if err != nil {
-		return nil, fail("invalid name", err)
+		return nil, err
 	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, ifr); err != nil {
-		if errors.Is(err, unix.ENODEV) {
-			return nil, fmt.Errorf("attach host interface %q: %w in this network namespace", o.Name, ErrNoInterface)
-		}
-		return nil, fail("look up", err)
+	if err := bringUp(fd, o.Name, l.flags, o.SetUp); err != nil {
+		return nil, err
 	}
-	ifindex := int(ifr.Uint32())
-	ifr, _ = unix.NewIfreq(o.Name)
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFHWADDR, ifr); err != nil {
-		return nil, fail("read link type", err)
-	}
-	// struct sockaddr hwaddr starts the union: its sa_family is the ARPHRD type.
-	if t := ifr.Uint16(); t != unix.ARPHRD_ETHER {
-		return nil, fmt.Errorf("attach host interface %q: %w (link type %d)", o.Name, ErrNotEthernet, t)
-	}
-	ifr, _ = unix.NewIfreq(o.Name)
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFMTU, ifr); err != nil {
-		return nil, fail("read MTU", err)
-	}
-	mtu := int(ifr.Uint32())
-	ifr, _ = unix.NewIfreq(o.Name)
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return nil, fail("read flags", err)
-	}
-	if flags := ifr.Uint16(); flags&unix.IFF_UP == 0 {
-		if !o.SetUp {
-			return nil, fmt.Errorf("attach host interface %q: %w (ip link set %s up, or set SetUp)", o.Name, ErrInterfaceDown, o.Name)
-		}
-		ifr.SetUint16(flags | unix.IFF_UP)
-		if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
-			if errors.Is(err, unix.EPERM) {
-				return nil, fmt.Errorf("attach host interface %q: set up: %w: needs CAP_NET_ADMIN: %w", o.Name, ErrPermission, err)
-			}
-			return nil, fail("set up", err)
-		}
-	}
-
-	if o.Ring {
-		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
-			return nil, fail("this kernel has no TPACKET_V3 rings", err)
-		}
-	} else if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
-		return nil, fail("PACKET_AUXDATA", err)
-	}
-	// Before the ring: the kernel refuses PACKET_VNET_HDR on a socket with a ring.
-	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
-		return nil, fail("PACKET_VNET_HDR (virtio-net headers need Linux 5.8 or later with a ring)", err)
-	}
-	ignoreOut := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1) == nil
-	if o.QdiscBypass {
-		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1); err != nil {
-			return nil, fail("PACKET_QDISC_BYPASS", err)
-		}
-	}
-	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, sockBuf) != nil {
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, sockBuf)
-	}
-	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, sockBuf) != nil {
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, sockBuf)
-	}
-	req := unix.TpacketReq3{
-		Block_size:     uint32(bs),
-		Block_nr:       uint32(nb),
-		Frame_size:     ringFrameSize,
-		Frame_nr:       uint32(bs / ringFrameSize * nb),
-		Retire_blk_tov: tov,
+	ignoreOut, err := setOptions(fd, o, g)
+	if err != nil {
+		return nil, err
 	}
 	if o.Ring {
-		if err := unix.SetsockoptTpacketReq3(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req); err != nil {
-			return nil, fail(fmt.Sprintf("receive ring of %d x %d KiB", nb, bs>>10), err)
-		}
-		mem, err = unix.Mmap(fd, 0, bs*nb, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
-		if err != nil {
-			return nil, fail("map the receive ring", err)
+		if mem, err = mapRing(fd, o.Name, g); err != nil {
+			return nil, err
 		}
 	}
-	mreq := unix.PacketMreq{Ifindex: int32(ifindex), Type: unix.PACKET_MR_PROMISC}
-	if err := unix.SetsockoptPacketMreq(fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, &mreq); err != nil {
-		if errors.Is(err, unix.EPERM) {
-			return nil, fmt.Errorf("attach host interface %q: promiscuous mode: %w: needs CAP_NET_ADMIN: %w", o.Name, ErrPermission, err)
-		}
-		return nil, fail("promiscuous mode", err)
+	if err := bind(fd, o.Name, l.ifindex); err != nil {
+		return nil, err
 	}
-	sa := unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifindex}
-	if err := unix.Bind(fd, &sa); err != nil {
-		if errors.Is(err, unix.ENODEV) {
-			return nil, fmt.Errorf("attach host interface %q: bind: %w (it went away)", o.Name, ErrNoInterface)
-		}
-		return nil, fail("bind", err)
-	}
-
 	file := os.NewFile(uintptr(fd), "packet:"+o.Name)
 	raw, err := file.SyscallConn()
 	if err != nil {
@@ -303,20 +198,227 @@ func Open(o Options) (*Port, error) {
 			_ = unix.Munmap(mem)
 		}
 		ok = true
-		return nil, fail("register with the poller", err)
+		return nil, openErr(o.Name, "register with the poller", err)
 	}
 	ok = true
+	p := newPort(o, log, l, g, file, raw, mem)
+	if !ignoreOut {
+		log.Warn("kernel lacks PACKET_IGNORE_OUTGOING; outgoing frames are filtered in user space", "name", o.Name)
+	}
+	if !o.Ring {
+		log.Info("host interface attached", "name", o.Name, "ifindex", l.ifindex, "mtu", l.mtu, "offload", o.Offload, "ring", false)
+	} else {
+		log.Info("host interface attached", "name", o.Name, "ifindex", l.ifindex, "mtu", l.mtu, "offload", o.Offload,
+			"ring_blocks", g.blocks, "block_kib", g.blockSize>>10, "block_timeout_ms", g.timeout)
+	}
+	return p, nil
+}
+
+// openErr is an Open failure at step what.
+func openErr(name, what string, err error) error {
+	return fmt.Errorf("attach host interface %q: %s: %w", name, what, err)
+}
+
+// checkName refuses a name the kernel cannot hold (IFNAMSIZ with its NUL).
+func checkName(name string) error {
+	if name == "" || len(name) > unix.IFNAMSIZ-1 {
+		return fmt.Errorf("attach host interface %q: invalid name: must be 1-%d bytes", name, unix.IFNAMSIZ-1)
+	}
+	return nil
+}
+
+// geometry is the socket's buffer and receive ring sizes, defaults filled in.
+type geometry struct {
+	blockSize int    // bytes, a power of two of at least minBlockSize
+	blocks    int    // ring blocks
+	timeout   uint32 // block retire timeout, ms (at least 1)
+	sockBuf   int    // SO_SNDBUF and SO_RCVBUF
+}
+
+// ringGeometry fills in o's defaults and rounds the block size up to a power of two.
+func (o Options) ringGeometry() geometry {
+	g := geometry{blockSize: o.BlockSize, blocks: o.Blocks, sockBuf: o.SocketBuffer}
+	if g.blockSize <= 0 {
+		g.blockSize = defaultBlockSize
+	}
+	g.blockSize = max(minBlockSize, 1<<bits.Len(uint(g.blockSize-1))) // a power of two
+	if g.blocks <= 0 {
+		g.blocks = defaultBlocks
+	}
+	g.timeout = uint32((o.BlockTimeout + time.Millisecond - 1) / time.Millisecond)
+	if g.timeout == 0 {
+		g.timeout = 1
+	}
+	if g.sockBuf <= 0 {
+		g.sockBuf = defaultSocketBuffer
+	}
+	return g
+}
+
+// packetSocket opens a non-blocking AF_PACKET socket. Protocol 0: no frames arrive
+// until bind names the interface.
+func packetSocket(name string) (int, error) {
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		switch {
+		case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
+			return -1, fmt.Errorf("attach host interface %q: %w: packet sockets need CAP_NET_RAW: %w", name, ErrPermission, err)
+		case errors.Is(err, unix.EAFNOSUPPORT):
+			return -1, openErr(name, "this kernel has no AF_PACKET support", err)
+		}
+		return -1, openErr(name, "packet socket", err)
+	}
+	return fd, nil
+}
+
+// link is what Open learns of the interface.
+type link struct {
+	ifindex int
+	mtu     int
+	flags   uint16
+}
+
+// lookUp reads the interface's index, link type, MTU and flags through the socket,
+// so its namespace is the socket's, and refuses an interface that is not Ethernet.
+func lookUp(fd int, name string) (link, error) {
+	var l link
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return l, openErr(name, "invalid name", err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, ifr); err != nil {
+		if errors.Is(err, unix.ENODEV) {
+			return l, fmt.Errorf("attach host interface %q: %w in this network namespace", name, ErrNoInterface)
+		}
+		return l, openErr(name, "look up", err)
+	}
+	l.ifindex = int(ifr.Uint32())
+	ifr, _ = unix.NewIfreq(name)
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFHWADDR, ifr); err != nil {
+		return l, openErr(name, "read link type", err)
+	}
+	// struct sockaddr hwaddr starts the union: its sa_family is the ARPHRD type.
+	if t := ifr.Uint16(); t != unix.ARPHRD_ETHER {
+		return l, fmt.Errorf("attach host interface %q: %w (link type %d)", name, ErrNotEthernet, t)
+	}
+	ifr, _ = unix.NewIfreq(name)
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFMTU, ifr); err != nil {
+		return l, openErr(name, "read MTU", err)
+	}
+	l.mtu = int(ifr.Uint32())
+	ifr, _ = unix.NewIfreq(name)
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return l, openErr(name, "read flags", err)
+	}
+	l.flags = ifr.Uint16()
+	return l, nil
+}
+
+// bringUp sets the interface up when flags say it is down and setUp allows it;
+// otherwise a down interface is ErrInterfaceDown.
+func bringUp(fd int, name string, flags uint16, setUp bool) error {
+	if flags&unix.IFF_UP != 0 {
+		return nil
+	}
+	if !setUp {
+		return fmt.Errorf("attach host interface %q: %w (ip link set %s up, or set SetUp)", name, ErrInterfaceDown, name)
+	}
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return openErr(name, "invalid name", err)
+	}
+	ifr.SetUint16(flags | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		if errors.Is(err, unix.EPERM) {
+			return fmt.Errorf("attach host interface %q: set up: %w: needs CAP_NET_ADMIN: %w", name, ErrPermission, err)
+		}
+		return openErr(name, "set up", err)
+	}
+	return nil
+}
+
+// setOptions sets the socket options, in the order the kernel needs them (the
+// packet version and virtio-net headers before any ring); it reports whether the
+// kernel filters our own outgoing frames (PACKET_IGNORE_OUTGOING).
+func setOptions(fd int, o Options, g geometry) (ignoreOut bool, err error) {
+	if o.Ring {
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
+			return false, openErr(o.Name, "this kernel has no TPACKET_V3 rings", err)
+		}
+	} else if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
+		return false, openErr(o.Name, "PACKET_AUXDATA", err)
+	}
+	// Before the ring: the kernel refuses PACKET_VNET_HDR on a socket with a ring.
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
+		return false, openErr(o.Name, "PACKET_VNET_HDR (virtio-net headers need Linux 5.8 or later with a ring)", err)
+	}
+	ignoreOut = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1) == nil
+	if o.QdiscBypass {
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1); err != nil {
+			return false, openErr(o.Name, "PACKET_QDISC_BYPASS", err)
+		}
+	}
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, g.sockBuf) != nil {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, g.sockBuf)
+	}
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, g.sockBuf) != nil {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, g.sockBuf)
+	}
+	return ignoreOut, nil
+}
+
+// mapRing sets up the TPACKET_V3 receive ring of g and maps it.
+func mapRing(fd int, name string, g geometry) ([]byte, error) {
+	req := unix.TpacketReq3{
+		Block_size:     uint32(g.blockSize),
+		Block_nr:       uint32(g.blocks),
+		Frame_size:     ringFrameSize,
+		Frame_nr:       uint32(g.blockSize / ringFrameSize * g.blocks),
+		Retire_blk_tov: g.timeout,
+	}
+	if err := unix.SetsockoptTpacketReq3(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req); err != nil {
+		return nil, openErr(name, fmt.Sprintf("receive ring of %d x %d KiB", g.blocks, g.blockSize>>10), err)
+	}
+	mem, err := unix.Mmap(fd, 0, g.blockSize*g.blocks, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+	if err != nil {
+		return nil, openErr(name, "map the receive ring", err)
+	}
+	return mem, nil
+}
+
+// bind puts the interface in promiscuous mode for as long as the socket is open and
+// binds the socket to it for every protocol.
+func bind(fd int, name string, ifindex int) error {
+	mreq := unix.PacketMreq{Ifindex: int32(ifindex), Type: unix.PACKET_MR_PROMISC}
+	if err := unix.SetsockoptPacketMreq(fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, &mreq); err != nil {
+		if errors.Is(err, unix.EPERM) {
+			return fmt.Errorf("attach host interface %q: promiscuous mode: %w: needs CAP_NET_ADMIN: %w", name, ErrPermission, err)
+		}
+		return openErr(name, "promiscuous mode", err)
+	}
+	sa := unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifindex}
+	if err := unix.Bind(fd, &sa); err != nil {
+		if errors.Is(err, unix.ENODEV) {
+			return fmt.Errorf("attach host interface %q: bind: %w (it went away)", name, ErrNoInterface)
+		}
+		return openErr(name, "bind", err)
+	}
+	return nil
+}
+
+// newPort builds the Port around the bound socket and its ring (mem, Ring only).
+func newPort(o Options, log *slog.Logger, l link, g geometry, file *os.File, raw syscall.RawConn, mem []byte) *Port {
 	var caps frame.Caps
 	if o.Offload {
 		caps = frame.CapCsum | frame.CapTSO4 | frame.CapTSO6 | frame.CapUSO
 	}
 	p := &Port{
-		name: o.Name, ifindex: ifindex, file: file, raw: raw, offload: o.Offload, log: log,
+		name: o.Name, ifindex: l.ifindex, file: file, raw: raw, offload: o.Offload, log: log,
 		// CapPacket: a namespace's frames are sent from its gVisor buffers. CapInline:
 		// WriteFrames never blocks (MSG_DONTWAIT; what the socket cannot take now is
 		// dropped) and is safe for concurrent use, so the switch's readers write to it.
-		info: frame.Info{Name: "hostif:" + o.Name, MTU: mtu, MaxFrame: frame.MaxFrameFor(mtu, o.Offload), Caps: caps | frame.CapPacket | frame.CapInline},
-		ring: ring{mem: mem, blockSize: bs, blocks: nb, vnet: true},
+		info: frame.Info{Name: "hostif:" + o.Name, MTU: l.mtu, MaxFrame: frame.MaxFrameFor(l.mtu, o.Offload), Caps: caps | frame.CapPacket | frame.CapInline},
+		ring: ring{mem: mem, blockSize: g.blockSize, blocks: g.blocks, vnet: true},
 		mem:  mem,
 		msgs: make([]unix.Mmsghdr, txBatch), hdrs: make([]byte, vnetHdrLen*txBatch),
 	}
@@ -329,16 +431,7 @@ func Open(o Options) (*Port, error) {
 			p.rscratch = make([]byte, frame.MaxSuperFrame)
 		}
 	}
-	if !ignoreOut {
-		log.Warn("kernel lacks PACKET_IGNORE_OUTGOING; outgoing frames are filtered in user space", "name", o.Name)
-	}
-	if !o.Ring {
-		log.Info("host interface attached", "name", o.Name, "ifindex", ifindex, "mtu", mtu, "offload", o.Offload, "ring", false)
-	} else {
-		log.Info("host interface attached", "name", o.Name, "ifindex", ifindex, "mtu", mtu, "offload", o.Offload,
-			"ring_blocks", nb, "block_kib", bs>>10, "block_timeout_ms", tov)
-	}
-	return p, nil
+	return p
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vnetd/vnetd/internal/testwait"
 )
 
 // These tests run the real vnetd binary. They need no root: everything lives in
@@ -100,12 +102,9 @@ func TestDaemonLifecycle(t *testing.T) {
 	}
 	waitFor := func(what string, ok func() bool) {
 		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			if ok() {
-				return
-			}
+		if !testwait.Until(10*time.Second, ok) {
+			t.Fatalf("timed out waiting for %s; stderr:\n%s", what, stderr.String())
 		}
-		t.Fatalf("timed out waiting for %s; stderr:\n%s", what, stderr.String())
 	}
 	waitFor("the control socket", func() bool { _, err := vnetd("status"); return err == nil })
 

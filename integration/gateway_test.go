@@ -17,6 +17,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/vnetd/vnetd/gateway"
+	"github.com/vnetd/vnetd/internal/testwait"
 	l2switch "github.com/vnetd/vnetd/switch"
 )
 
@@ -152,20 +153,16 @@ func TestGatewayKernelNetns(t *testing.T) {
 	if !bytes.Equal(got, data) {
 		t.Fatalf("echo through the gateway: got %d bytes back, want the %d sent, unchanged", len(got), n)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		st := gw.Stats()
-		now := openSockets(t)
-		if st.FlowsActive == 0 && now <= fds {
-			if st.FlowsTCP != 1 || st.BytesToHost != n || st.BytesFromHost != n {
-				t.Fatalf("gateway stats after the flow: %+v, want 1 TCP flow, %d bytes each way", st, n)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after the flow ended: %d flows active, %d sockets open (%d before): %v", st.FlowsActive, now, fds, fdTargets())
-		}
-		time.Sleep(20 * time.Millisecond)
+	var st gateway.Stats
+	var now int
+	if !testwait.Until(5*time.Second, func() bool {
+		st, now = gw.Stats(), openSockets(t)
+		return st.FlowsActive == 0 && now <= fds
+	}) {
+		t.Fatalf("after the flow ended: %d flows active, %d sockets open (%d before): %v", st.FlowsActive, now, fds, fdTargets())
+	}
+	if st.FlowsTCP != 1 || st.BytesToHost != n || st.BytesFromHost != n {
+		t.Fatalf("gateway stats after the flow: %+v, want 1 TCP flow, %d bytes each way", st, n)
 	}
 	// A port nobody listens on in the far netns: refused there, so refused here.
 	if err := doInNetns(t, client, func() error {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/vnetd/vnetd/frame"
 	"github.com/vnetd/vnetd/hostif"
+	"github.com/vnetd/vnetd/internal/testwait"
 	l2switch "github.com/vnetd/vnetd/switch"
 )
 
@@ -361,22 +362,15 @@ func TestHostIfQEMUStyleTAP(t *testing.T) {
 
 			// QEMU exits: the TAP disappears with its fd; the hostif port goes down.
 			vm.Close()
-			deadline := time.Now().Add(5 * time.Second)
-			for {
+			testwait.Eventually(t, 5*time.Second, func() bool {
 				var up bool
 				for _, st := range sw.Ports() {
 					if st.Name == ptap.Info().Name {
 						up = st.Up
 					}
 				}
-				if !up {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("hostif port on %s still up 5s after the TAP's owner closed it", name)
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+				return !up
+			}, "the hostif port on %s to go down after the TAP's owner closed it", name)
 			if ptap.Faults.Load() == 0 {
 				t.Errorf("Faults = 0 after the TAP went away")
 			}
@@ -404,22 +398,15 @@ func testHostIfDeleted(t *testing.T, v, k string, noRing bool) {
 		}
 	}
 	inNetns(t, v, "ip", "link", "del", "hdel")
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testwait.Eventually(t, 5*time.Second, func() bool {
 		up := true
 		for _, st := range sw.Ports() {
 			if st.Name == p.Info().Name {
 				up = st.Up
 			}
 		}
-		if !up {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("switch port %s still up 5s after ip link del", p.Info().Name)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return !up
+	}, "switch port %s to go down after ip link del", p.Info().Name)
 	if p.Faults.Load() == 0 {
 		t.Errorf("Faults = 0 after the interface was deleted, want > 0")
 	}

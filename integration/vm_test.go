@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vnetd/vnetd/internal/testwait"
 )
 
 // TestVM boots real VMs (the Debian cloud kernel with a busybox initramfs built by
@@ -251,10 +253,10 @@ func testVMHostInterface(t *testing.T, bin string, boot vmBoot) {
 		steps:   vmClientSteps,
 		monitor: mon,
 	})
-	waitUntil(t, "QEMU to create "+tapName, 30*time.Second, func() bool {
+	testwait.Eventually(t, 30*time.Second, func() bool {
 		_, err := nsCommand(ns, "ip", "link", "show", tapName)
 		return err == nil
-	})
+	}, "QEMU to create %s", tapName)
 	// script=no leaves the TAP down, as libvirt-less setups do: vnetd brings it up.
 	if out := inNetns(t, ns, "ip", "-o", "link", "show", tapName); strings.Contains(out, ",UP") || strings.Contains(out, "<UP") {
 		t.Fatalf("%s is up before vnetd attached it: %s", tapName, out)
@@ -701,11 +703,11 @@ func (v *vm) release(t *testing.T) {
 func (v *vm) monitor(t *testing.T, commands ...string) string {
 	t.Helper()
 	var c net.Conn
-	waitUntil(t, "QEMU's monitor socket", 30*time.Second, func() bool {
+	testwait.Eventually(t, 30*time.Second, func() bool {
 		var err error
 		c, err = net.Dial("unix", v.spec.monitor)
 		return err == nil
-	})
+	}, "QEMU's monitor socket")
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(15 * time.Second))
 	var seen strings.Builder
@@ -728,18 +730,6 @@ func (v *vm) monitor(t *testing.T, commands ...string) string {
 		prompts(i + 2)
 	}
 	return seen.String()
-}
-
-func waitUntil(t *testing.T, what string, d time.Duration, ok func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(d); ; time.Sleep(50 * time.Millisecond) {
-		if ok() {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-	}
 }
 
 // vnetdProc is a running vnetd and its control socket.
@@ -803,7 +793,7 @@ func (d *vnetdProc) run(args ...string) ([]byte, error) {
 
 func (d *vnetdProc) waitFor(t *testing.T, what string, ok func() bool) {
 	t.Helper()
-	waitUntil(t, what, 15*time.Second, ok)
+	testwait.Eventually(t, 15*time.Second, ok, "%s", what)
 }
 
 // getJSON runs a read command with --json into v.

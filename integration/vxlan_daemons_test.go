@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vnetd/vnetd/internal/testwait"
 )
 
 // vxDaemonTOML is one daemon of TestVXLANDaemons: namespace "nN" (10.9.0.N; names differ
@@ -103,13 +105,8 @@ func TestVXLANDaemons(t *testing.T) {
 					cmd.Wait()
 				})
 				sock := socks[i]
-				for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-					if err := exec.Command(bin, "-s", sock, "status").Run(); err == nil {
-						break
-					}
-					if time.Now().After(deadline) {
-						t.Fatalf("daemon %d did not start; stderr:\n%s", i, stderr.String())
-					}
+				if !testwait.Until(10*time.Second, func() bool { return exec.Command(bin, "-s", sock, "status").Run() == nil }) {
+					t.Fatalf("daemon %d did not start; stderr:\n%s", i, stderr.String())
 				}
 			}
 			vnetd := func(i int, args ...string) (string, error) {

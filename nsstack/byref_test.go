@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vnetd/vnetd/frame"
+	"github.com/vnetd/vnetd/internal/testwait"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 )
 
@@ -59,12 +60,11 @@ func TestFramesCrossByReference(t *testing.T) {
 // once delivery has caught up with what was taken (a frame is counted as taken when it
 // is written to the NIC, and as received only when the stack has it).
 func settledRx(n *NIC) (byRef, all uint64) {
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+	testwait.Until(5*time.Second, func() bool {
 		byRef, all = n.RxByReference(), n.Counters().RxFrames.Load()
-		if all >= byRef || time.Now().After(deadline) {
-			return byRef, all
-		}
-	}
+		return all >= byRef
+	})
+	return byRef, all
 }
 
 // foreignPkt is a frame by reference that is not a NIC's: a NIC copies it.

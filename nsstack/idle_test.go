@@ -12,6 +12,8 @@ import (
 	"time"
 
 	l2switch "github.com/vnetd/vnetd/switch"
+
+	"github.com/vnetd/vnetd/internal/testwait"
 )
 
 // idleGroup is how many idle namespaces share one switch: broadcasts (ARP) flood
@@ -97,8 +99,7 @@ func (s *idleSet) txFrames() uint64 {
 // tail of the setup's traffic, not idle cost, so the measurement starts after it.
 func (s *idleSet) settleNeighbors(t testing.TB) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testwait.Value(t, 30*time.Second, func() (int, bool) {
 		busy := 0
 		for _, ns := range s.nss {
 			for _, nb := range ns.Neighbors() {
@@ -108,14 +109,8 @@ func (s *idleSet) settleNeighbors(t testing.TB) {
 				}
 			}
 		}
-		if busy == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d neighbour entries still resolving after 30 s", busy)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+		return busy, busy == 0
+	}, "no neighbour entry to be resolving (entries resolving)")
 }
 
 // settle waits until the NICs' delivery goroutines have exited (deliverLinger after

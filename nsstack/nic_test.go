@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vnetd/vnetd/frame"
+	"github.com/vnetd/vnetd/internal/testwait"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 )
@@ -74,12 +75,8 @@ func TestNICQueuesBounded(t *testing.T) {
 	if want := uint64(len(in) - qlen); rx.RxDropped != want {
 		t.Errorf("rx_dropped = %d, want %d", rx.RxDropped, want)
 	}
-	for deadline := time.Now().Add(5 * time.Second); nic.Counters().RxFrames.Load() < qlen; {
-		if time.Now().After(deadline) {
-			t.Fatalf("rx_frames = %d, want %d delivered", nic.Counters().RxFrames.Load(), qlen)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.Value(t, 5*time.Second, func() (uint64, bool) { n := nic.Counters().RxFrames.Load(); return n, n >= qlen },
+		"rx_frames = %d delivered (rx_frames)", qlen)
 	if got, want := nic.Counters().RxBytes.Load(), uint64(qlen*len(good)); got != want {
 		t.Errorf("rx_bytes = %d, want %d", got, want)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/vnetd/vnetd/frame"
+	"github.com/vnetd/vnetd/internal/testwait"
 	l2switch "github.com/vnetd/vnetd/switch"
 	"go.uber.org/goleak"
 	"gvisor.dev/gvisor/pkg/refs"
@@ -477,10 +478,7 @@ func TestCreateDeleteNoLeak(t *testing.T) {
 	for i := range cycles {
 		cycle(i)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > base && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.Until(5*time.Second, func() bool { return runtime.NumGoroutine() <= base })
 	if g := runtime.NumGoroutine(); g > base {
 		t.Errorf("%d goroutines after %d create/delete cycles, want %d as before them", g, cycles, base)
 	}

@@ -4,6 +4,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/vnetd/vnetd/internal/testwait"
 )
 
 // TestTCPProcessorsIndependentOfCores: a namespace runs as many TCP processor
@@ -38,10 +40,7 @@ func TestTCPProcessorsIndependentOfCores(t *testing.T) {
 			t.Errorf("TCPProcessors %d on GOMAXPROCS 8: %d processor goroutines, want %d", c.ask, got, c.want)
 		}
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for runtime.GOMAXPROCS(0) != 8 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	testwait.Until(2*time.Second, func() bool { return runtime.GOMAXPROCS(0) == 8 })
 	if p := runtime.GOMAXPROCS(0); p != 8 {
 		t.Fatalf("GOMAXPROCS is %d after creating namespaces, want the program's 8 back", p)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vnetd/vnetd/frame"
+	"github.com/vnetd/vnetd/internal/testwait"
 )
 
 // pump copies frames read from src to dst until src closes.
@@ -30,13 +31,8 @@ func pump(src, dst frame.Port) {
 func waitFrame(t *testing.T, p *iface) *frame.Buf {
 	t.Helper()
 	var one [1]*frame.Buf
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		if p.q.TryPop(one[:]) == 1 {
-			return one[0]
-		}
-	}
-	t.Fatalf("no frame on %s within 5s", p.cfg.Name)
-	return nil
+	testwait.Eventually(t, 5*time.Second, func() bool { return p.q.TryPop(one[:]) == 1 }, "a frame on %s", p.cfg.Name)
+	return one[0]
 }
 
 // TestTraceroute probes A -> r1 -> r2 -> B with TTL 1, 2, 3 as traceroute does.

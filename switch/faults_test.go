@@ -11,6 +11,7 @@ import (
 
 	"github.com/vnetd/vnetd/frame"
 	"github.com/vnetd/vnetd/frame/frametest"
+	"github.com/vnetd/vnetd/internal/testwait"
 )
 
 // stuckPort never returns from WriteFrames until released: a dead VM, a full socket.
@@ -59,14 +60,11 @@ func TestSlowPortDoesNotStallOthers(t *testing.T) {
 		t.Fatalf("stuck drops[%s] = %d, want at least %d", DropQueueFull, st.Drops[DropQueueFull], total-8-64)
 	}
 	// A frame is counted once its write returns, so h2 may have read the last one first.
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+	if got := testwait.Value(t, 5*time.Second, func() (uint64, bool) {
 		got := portStatus(t, sw, "p2").Counters.TxFrames
-		if got == total {
-			break
-		}
-		if got > total || time.Now().After(deadline) {
-			t.Fatalf("p2 tx_frames = %d, want %d", got, total)
-		}
+		return got, got >= total
+	}, "p2 tx_frames = %d", total); got != total {
+		t.Fatalf("p2 tx_frames = %d, want %d", got, total)
 	}
 	close(stuck.release)
 }
@@ -93,13 +91,7 @@ func TestPortFailureTakesOnlyItDown(t *testing.T) {
 		t.Fatalf("sw.AddPort(bad): %v", err)
 	}
 	close(fp.fail)
-	deadline := time.Now().Add(5 * time.Second)
-	for portStatus(t, sw, "bad").Up {
-		if time.Now().After(deadline) {
-			t.Fatal("failed port still up")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.Eventually(t, 5*time.Second, func() bool { return !portStatus(t, sw, "bad").Up }, "the failed port to go down")
 	h1.send(eth(frame.Broadcast, h1.mac, "still-works"))
 	h2.expect("still-works")
 	if err := sw.RemovePort("bad"); err != nil {
@@ -126,19 +118,12 @@ func TestSuperframeToPlainPortIsNotPassedWhole(t *testing.T) {
 	h2.expect("super")
 	// The plain port never sees a superframe: its writer segments it or, as here (the
 	// frame is not really TCP), counts it as an offload drop.
-	deadline := time.Now().Add(2 * time.Second)
-	for {
+	st := testwait.Value(t, 2*time.Second, func() (PortStatus, bool) {
 		st := portStatus(t, sw, "plain")
-		if st.Counters.TxFrames != 0 {
-			t.Fatalf("plain port tx_frames = %d, want 0", st.Counters.TxFrames)
-		}
-		if st.Drops[DropOffload]+st.Segments != 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("plain port: neither segmented nor counted as an offload drop: %+v", st)
-		}
-		time.Sleep(time.Millisecond)
+		return st, st.Counters.TxFrames != 0 || st.Drops[DropOffload]+st.Segments != 0
+	}, "the plain port to segment the superframe or count it as an offload drop")
+	if st.Counters.TxFrames != 0 {
+		t.Fatalf("plain port tx_frames = %d, want 0", st.Counters.TxFrames)
 	}
 }
 

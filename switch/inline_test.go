@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vnetd/vnetd/frame"
+	"github.com/vnetd/vnetd/internal/testwait"
 )
 
 // inlinePort is a plain port (not a PacketReader, like a TAP) that advertises
@@ -91,11 +92,10 @@ func TestInlinePortDownDrops(t *testing.T) {
 		}
 	}
 	h1.send(eth(tapMAC, h1.mac, "unicast-1"), eth(tapMAC, h1.mac, "unicast-2"))
-	for deadline := time.Now().Add(5 * time.Second); portStatus(t, sw, "tap").Drops[DropQueueFull] < 2; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("drops = %v, want 2 %s", portStatus(t, sw, "tap").Drops, DropQueueFull)
-		}
-	}
+	testwait.Value(t, 5*time.Second, func() (map[string]uint64, bool) {
+		d := portStatus(t, sw, "tap").Drops
+		return d, d[DropQueueFull] >= 2
+	}, "2 %s drops on tap", DropQueueFull)
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if len(in.got) != 0 {
@@ -119,18 +119,14 @@ func TestPortDownForgetsItsMACs(t *testing.T) {
 	h1.expect("learn")
 	h2.expect("learn")
 	in.Close() // its reader fails
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		known := false
+	type state struct{ Up, Known bool }
+	testwait.Value(t, 5*time.Second, func() (state, bool) {
+		s := state{Up: portStatus(t, sw, "tap").Up}
 		for _, e := range sw.FDB() {
-			known = known || e.MAC == tapMAC
+			s.Known = s.Known || e.MAC == tapMAC
 		}
-		if !portStatus(t, sw, "tap").Up && !known {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("5 s after its reader failed: port up %v, its MAC still learned %v", portStatus(t, sw, "tap").Up, known)
-		}
-	}
+		return s, !s.Up && !s.Known
+	}, "the port to go down and its MAC to be forgotten after its reader failed")
 	h1.send(eth(tapMAC, h1.mac, "to-the-gone"))
 	h2.expect("to-the-gone") // flooded
 	in.mu.Lock()

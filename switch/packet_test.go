@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vnetd/vnetd/frame"
+	"github.com/vnetd/vnetd/internal/testwait"
 )
 
 // refs counts the frame references handed out by refPorts and given back.
@@ -125,19 +126,12 @@ func (p *refPort) Close() error { p.once.Do(func() { close(p.done) }); return ni
 // wait returns the first n frames written to p, failing the test after 5 s.
 func (p *refPort) wait(t *testing.T, n int) []written {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	return testwait.Value(t, 5*time.Second, func() ([]written, bool) {
 		p.mu.Lock()
 		got := append([]written(nil), p.got...)
 		p.mu.Unlock()
-		if len(got) >= n {
-			return got
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: got %d frames, want %d", p.name, len(got), n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return got, len(got) >= n
+	}, "%s to get %d frames", p.name, n)
 }
 
 // bigFrame is a frame from src to dst longer than frame.PacketHead, so that a frame by
@@ -254,10 +248,7 @@ func testFramesByReferenceDropped(t *testing.T, direct frame.Caps) {
 	for range 50 {                // a 1-entry queue: some of these are dropped
 		a.in <- bigFrame(bcast, ma, 'y')
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for len(a.in) > 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	testwait.Until(5*time.Second, func() bool { return len(a.in) == 0 })
 	sameport, queueFull := uint64(0), uint64(0)
 	for _, st := range sw.Ports() {
 		sameport += st.Drops[DropSamePort]
@@ -401,15 +392,8 @@ func TestGoroutinesPerPort(t *testing.T) {
 	if _, wr := portGoroutines(); wr-w0 < 1 {
 		t.Errorf("frames queued for p1, yet %d writers run", wr-w0)
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		_, wr := portGoroutines()
-		if wr == w0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d writers still run %v after the last frame, want 0", wr-w0, 5*time.Second)
-		}
-	}
+	testwait.Value(t, 5*time.Second, func() (int, bool) { _, wr := portGoroutines(); return wr - w0, wr == w0 },
+		"no writer to run after the last frame (writers)")
 	// A writer starts again for more frames (the exit did not strand the queue).
 	ps[0].in <- bigFrame(mac(2), mac(1), 'y')
 	if got := ps[1].wait(t, 2); len(got) < 2 {
@@ -420,13 +404,6 @@ func TestGoroutinesPerPort(t *testing.T) {
 	}
 	// The reader's goroutine may still be returning (RemovePort waits for its done
 	// signal, sent on its way out), so allow it a moment.
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		rd, _ := portGoroutines()
-		if rd-r0 == ports-1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("5 s after removing a port: %d readers, want %d", rd-r0, ports-1)
-		}
-	}
+	testwait.Value(t, 5*time.Second, func() (int, bool) { rd, _ := portGoroutines(); return rd - r0, rd-r0 == ports-1 },
+		"%d readers after removing a port (readers)", ports-1)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/vnetd/vnetd/frame"
 	"github.com/vnetd/vnetd/frame/frametest"
+	"github.com/vnetd/vnetd/internal/testwait"
 	"go.uber.org/goleak"
 )
 
@@ -436,17 +437,13 @@ func TestCountersMatch(t *testing.T) {
 	}
 	// A port's receive counters are added once per batch, after the batch is
 	// forwarded: the last frame can reach h2 a moment before p1 counts it.
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		p1, p2 := portStatus(t, sw, "p1"), portStatus(t, sw, "p2")
-		if p1.Counters.RxFrames == 100 && p1.Counters.RxBytes == 6000 && p2.Counters.TxFrames == 100 && p2.Counters.TxBytes == 6000 &&
-			p2.Counters.RxFrames == 1 && p1.Counters.TxFrames == 1 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("p1 %+v p2 %+v: want p1 rx 100/6000 tx 1, p2 tx 100/6000 rx 1", p1.Counters, p2.Counters)
-		}
-		time.Sleep(time.Millisecond)
+	var p1, p2 PortStatus
+	if !testwait.Until(2*time.Second, func() bool {
+		p1, p2 = portStatus(t, sw, "p1"), portStatus(t, sw, "p2")
+		return p1.Counters.RxFrames == 100 && p1.Counters.RxBytes == 6000 && p2.Counters.TxFrames == 100 && p2.Counters.TxBytes == 6000 &&
+			p2.Counters.RxFrames == 1 && p1.Counters.TxFrames == 1
+	}) {
+		t.Fatalf("p1 %+v p2 %+v: want p1 rx 100/6000 tx 1, p2 tx 100/6000 rx 1", p1.Counters, p2.Counters)
 	}
 }
 
@@ -608,16 +605,11 @@ func TestPortOwnDropsListed(t *testing.T) {
 	h2 := addHost(t, sw, "p2", mac(2), PortConfig{})
 	h2.end.SetUp(false)
 	h1.send(eth(frame.Broadcast, h1.mac, "lost"), eth(frame.Broadcast, frame.MAC{0x01}, "bad-source"))
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	testwait.Value(t, 5*time.Second, func() (map[string]map[string]uint64, bool) {
 		drops := map[string]map[string]uint64{}
 		for _, p := range sw.Ports() {
 			drops[p.Name] = p.Drops
 		}
-		if drops["p2"]["link_down"] == 1 && drops["p1"]["bad_source"] == 1 {
-			return
-		}
-		if time.Now().Add(10 * time.Millisecond).After(deadline) {
-			t.Fatalf("port drops = %v, want p2 link_down 1 (the port's own) and p1 bad_source 1 (the switch's)", drops)
-		}
-	}
+		return drops, drops["p2"]["link_down"] == 1 && drops["p1"]["bad_source"] == 1
+	}, "p2 link_down 1 (the port's own) and p1 bad_source 1 (the switch's) in the port drops")
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/vnetd/vnetd/frame"
 	"github.com/vnetd/vnetd/internal/procstat"
+	"github.com/vnetd/vnetd/internal/testwait"
 	l2switch "github.com/vnetd/vnetd/switch"
 )
 
@@ -133,10 +134,7 @@ func TestDgramPeerCap(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		c.Write(bcastFrame(3))
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for l.Stats().Refused < 3 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	testwait.Until(5*time.Second, func() bool { return l.Stats().Refused >= 3 })
 	if st := l.Stats(); st.Refused != 3 || st.Ports != 2 || st.Limit != 2 {
 		t.Fatalf("Stats() = %+v, want 3 refused, 2 ports, limit 2", st)
 	}
@@ -225,10 +223,7 @@ func dgramPeersMemory(t *testing.T, quiet bool, maxPeers int) {
 	}
 	// Wait until every datagram was read (a port made or the peer refused).
 	seen := func() uint64 { return l.seq.Load() + l.refused.Load() }
-	deadline := time.Now().Add(20 * time.Second)
-	for seen() < peers && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.Until(20*time.Second, func() bool { return seen() >= peers })
 	time.Sleep(500 * time.Millisecond) // let the floods drain
 	runtime.GC()
 	after, _ := procstat.RSS()
@@ -244,10 +239,7 @@ func dgramPeersMemory(t *testing.T, quiet bool, maxPeers int) {
 	}
 	clk.Advance(DefaultPeerIdle + time.Second)
 	l.dgram.expire(clk.Now())
-	deadline = time.Now().Add(10 * time.Second)
-	for len(sw.Ports()) > 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.Until(10*time.Second, func() bool { return len(sw.Ports()) == 0 })
 	if n, st := len(sw.Ports()), l.Stats(); n != 0 || st.Ports != 0 {
 		t.Errorf("after the idle timeout: %d switch ports, Stats() = %+v, want none left", n, st)
 	}

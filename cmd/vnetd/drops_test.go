@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/vnetd/vnetd/daemon"
+	"github.com/vnetd/vnetd/internal/testwait"
 )
 
 // TestDropsByReasonInAllThree: malformed frames from VMs (a datagram shorter than an
@@ -53,14 +54,8 @@ protocol = "dgram"
 			t.Errorf("Main(run) = %d, want 0", code)
 		}
 	}()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if code, _, _ := run(t, "status", "-s", sock); code == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("vnetd run did not answer on %s in 10 s", sock)
-		}
-	}
+	testwait.Eventually(t, 10*time.Second, func() bool { code, _, _ := run(t, "status", "-s", sock); return code == 0 },
+		"vnetd run to answer on %s", sock)
 
 	// dgram: 5 bytes (too_short at the listener), then a frame from a multicast
 	// source (bad_source at the switch, on the peer's port).
@@ -118,10 +113,8 @@ protocol = "dgram"
 		}
 		return found == 3
 	}
-	for deadline := time.Now().Add(5 * time.Second); !ok(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("/v1/status sockets %+v, switches %+v: want too_short 1 on %s, bad_length 1 on %s, bad_source 1 on the dgram VM's port", st.Sockets, st.Switches, dgram, stream)
-		}
+	if !testwait.Until(5*time.Second, ok) {
+		t.Fatalf("/v1/status sockets %+v, switches %+v: want too_short 1 on %s, bad_length 1 on %s, bad_source 1 on the dgram VM's port", st.Sockets, st.Switches, dgram, stream)
 	}
 
 	_, out, _ := run(t, "status", "-s", sock)

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vnetd/vnetd/internal/testwait"
 )
 
 // runDaemon runs `vnetd run` in-process on src (with its control socket in a temp
@@ -34,14 +36,9 @@ func runDaemon(t *testing.T, src string) string {
 			t.Errorf("Main(run) = %d, want 0", code)
 		}
 	})
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if code, _, _ := run(t, "status", "-s", sock); code == 0 {
-			return sock
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("vnetd run did not answer on %s in 10 s", sock)
-		}
-	}
+	testwait.Eventually(t, 10*time.Second, func() bool { code, _, _ := run(t, "status", "-s", sock); return code == 0 },
+		"vnetd run to answer on %s", sock)
+	return sock
 }
 
 const forwardCLILab = `

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vnetd/vnetd/internal/testwait"
 	"github.com/vnetd/vnetd/iperf"
 )
 
@@ -128,15 +129,13 @@ func TestIperfCommandAgainstRealServer(t *testing.T) {
 			t.Logf("iperf3 -s said:\n%s", serverOut.String())
 		}
 	}()
-	for i := 0; ; i++ {
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+	testwait.EventuallyNoError(t, 5*time.Second, func() error {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
 			c.Close()
-			break
-		} else if i == 50 {
-			t.Fatalf("iperf3 -s never listened: %v", err)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return err
+	}, "iperf3 -s to listen on port %d", port)
 	time.Sleep(300 * time.Millisecond) // it reads the probe's missing cookie, then listens anew
 	for _, extra := range [][]string{nil, {"-R"}, {"-u", "-b", "10M"}} {
 		args := append([]string{"iperf", "-s", sock, "alpha", "10.0.2.2", "-p", fmt.Sprint(port), "-t", "1", "--json"}, extra...)

@@ -336,7 +336,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		path = control.DefaultPath()
 	}
 	reloadFile := func() error { return reload(d, *cfgPath, lv, log) }
-	srv, err := control.Listen(control.ServerOptions{Path: path, Daemon: d, Version: versionInfo(), Logger: log, Reload: reloadFile})
+	up := make(chan struct{})
+	srv, err := control.Listen(control.ServerOptions{Path: path, Daemon: d, Version: versionInfo(), Logger: log, Reload: reloadFile, Ready: up})
 	if err != nil {
 		return err
 	}
@@ -344,6 +345,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := d.Apply(cfg); err != nil {
 		return fmt.Errorf("start %s: %w", src, err)
 	}
+	close(up) // the control API answers from now on
 	if cfg.Daemon.Web != "" {
 		ws, err := control.ServeWeb(cfg.Daemon.Web, d, log)
 		if err != nil {

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/vnetd/vnetd/control"
+	"github.com/vnetd/vnetd/internal/testwait"
 	"go.uber.org/goleak"
 )
 
@@ -193,18 +194,15 @@ func TestCLIAgainstRunningDaemon(t *testing.T) {
 			done <- Main(context.Background(), []string{"capture", "lan0", "--port", "beta.eth0", "-c", "2", "-w", pcap, "--format", "pcap", "-s", sock}, io.Discard, &errb)
 		}()
 		var code int
-	wait:
-		for deadline := time.Now().Add(10 * time.Second); ; {
+		testwait.Eventually(t, 10*time.Second, func() bool {
 			run(t, "ping", "alpha", "10.0.0.20", "-c", "1", "-s", sock)
 			select {
 			case code = <-done:
-				break wait
+				return true
 			default:
+				return false
 			}
-			if time.Now().After(deadline) {
-				t.Fatal("capture -c 2 did not finish while pings crossed beta.eth0")
-			}
-		}
+		}, "capture -c 2 to finish while pings cross beta.eth0")
 		if code != 0 {
 			t.Fatalf("capture = %d, stderr %s", code, errb.String())
 		}
@@ -245,18 +243,15 @@ func TestCLIAgainstRunningDaemon(t *testing.T) {
 			done <- Main(context.Background(), []string{"capture", "lan0", "icmp", "and", "host 10.0.0.20", "-c", "4", "-w", ng, "-s", sock}, io.Discard, &errb)
 		}()
 		var code int
-	wait:
-		for deadline := time.Now().Add(10 * time.Second); ; {
+		testwait.Eventually(t, 10*time.Second, func() bool {
 			run(t, "ping", "alpha", "10.0.0.20", "-c", "1", "-s", sock)
 			select {
 			case code = <-done:
-				break wait
+				return true
 			default:
+				return false
 			}
-			if time.Now().After(deadline) {
-				t.Fatal("capture -c 4 did not finish while pings crossed lan0")
-			}
-		}
+		}, "capture -c 4 to finish while pings cross lan0")
 		if code != 0 {
 			t.Fatalf("capture = %d, stderr %s", code, errb.String())
 		}
@@ -356,13 +351,7 @@ func TestStaleSocketIsReplaced(t *testing.T) {
 	exited := make(chan int, 1)
 	var errb bytes.Buffer
 	go func() { exited <- Main(ctx, []string{"run", "-c", cfg}, &bytes.Buffer{}, &errb) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if code, _, _ := run(t, "status", "-s", sock); code == 0 {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testwait.Until(10*time.Second, func() bool { code, _, _ := run(t, "status", "-s", sock); return code == 0 })
 	code, _, errs := run(t, "status", "-s", sock)
 	cancel()
 	if rc := <-exited; rc != 0 {

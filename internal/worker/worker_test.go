@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/vnetd/vnetd/internal/testwait"
 )
 
 // TestLazy: Kicks start one run at a time; it handles every item queued, exits once
@@ -54,11 +56,11 @@ func TestLazy(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	waitFor(t, func() bool { return handled.Load() == 8000 }, "every item handled")
-	waitFor(t, func() bool { return !l.Running() }, "the run exits once idle")
+	testwait.Eventually(t, 5*time.Second, func() bool { return handled.Load() == 8000 }, "every item handled")
+	testwait.Eventually(t, 5*time.Second, func() bool { return !l.Running() }, "the run exits once idle")
 	before := runs.Load()
 	put()
-	waitFor(t, func() bool { return handled.Load() == 8001 }, "an item after the exit handled")
+	testwait.Eventually(t, 5*time.Second, func() bool { return handled.Load() == 8001 }, "an item after the exit handled")
 	if runs.Load() != before+1 {
 		t.Errorf("runs = %d after a Kick on an idle Lazy, want %d", runs.Load(), before+1)
 	}
@@ -72,14 +74,5 @@ func TestLazy(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if runs.Load() != stopped {
 		t.Error("a Kick after Stop started a run")
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool, what string) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting: %s", what)
-		}
 	}
 }
