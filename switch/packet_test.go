@@ -368,7 +368,9 @@ func settledPortGoroutines() (readers, writers int) {
 // are queued for it, and exits once idle; removing a port stops its goroutines.
 func TestGoroutinesPerPort(t *testing.T) {
 	defer func(d time.Duration) { writerLinger = d }(writerLinger)
-	writerLinger = 200 * time.Millisecond
+	// Long enough that the writer is still lingering when the test looks for it right
+	// after p1 got its frame, even on a loaded host (at 200 ms it once had exited).
+	writerLinger = 2 * time.Second
 	sw := New(Config{Name: "g", AgeEvery: -1})
 	defer sw.Close()
 	r0, w0 := settledPortGoroutines()
@@ -392,7 +394,7 @@ func TestGoroutinesPerPort(t *testing.T) {
 	if _, wr := portGoroutines(); wr-w0 < 1 {
 		t.Errorf("frames queued for p1, yet %d writers run", wr-w0)
 	}
-	testwait.Value(t, 5*time.Second, func() (int, bool) { _, wr := portGoroutines(); return wr - w0, wr == w0 },
+	testwait.Value(t, 15*time.Second, func() (int, bool) { _, wr := portGoroutines(); return wr - w0, wr == w0 },
 		"no writer to run after the last frame (writers)")
 	// A writer starts again for more frames (the exit did not strand the queue).
 	ps[0].in <- bigFrame(mac(2), mac(1), 'y')
