@@ -234,6 +234,10 @@ type RouterInterface struct {
 	// RA sends IPv6 router advertisements (SLAAC for the /64 prefixes, this router
 	// as default gateway); default true when the interface has an IPv6 /64.
 	RA bool
+	// ProxyARP answers ARP requests for addresses routed out of another interface
+	// with this interface's MAC; its port security then leaves ARP sender
+	// addresses unchecked.
+	ProxyARP bool
 }
 
 // TAP is one [[tap]].

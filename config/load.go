@@ -159,6 +159,7 @@ type rawRouterIf struct {
 	MTU       *int     `toml:"mtu"`
 	VLAN      int      `toml:"vlan"`
 	RA        *bool    `toml:"ra"`
+	ProxyARP  bool     `toml:"proxy_arp"`
 }
 
 type rawTAP struct {

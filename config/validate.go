@@ -240,7 +240,7 @@ func (v *validator) build(raw *rawConfig) *Config {
 				v.errf(ip+".switch", "router %s has two untagged interfaces on switch %q", r.Name, ri.Switch)
 			}
 			ifSwitch[ri.Switch] = true
-			ifc := RouterInterface{Name: name, Switch: ri.Switch, MTU: v.mtu(ip+".mtu", ri.MTU), VLAN: v.vlan(ip+".vlan", ri.VLAN)}
+			ifc := RouterInterface{Name: name, Switch: ri.Switch, MTU: v.mtu(ip+".mtu", ri.MTU), VLAN: v.vlan(ip+".vlan", ri.VLAN), ProxyARP: ri.ProxyARP}
 			ifc.MAC = v.mac(ip+".mac", ri.MAC, r.Name+"."+name)
 			ifc.Addresses = v.prefixes(ip+".addresses", ri.Addresses)
 			for _, a := range ifc.Addresses {
