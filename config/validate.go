@@ -280,13 +280,7 @@ func (v *validator) build(raw *rawConfig) *Config {
 			t.Offload = *r.Offload
 		}
 		t.Security = v.portSecurity(p, r.rawPortSecurity)
-		for _, n := range r.Trunk {
-			if n < 1 || n > 4094 {
-				v.errf(p+".trunk", "trunk vlan %d out of range 1-4094", n)
-				continue
-			}
-			t.Trunk = append(t.Trunk, uint16(n))
-		}
+		t.Trunk, t.Native = v.trunk(p, r.Trunk, r.Native, r.VLAN)
 		c.TAPs = append(c.TAPs, t)
 	}
 	for i, r := range raw.HostInterface {
@@ -294,8 +288,10 @@ func (v *validator) build(raw *rawConfig) *Config {
 		v.name(p, "host_interface", r.Name, taps)
 		v.ifName(p, "host_interface", r.Name)
 		needSwitch(p, r.Switch)
-		c.HostInterfaces = append(c.HostInterfaces, HostInterface{Name: r.Name, Switch: r.Switch, VLAN: v.vlan(p+".vlan", r.VLAN), Ring: r.Ring,
-			MaxMACs: edgeMACs(p+".max_macs", r.MaxMACs, r.Switch), Security: v.portSecurity(p, r.rawPortSecurity)})
+		h := HostInterface{Name: r.Name, Switch: r.Switch, VLAN: v.vlan(p+".vlan", r.VLAN), Ring: r.Ring,
+			MaxMACs: edgeMACs(p+".max_macs", r.MaxMACs, r.Switch), Security: v.portSecurity(p, r.rawPortSecurity)}
+		h.Trunk, h.Native = v.trunk(p, r.Trunk, r.Native, r.VLAN)
+		c.HostInterfaces = append(c.HostInterfaces, h)
 	}
 	c.VXLANs = v.vxlans(raw.VXLAN, needSwitch)
 	paths := map[string]bool{}
