@@ -234,6 +234,10 @@ type RouterInterface struct {
 	// RA sends IPv6 router advertisements (SLAAC for the /64 prefixes, this router
 	// as default gateway); default true when the interface has an IPv6 /64.
 	RA bool
+	// ProxyARP answers ARP requests for addresses routed out of another interface
+	// with this interface's MAC; its port security then leaves ARP sender
+	// addresses unchecked.
+	ProxyARP bool
 }
 
 // TAP is one [[tap]].
@@ -250,6 +254,8 @@ type TAP struct {
 	VLAN uint16
 	// Trunk, when set, makes the port a trunk carrying these VLANs.
 	Trunk []uint16
+	// Native is a trunk's untagged VLAN; 0: untagged frames are dropped.
+	Native uint16
 	// Offload enables vnet_hdr offloads; default true.
 	Offload bool
 	// Security is the port's source checks; off unless a key sets them.
@@ -266,6 +272,10 @@ type HostInterface struct {
 	Switch string
 	// VLAN is the access VLAN.
 	VLAN uint16
+	// Trunk, when set, makes the port a trunk carrying these VLANs tagged.
+	Trunk []uint16
+	// Native is a trunk's untagged VLAN; 0: untagged frames are dropped.
+	Native uint16
 	// Ring receives through a TPACKET_V3 ring instead of recvmmsg (see package
 	// hostif: slower on the hosts measured, so off by default).
 	Ring bool

@@ -159,6 +159,7 @@ type rawRouterIf struct {
 	MTU       *int     `toml:"mtu"`
 	VLAN      int      `toml:"vlan"`
 	RA        *bool    `toml:"ra"`
+	ProxyARP  bool     `toml:"proxy_arp"`
 }
 
 type rawTAP struct {
@@ -168,6 +169,7 @@ type rawTAP struct {
 	MTU     *int   `toml:"mtu"`
 	VLAN    int    `toml:"vlan"`
 	Trunk   []int  `toml:"trunk"`
+	Native  int    `toml:"native"`
 	Offload *bool  `toml:"offload"`
 	rawPortSecurity
 	MaxMACs *int `toml:"max_macs"`
@@ -177,6 +179,8 @@ type rawHostInterface struct {
 	Name    string `toml:"name"`
 	Switch  string `toml:"switch"`
 	VLAN    int    `toml:"vlan"`
+	Trunk   []int  `toml:"trunk"`
+	Native  int    `toml:"native"`
 	Ring    bool   `toml:"ring"`
 	MaxMACs *int   `toml:"max_macs"`
 	rawPortSecurity

@@ -305,7 +305,7 @@ func (v *builder) routers() {
 				v.errf(ip+".switch", "router %s has two untagged interfaces on switch %q", r.Name, ri.Switch)
 			}
 			ifSwitch[ri.Switch] = true
-			ifc := RouterInterface{Name: name, Switch: ri.Switch, MTU: v.mtu(ip+".mtu", ri.MTU), VLAN: v.vlan(ip+".vlan", ri.VLAN)}
+			ifc := RouterInterface{Name: name, Switch: ri.Switch, MTU: v.mtu(ip+".mtu", ri.MTU), VLAN: v.vlan(ip+".vlan", ri.VLAN), ProxyARP: ri.ProxyARP}
 			ifc.MAC = v.mac(ip+".mac", ri.MAC, r.Name+"."+name)
 			ifc.Addresses = v.prefixes(ip+".addresses", ri.Addresses)
 			for _, a := range ifc.Addresses {
@@ -347,13 +347,7 @@ func (v *builder) taps() {
 			t.Offload = *r.Offload
 		}
 		t.Security = v.portSecurity(p, r.rawPortSecurity)
-		for _, n := range r.Trunk {
-			if n < 1 || n > 4094 {
-				v.errf(p+".trunk", "trunk vlan %d out of range 1-4094", n)
-				continue
-			}
-			t.Trunk = append(t.Trunk, uint16(n))
-		}
+		t.Trunk, t.Native = v.trunk(p, r.Trunk, r.Native, r.VLAN)
 		c.TAPs = append(c.TAPs, t)
 	}
 }
@@ -367,8 +361,10 @@ func (v *builder) hostInterfaces() {
 		v.name(p, "host_interface", r.Name, v.hostIfNames)
 		v.ifName(p, "host_interface", r.Name)
 		v.needSwitch(p, r.Switch)
-		c.HostInterfaces = append(c.HostInterfaces, HostInterface{Name: r.Name, Switch: r.Switch, VLAN: v.vlan(p+".vlan", r.VLAN), Ring: r.Ring,
-			MaxMACs: v.edgeMACs(p+".max_macs", r.MaxMACs, r.Switch), Security: v.portSecurity(p, r.rawPortSecurity)})
+		h := HostInterface{Name: r.Name, Switch: r.Switch, VLAN: v.vlan(p+".vlan", r.VLAN), Ring: r.Ring,
+			MaxMACs: v.edgeMACs(p+".max_macs", r.MaxMACs, r.Switch), Security: v.portSecurity(p, r.rawPortSecurity)}
+		h.Trunk, h.Native = v.trunk(p, r.Trunk, r.Native, r.VLAN)
+		c.HostInterfaces = append(c.HostInterfaces, h)
 	}
 }
 

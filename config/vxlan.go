@@ -28,6 +28,11 @@ type VXLAN struct {
 	MTU int
 	// VLAN is the access VLAN on the switch port.
 	VLAN uint16
+	// Trunk, when set, makes the switch port a trunk carrying these VLANs tagged
+	// (inside the tunnel).
+	Trunk []uint16
+	// Native is a trunk's untagged VLAN; 0: untagged frames are dropped.
+	Native uint16
 	// MaxMACs caps the MACs learned behind remotes; default 4096.
 	MaxMACs int
 	// MACAging is how long a learned MAC stays without being heard; default 5m.
@@ -48,6 +53,8 @@ type rawVXLAN struct {
 	UnderlayMTU int      `toml:"underlay_mtu"`
 	MTU         int      `toml:"mtu"`
 	VLAN        int      `toml:"vlan"`
+	Trunk       []int    `toml:"trunk"`
+	Native      int      `toml:"native"`
 	MaxMACs     *int     `toml:"max_macs"`
 	MACAging    string   `toml:"mac_aging"`
 	SourcePorts int      `toml:"source_ports"`
@@ -63,6 +70,7 @@ func (v *validator) vxlans(raw []rawVXLAN, needSwitch func(path, sw string)) []V
 		v.name(p, "vxlan", r.Name, names)
 		needSwitch(p, r.Switch)
 		x := VXLAN{Name: r.Name, Switch: r.Switch, DstPort: 4789, UnderlayMTU: 1500, VLAN: v.vlan(p+".vlan", r.VLAN), MaxMACs: 4096, SourcePorts: 4}
+		x.Trunk, x.Native = v.trunk(p, r.Trunk, r.Native, r.VLAN)
 		x.MACAging = v.duration(p+".mac_aging", r.MACAging, 5*time.Minute)
 		if r.DstPort != 0 {
 			if r.DstPort < 1 || r.DstPort > 65535 {

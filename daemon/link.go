@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync"
 
@@ -98,9 +99,15 @@ func nicPolicy(n config.NIC) portsec.Policy {
 }
 
 // routerLegPolicy is a router interface's: its MAC, and its addresses in ARP and NDP;
-// IP sources are not checked, a router forwards other hosts' packets.
+// IP sources are not checked, a router forwards other hosts' packets. With proxy ARP
+// the leg answers for addresses that are not its own, so IPv4 (ARP sender addresses)
+// is left unchecked; the MAC and NDP claims still are.
 func routerLegPolicy(ifc config.RouterInterface) portsec.Policy {
-	return portsec.Policy{MACs: []frame.MAC{ifc.MAC}, IPs: hostPrefixes(ifc.Addresses), AnySource: true}
+	ips := hostPrefixes(ifc.Addresses)
+	if ifc.ProxyARP {
+		ips = slices.DeleteFunc(ips, func(p netip.Prefix) bool { return p.Addr().Is4() })
+	}
+	return portsec.Policy{MACs: []frame.MAC{ifc.MAC}, IPs: ips, AnySource: true}
 }
 
 // securityPolicy is the policy of a socket, TAP or host interface's port.

@@ -134,7 +134,7 @@ func openTAPAtt(d *Daemon, cfg any) (*openAtt, error) {
 		return nil, err
 	}
 	key := "tap:" + t.Name
-	return &openAtt{closer: p, ports: []pendingPort{{t.Switch, p, l2switch.PortConfig{Name: key, VLAN: t.VLAN, Trunk: t.Trunk, MaxMACs: t.MaxMACs}}},
+	return &openAtt{closer: p, ports: []pendingPort{{t.Switch, p, l2switch.PortConfig{Name: key, VLAN: t.VLAN, Trunk: t.Trunk, Native: t.Native, MaxMACs: t.MaxMACs}}},
 		up: []any{"tap up", "tap", t.Name, "switch", t.Switch}}, nil
 }
 
@@ -148,7 +148,7 @@ func openHostIfAtt(d *Daemon, cfg any) (*openAtt, error) {
 		return nil, err
 	}
 	key := "hostif:" + h.Name
-	return &openAtt{closer: p, ports: []pendingPort{{h.Switch, p, l2switch.PortConfig{Name: key, VLAN: h.VLAN, MaxMACs: h.MaxMACs}}},
+	return &openAtt{closer: p, ports: []pendingPort{{h.Switch, p, l2switch.PortConfig{Name: key, VLAN: h.VLAN, Trunk: h.Trunk, Native: h.Native, MaxMACs: h.MaxMACs}}},
 		up: []any{"host interface up", "host_interface", h.Name, "switch", h.Switch}}, nil
 }
 

@@ -40,7 +40,7 @@ func openVXLANAtt(d *Daemon, cfg any) (*openAtt, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &openAtt{closer: p, ports: []pendingPort{{x.Switch, p, l2switch.PortConfig{Name: x.Key(), VLAN: x.VLAN, MaxMACs: x.MaxMACs}}},
+	return &openAtt{closer: p, ports: []pendingPort{{x.Switch, p, l2switch.PortConfig{Name: x.Key(), VLAN: x.VLAN, Trunk: x.Trunk, Native: x.Native, MaxMACs: x.MaxMACs}}},
 		up: []any{"vxlan up", "vxlan", x.Name, "switch", x.Switch, "local", x.Local, "vni", x.VNI, "remotes", len(x.Remotes)}}, nil
 }
 
