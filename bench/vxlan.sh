@@ -16,6 +16,8 @@
 # paths (a veth has none by default; a NIC has it): the kernel's vxlan then merges inner
 # TCP segments, and vnetd's socket gets datagrams several per buffer (UDP_GRO).
 # VXNOGRO=1 keeps UDP_GRO off on vnetd's tunnel socket (tapswitch -vxlan-nogro).
+# SWQUEUE=N sets every switch port's output queue to N frames, the namespace NIC's too
+# (SWQUEUE=512: as before NICs got their 4096-frame queue).
 set -eo pipefail
 T=${1:-5}
 ROUNDS=${ROUNDS:-3}
@@ -68,7 +70,7 @@ ip -n $XB link set xb master br0; ip -n $Y link set ys master br0
 ip -n $KB link set kb mtu 1450; ip -n $KB addr add 10.81.0.1/24 dev kb
 ip -n $SS link set sy mtu 1450; ip -n $SS addr add 10.81.0.2/24 dev sy
 
-ip netns exec $V "$BIN" -ns ${NOGRO:+-nogro} ${VXNOGRO:+-vxlan-nogro} -vxlan 10.80.0.1=10.80.0.2 -nsaddr 10.81.0.2/24 -mtu 1450 > "$BIN.ns" 2>&1 & PIDS+=($!)
+ip netns exec $V "$BIN" -ns ${NOGRO:+-nogro} ${VXNOGRO:+-vxlan-nogro} ${SWQUEUE:+-swqueue $SWQUEUE} -vxlan 10.80.0.1=10.80.0.2 -nsaddr 10.81.0.2/24 -mtu 1450 > "$BIN.ns" 2>&1 & PIDS+=($!)
 ip netns exec $SS "$BIN" -serve > "$BIN.serve" 2>&1 & PIDS+=($!)
 for _ in $(seq 50); do grep -q ready "$BIN.ns" 2>/dev/null && grep -q ready "$BIN.serve" 2>/dev/null && break; sleep 0.1; done
 grep -q ready "$BIN.ns" || { cat "$BIN.ns"; exit 1; }

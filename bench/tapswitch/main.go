@@ -45,7 +45,7 @@ func main() {
 	mtu := flag.Int("mtu", 1500, "TAP (and namespace NIC) MTU")
 	offload := flag.Bool("offload", true, "open the TAPs with virtio-net header offloads")
 	batch := flag.Int("batch", 0, "frames per ReadFrames call (0: switch default)")
-	swQueue := flag.Int("swqueue", 0, "the switch's output queue per port, in frames (0: the switch's default)")
+	swQueue := flag.Int("swqueue", 0, "every switch port's output queue, namespace NICs' too, in frames (0: the switch's defaults; 512 was the default for all)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	ns := flag.Bool("ns", false, "one TAP (-a) and a vnetd namespace running the TCP sink and source")
 	nsAddr := flag.String("nsaddr", "10.77.0.2/24", "the namespace's address (-ns)")
@@ -109,7 +109,7 @@ func main() {
 		runDirect(tap.Options{Name: *a, Create: true, MTU: *mtu, Offload: *offload, Queues: *queues, WritevOnly: *writev, Logger: log}, *b, *batch)
 		return
 	}
-	sw := l2switch.New(l2switch.Config{Name: "bench", Batch: *batch, QueueLen: *swQueue, Logger: log})
+	sw := l2switch.New(l2switch.Config{Name: "bench", Batch: *batch, QueueLen: *swQueue, DirectQueueLen: *swQueue, Logger: log})
 	defer sw.Close()
 	taps := []string{*a, *b}
 	if *ns {
