@@ -14,6 +14,7 @@ command -v ethtool >/dev/null 2>&1 || need+=(ethtool)
 command -v iperf3 >/dev/null 2>&1 || need+=(iperf3) # iperf3 interop tests (iperf, cmd/vnetd)
 command -v tshark >/dev/null 2>&1 || need+=(tshark) # pcapng read-back (control.TestPcapNGTshark)
 command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump) # libpcap as the reference for pcapfilter (TestAgainstTcpdump)
+command -v ovs-vswitchd >/dev/null 2>&1 || need+=(openvswitch-switch) # OVS as a VXLAN peer (TestVXLANOVSInterop; userspace datapath, no kernel module)
 if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "test.sh: installing ${need[*]}"
   apt-get update -qq

@@ -12,6 +12,12 @@
 # Last line: ratio=<kernel->vnetd namespace / kernel->kernel, Gbit/s medians>.
 # Usage: sudo bench/vxlan.sh [seconds per run, default 5]
 # NOGRO=1 turns the vnetd namespace NIC's receive coalescing off (to measure what it gives).
+# VETHGRO=1 turns GRO on for the underlay veths that receive tunnelled traffic, in both
+# paths (a veth has none by default; a NIC has it): the kernel's vxlan then merges inner
+# TCP segments, and vnetd's socket gets datagrams several per buffer (UDP_GRO).
+# VXNOGRO=1 keeps UDP_GRO off on vnetd's tunnel socket (tapswitch -vxlan-nogro).
+# SWQUEUE=N sets every switch port's output queue to N frames, the namespace NIC's too
+# (SWQUEUE=512: as before NICs got their 4096-frame queue).
 set -eo pipefail
 T=${1:-5}
 ROUNDS=${ROUNDS:-3}
@@ -44,13 +50,17 @@ kvtep() { # ns underlay-dev local remote: a kernel vx0 on br0 in ns
   ip -n "$1" link set vx0 master br0 up
   ip -n "$1" link set br0 up
 }
-ethtool_off() { ip netns exec "$1" ethtool -K "$2" tx off >/dev/null; }
+ethtool_off() {
+  ip netns exec "$1" ethtool -K "$2" tx off >/dev/null
+  if [ -n "$VETHGRO" ]; then ip netns exec "$1" ethtool -K "$2" gro on >/dev/null; fi
+}
 
 # vnetd path.
 veth $KA ka $XA xa; veth $XA ua $V uv
 kvtep $XA ua 10.80.0.2 10.80.0.1
 ip -n $XA link set xa master br0
 ip -n $V addr add 10.80.0.1/24 dev uv
+if [ -n "$VETHGRO" ]; then ip netns exec $V ethtool -K uv gro on >/dev/null; fi
 ip -n $KA link set ka mtu 1450; ip -n $KA addr add 10.81.0.1/24 dev ka
 # kernel path.
 veth $KB kb $XB xb; veth $XB ub $Y uy; veth $Y ys $SS sy
@@ -60,7 +70,7 @@ ip -n $XB link set xb master br0; ip -n $Y link set ys master br0
 ip -n $KB link set kb mtu 1450; ip -n $KB addr add 10.81.0.1/24 dev kb
 ip -n $SS link set sy mtu 1450; ip -n $SS addr add 10.81.0.2/24 dev sy
 
-ip netns exec $V "$BIN" -ns ${NOGRO:+-nogro} -vxlan 10.80.0.1=10.80.0.2 -nsaddr 10.81.0.2/24 -mtu 1450 > "$BIN.ns" 2>&1 & PIDS+=($!)
+ip netns exec $V "$BIN" -ns ${NOGRO:+-nogro} ${VXNOGRO:+-vxlan-nogro} ${SWQUEUE:+-swqueue $SWQUEUE} -vxlan 10.80.0.1=10.80.0.2 -nsaddr 10.81.0.2/24 -mtu 1450 > "$BIN.ns" 2>&1 & PIDS+=($!)
 ip netns exec $SS "$BIN" -serve > "$BIN.serve" 2>&1 & PIDS+=($!)
 for _ in $(seq 50); do grep -q ready "$BIN.ns" 2>/dev/null && grep -q ready "$BIN.serve" 2>/dev/null && break; sleep 0.1; done
 grep -q ready "$BIN.ns" || { cat "$BIN.ns"; exit 1; }

@@ -13,6 +13,23 @@ func NewQueue(capacity int) *Queue {
 	return q
 }
 
+// NewQueueBytes returns a queue holding at most capacity buffers whose memory adds up
+// to at most maxBytes: short frames can queue deep while superframes' 64 KiB buffers
+// stay bounded. A buffer weighs its storage (len(Buf.B), a pool class size), plus the
+// frame's length when it holds the frame by reference (the sender's memory it keeps).
+func NewQueueBytes(capacity, maxBytes int) *Queue {
+	q := NewQueue(capacity)
+	q.SetCostLimit(maxBytes, bufCost)
+	return q
+}
+
+func bufCost(b *Buf) int {
+	if b.Pkt != nil {
+		return len(b.B) + b.N
+	}
+	return len(b.B)
+}
+
 // PushCopies queues a pooled copy of every frame in frames whose length is between
 // MinFrameLen and maxLen, in order, taking the queue's lock once per 64 frames. It
 // returns how many frames it took and their bytes; the others (bad length, no room)

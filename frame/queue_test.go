@@ -131,3 +131,49 @@ func TestQueueGrowsInOrder(t *testing.T) {
 	}
 	pop(100)
 }
+
+// TestQueueBytes: a queue bounded in bytes takes many small buffers but few large ones,
+// always one into an empty queue, and gives the room back as buffers leave (popped or
+// released on Close).
+func TestQueueBytes(t *testing.T) {
+	small, big := GetBuf(1500), GetBuf(60000)
+	sz, bz := len(small.B), len(big.B)
+	small.Release()
+	big.Release()
+	q := NewQueueBytes(100, 4*bz)
+	defer q.Close()
+	var bufs []*Buf
+	for range 5 {
+		bufs = append(bufs, GetBuf(60000))
+	}
+	if n := q.PushBatch(bufs); n != 4 {
+		t.Fatalf("PushBatch(5 x %d bytes) into a %d-byte queue = %d, want 4", bz, 4*bz, n)
+	}
+	if q.Push(GetBuf(1500)) {
+		t.Fatalf("Push(%d bytes) into a full queue = true", sz)
+	}
+	out := make([]*Buf, 2)
+	if n := q.TryPop(out); n != 2 {
+		t.Fatalf("TryPop = %d, want 2", n)
+	}
+	ReleaseBufs(out)
+	if !q.Push(bufs[4]) {
+		t.Fatalf("Push after two were popped = false")
+	}
+	out = make([]*Buf, 8)
+	ReleaseBufs(out[:q.TryPop(out)])
+	q1 := NewQueueBytes(100, sz)
+	defer q1.Close()
+	if !q1.Push(GetBuf(60000)) {
+		t.Fatalf("Push(a buffer larger than the limit) into an empty queue = false")
+	}
+	var smalls []*Buf
+	for range 100 {
+		smalls = append(smalls, GetBuf(1500))
+	}
+	want := min(100, (4*bz)/sz)
+	if n := q.PushBatch(smalls); n != want {
+		t.Fatalf("PushBatch(100 x %d bytes) = %d, want %d", sz, n, want)
+	}
+	ReleaseBufs(smalls[want:])
+}

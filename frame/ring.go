@@ -24,6 +24,11 @@ type Ring[T any] struct {
 	n       int  // guarded by mu
 	closed  bool // guarded by mu
 	release func(T)
+	// cost, when set (SetCostLimit), weighs each item; the items queued may weigh at
+	// most maxCost together (one item is always taken into an empty ring).
+	cost    func(T) int
+	maxCost int
+	used    int // guarded by mu: the queued items' cost
 
 	ready chan struct{} // capacity 1: "the ring may be non-empty"
 	done  chan struct{} // closed by Close
@@ -44,11 +49,35 @@ func (r *Ring[T]) init(capacity int, release func(T)) {
 	r.done = make(chan struct{})
 }
 
+// SetCostLimit bounds the ring by weight as well as by count: the items queued may
+// cost at most limit together, each weighed by cost (a buffer's size, so that a queue
+// is bounded in memory whatever its frames' sizes); an empty ring always takes one
+// item. Call it before the ring is used.
+func (r *Ring[T]) SetCostLimit(limit int, cost func(T) int) {
+	r.maxCost, r.cost = limit, cost
+}
+
+// fits reports whether x may join the queued items (count and cost), and adds its
+// cost if so. Called with mu held.
+func (r *Ring[T]) fits(x T) bool {
+	if r.n == r.max {
+		return false
+	}
+	if r.cost != nil {
+		c := r.cost(x)
+		if r.n > 0 && r.used+c > r.maxCost {
+			return false
+		}
+		r.used += c
+	}
+	return true
+}
+
 // Push appends x and reports true, or reports false when the ring is full or closed,
 // in which case the caller still owns x.
 func (r *Ring[T]) Push(x T) bool {
 	r.mu.Lock()
-	if r.closed || r.n == r.max {
+	if r.closed || !r.fits(x) {
 		r.mu.Unlock()
 		return false
 	}
@@ -79,6 +108,10 @@ func (r *Ring[T]) PushBatch(xs []T) int {
 	}
 	wake := r.n == 0 && k > 0
 	for i := 0; i < k; i++ {
+		if !r.fits(xs[i]) {
+			k = i
+			break
+		}
 		r.ring[(r.head+r.n)%len(r.ring)] = xs[i]
 		r.n++
 	}
@@ -131,6 +164,9 @@ func (r *Ring[T]) take(out []T) int {
 	k := min(r.n, len(out))
 	for i := 0; i < k; i++ {
 		out[i] = r.ring[r.head]
+		if r.cost != nil {
+			r.used -= r.cost(out[i])
+		}
 		r.ring[r.head] = zero
 		r.head = (r.head + 1) % len(r.ring)
 	}
@@ -161,6 +197,7 @@ func (r *Ring[T]) Close() {
 		r.head = (r.head + 1) % len(r.ring)
 		r.n--
 	}
+	r.used = 0
 	r.mu.Unlock()
 	close(r.done)
 }

@@ -33,10 +33,13 @@ func TestVXLANKernelInterop(t *testing.T) {
 		plen        int
 		staticFDB   bool
 		dstport     int
+		gro         bool // GRO on vnetd's underlay veth: datagrams arrive coalesced (UDP_GRO)
 	}{
-		{"v4-remote", "10.200.0.1", "10.200.0.2", 24, false, 4789},
-		{"v4-static-fdb-8472", "10.200.0.1", "10.200.0.2", 24, true, 8472},
-		{"v6-remote", "fd20::1", "fd20::2", 64, false, 4789},
+		{"v4-remote", "10.200.0.1", "10.200.0.2", 24, false, 4789, false},
+		{"v4-static-fdb-8472", "10.200.0.1", "10.200.0.2", 24, true, 8472, false},
+		{"v6-remote", "fd20::1", "fd20::2", 64, false, 4789, false},
+		{"v4-gro", "10.200.0.1", "10.200.0.2", 24, false, 4789, true},
+		{"v6-gro", "fd20::1", "fd20::2", 64, false, 4789, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			u, k, h := newNetns(t, "vxu"), newNetns(t, "vxk"), newNetns(t, "vxh")
@@ -50,6 +53,9 @@ func TestVXLANKernelInterop(t *testing.T) {
 			// TCP would reach vnetd's socket with its inner checksum never completed,
 			// which a NIC would have done. Make the kernel complete them itself.
 			inNetns(t, k, "ethtool", "-K", "ul1", "tx", "off")
+			if c.gro {
+				inNetns(t, u, "ethtool", "-K", "ul0", "gro", "on")
+			}
 			args := []string{"ip", "link", "add", "vx0", "type", "vxlan", "id", "42", "dstport", fmt.Sprint(c.dstport), "local", c.peer}
 			if !c.staticFDB {
 				args = append(args, "remote", c.local)
@@ -122,6 +128,9 @@ func TestVXLANKernelInterop(t *testing.T) {
 			}
 			if s := tp.Stats(); s.RxMalformed+s.RxBadVNI+s.RxOversize+s.TxOversize+s.TxErrors != 0 {
 				t.Fatalf("tunnel drops: %+v", s)
+			}
+			if s := tp.Stats(); c.gro != (s.RxGRO > 0) {
+				t.Fatalf("GRO on the underlay veth %v, coalesced receives %d", c.gro, s.RxGRO)
 			}
 		})
 	}

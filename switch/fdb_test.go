@@ -17,7 +17,7 @@ func TestFDBConcurrentReadersAndWriters(t *testing.T) {
 	mk := func(name string) *swPort {
 		a, b := frametest.NewPair(frametest.PairOptions{NameA: name})
 		t.Cleanup(func() { a.Close(); b.Close() })
-		return newSwPort(a, PortConfig{}, 8, 0)
+		return newSwPort(a, PortConfig{}, 8, 1<<30, 0)
 	}
 	p1, p2 := mk("p1"), mk("p2")
 	const n = 2000

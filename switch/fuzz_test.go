@@ -27,7 +27,7 @@ func newDirect(tb testing.TB, pcs ...PortConfig) *direct {
 		if pc.Name == "" {
 			pc.Name = string(rune('a' + i))
 		}
-		sp := newSwPort(a, pc, 1<<12, 0)
+		sp := newSwPort(a, pc, 1<<12, 1<<30, 0)
 		close(sp.done)                    // no reader: the test drives the port
 		sp.writer = worker.New(func() {}) // nor writer: drain empties the queues
 		ports = append(ports, sp)

@@ -409,3 +409,36 @@ func TestGoroutinesPerPort(t *testing.T) {
 	testwait.Value(t, 5*time.Second, func() (int, bool) { rd, _ := portGoroutines(); return rd - r0, rd-r0 == ports-1 },
 		"%d readers after removing a port (readers)", ports-1)
 }
+
+// TestDirectQueueLen: a CapDirect port (a namespace NIC) gets the deeper
+// DirectQueueLen output queue, other ports QueueLen: with both stuck, a burst of 40
+// floods leaves the plain port at most 4 queued (plus the batch its writer holds) and
+// the direct one up to 16.
+func TestDirectQueueLen(t *testing.T) {
+	sw := newSwitch(t, Config{QueueLen: 4, DirectQueueLen: 16})
+	h1 := addHost(t, sw, "p1", mac(1), PortConfig{})
+	h2 := addHost(t, sw, "p2", mac(2), PortConfig{})
+	plain := newStuckPort("plain")
+	direct := stuckDirectPort{newStuckPort("direct")}
+	for _, p := range []frame.Port{plain, direct} {
+		if err := sw.AddPort(p, PortConfig{}); err != nil {
+			t.Fatalf("AddPort(%s): %v", p.Info().Name, err)
+		}
+	}
+	defer close(plain.release)
+	defer close(direct.release)
+	for range 40 {
+		h1.send(eth(frame.Broadcast, h1.mac, "b"))
+		h2.expect("b")
+	}
+	drops := map[string]uint64{}
+	for _, ps := range sw.Ports() {
+		drops[ps.Name] = ps.Drops[DropQueueFull]
+	}
+	if d := drops["plain"]; d < 40-2*4 || d > 40-4-1 {
+		t.Errorf("plain port: %d of 40 dropped as queue_full, want %d-%d (QueueLen 4)", d, 40-2*4, 40-4-1)
+	}
+	if d := drops["direct"]; d < 40-2*16 || d > 40-16-1 {
+		t.Errorf("direct port: %d of 40 dropped as queue_full, want %d-%d (DirectQueueLen 16)", d, 40-2*16, 40-16-1)
+	}
+}

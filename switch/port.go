@@ -81,9 +81,9 @@ type swPort struct {
 	ring   *ring        // always-on capture ring, nil when off (set before the port is published)
 }
 
-func newSwPort(p frame.Port, pc PortConfig, queueLen, portMax int) *swPort {
+func newSwPort(p frame.Port, pc PortConfig, queueLen, queueBytes, portMax int) *swPort {
 	info := p.Info()
-	sp := &swPort{name: pc.Name, p: p, info: info, out: frame.NewQueue(queueLen), done: make(chan struct{}), maxMACs: int64(portMax)}
+	sp := &swPort{name: pc.Name, p: p, info: info, out: frame.NewQueueBytes(queueLen, queueBytes), done: make(chan struct{}), maxMACs: int64(portMax)}
 	if pc.MaxMACs > 0 {
 		sp.maxMACs = int64(pc.MaxMACs)
 	}

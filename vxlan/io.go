@@ -75,7 +75,21 @@ func (p *Port) recv(fd int, frames []frame.Frame) (int, unix.Errno) {
 // its inner frame in f.Buf, learns its source MAC and sets f.N. It counts why it
 // drops a datagram.
 func (p *Port) take(i, l int, flags int32, f *frame.Frame, maxFrame int, now int64) bool {
-	hdr := p.rhdrs[i*HeaderLen : (i+1)*HeaderLen]
+	inner := l - HeaderLen
+	if !p.check(p.rhdrs[i*HeaderLen:(i+1)*HeaderLen], l, flags&unix.MSG_TRUNC != 0, maxFrame) {
+		return false
+	}
+	if !p.learn(srcAddr(p.v6, &p.rnames[i]), f.Buf[:inner], now) {
+		return false
+	}
+	f.N = inner
+	return true
+}
+
+// check checks a datagram of length l (VXLAN header included) whose first bytes are
+// hdr: a VXLAN header with the port's VNI in front of an inner frame of at most
+// maxFrame bytes. trunc: the datagram did not fit the buffer. It counts why it drops.
+func (p *Port) check(hdr []byte, l int, trunc bool, maxFrame int) bool {
 	inner := l - HeaderLen
 	switch vni, err := ParseHeader(hdr[:min(l, HeaderLen)]); {
 	case err != nil || inner < frame.EthHeaderLen:
@@ -84,11 +98,17 @@ func (p *Port) take(i, l int, flags int32, f *frame.Frame, maxFrame int, now int
 	case vni != p.opts.VNI:
 		p.stats.rxBadVNI.Add(1)
 		return false
-	case flags&unix.MSG_TRUNC != 0 || inner > maxFrame:
+	case trunc || inner > maxFrame:
 		p.stats.rxOversize.Add(1)
 		return false
 	}
-	src := p.srcAddr(i)
+	return true
+}
+
+// learn learns inner frame b's source MAC behind the VTEP src and counts it on that
+// remote; it refuses (and counts) a frame from an unknown VTEP when the table of
+// learned ones is full, or with a multicast or zero source MAC.
+func (p *Port) learn(src netip.Addr, b []byte, now int64) bool {
 	r := p.last
 	if r == nil || r.addr != src {
 		if r = p.remoteFor(src); r == nil {
@@ -97,7 +117,6 @@ func (p *Port) take(i, l int, flags int32, f *frame.Frame, maxFrame int, now int
 		}
 		p.last = r
 	}
-	b := f.Buf[:inner]
 	var mac frame.MAC
 	copy(mac[:], b[6:12])
 	if mac.IsMulticast() || mac.IsZero() {
@@ -106,18 +125,16 @@ func (p *Port) take(i, l int, flags int32, f *frame.Frame, maxFrame int, now int
 	}
 	p.fdb.learn(mac, r, now)
 	r.c.RxFrames.Add(1)
-	r.c.RxBytes.Add(uint64(inner))
-	f.N = inner
+	r.c.RxBytes.Add(uint64(len(b)))
 	return true
 }
 
-// srcAddr is the source address of datagram i of the last recvmmsg.
-func (p *Port) srcAddr(i int) netip.Addr {
-	if p.v6 {
-		return netip.AddrFrom16(p.rnames[i].Addr)
+// srcAddr is the address in a received datagram's source sockaddr.
+func srcAddr(v6 bool, sa *unix.RawSockaddrInet6) netip.Addr {
+	if v6 {
+		return netip.AddrFrom16(sa.Addr)
 	}
-	sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&p.rnames[i]))
-	return netip.AddrFrom4(sa.Addr)
+	return netip.AddrFrom4((*unix.RawSockaddrInet4)(unsafe.Pointer(sa)).Addr)
 }
 
 // WriteFrames implements frame.Port: each frame goes, behind the port's VXLAN header,

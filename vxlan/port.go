@@ -67,6 +67,10 @@ type Options struct {
 	// SocketBuffer sets SO_RCVBUF and SO_SNDBUF (forced past the sysctl limits when the
 	// process may); default 4 MiB.
 	SocketBuffer int
+	// NoGRO turns receive coalescing off: by default the receiving socket sets UDP_GRO
+	// where the kernel has it, so datagrams its GRO merged (a NIC's, a veth's with GRO
+	// on) arrive several per buffer (see gro.go).
+	NoGRO bool
 	// Logger receives lifecycle messages; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -120,7 +124,9 @@ type Port struct {
 	riovs  []unix.Iovec
 	rhdrs  []byte
 	rnames []unix.RawSockaddrInet6
-	last   *remote // the remote the previous datagram came from
+	last   *remote   // the remote the previous datagram came from
+	groOn  bool      // the receiving socket has UDP_GRO
+	gro    *groState // the GRO reader's buffers, made on its first read
 
 	// Writer state (under wmu; WriteFrames may be called concurrently: CapInline).
 	wmu   sync.Mutex
@@ -156,6 +162,7 @@ type stats struct {
 	txSegmented  atomic.Uint64
 	txGSO        atomic.Uint64
 	txMalformed  atomic.Uint64
+	rxGRO        atomic.Uint64
 }
 
 var _ frame.Port = (*Port)(nil)
@@ -274,6 +281,11 @@ func Open(o Options) (*Port, error) {
 	if p.rx, p.rxRaw, err = p.listen(o.Local); err != nil {
 		return nil, fmt.Errorf("vxlan %q: listen on %s: %w", o.Name, o.Local, err)
 	}
+	if !o.NoGRO {
+		_ = p.rxRaw.Control(func(fd uintptr) {
+			p.groOn = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_GRO, 1) == nil
+		})
+	}
 	for range o.SourcePorts {
 		c, raw, err := p.listen(netip.AddrPortFrom(o.Local.Addr(), 0))
 		if err != nil {
@@ -289,7 +301,7 @@ func Open(o Options) (*Port, error) {
 		go p.ager()
 	}
 	ok = true
-	log.Info("vxlan up", "port", o.Name, "local", o.Local, "vni", o.VNI, "dstport", o.DstPort, "remotes", len(o.Remotes), "mtu", o.MTU)
+	log.Info("vxlan up", "port", o.Name, "local", o.Local, "vni", o.VNI, "dstport", o.DstPort, "remotes", len(o.Remotes), "mtu", o.MTU, "gro", p.groOn)
 	return p, nil
 }
 
@@ -488,7 +500,11 @@ func (p *Port) ReadFrames(frames []frame.Frame) (int, error) {
 		var n int
 		var errno unix.Errno
 		err := p.rxRaw.Read(func(fd uintptr) bool {
-			n, errno = p.recv(int(fd), frames)
+			if p.groOn {
+				n, errno = p.recvGRO(int(fd), frames)
+			} else {
+				n, errno = p.recv(int(fd), frames)
+			}
 			return n > 0 || (errno != 0 && errno != unix.EAGAIN)
 		})
 		if err != nil {

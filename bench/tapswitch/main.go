@@ -45,6 +45,7 @@ func main() {
 	mtu := flag.Int("mtu", 1500, "TAP (and namespace NIC) MTU")
 	offload := flag.Bool("offload", true, "open the TAPs with virtio-net header offloads")
 	batch := flag.Int("batch", 0, "frames per ReadFrames call (0: switch default)")
+	swQueue := flag.Int("swqueue", 0, "every switch port's output queue, namespace NICs' too, in frames (0: the switch's defaults; 512 was the default for all)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	ns := flag.Bool("ns", false, "one TAP (-a) and a vnetd namespace running the TCP sink and source")
 	nsAddr := flag.String("nsaddr", "10.77.0.2/24", "the namespace's address (-ns)")
@@ -59,6 +60,7 @@ func main() {
 	wcost := flag.Int("writecost", 0, "measure WriteFrames' CPU per frame, io_uring vs writev, over this many rounds, and exit (creates two TAPs in the current netns)")
 	stats := flag.Bool("stats", false, "print frames per ReadFrames/WriteFrames call of each TAP port at exit")
 	hostIf := flag.String("hostif", "", "with -ns: attach this existing interface through hostif instead of creating a TAP")
+	vxNoGRO := flag.Bool("vxlan-nogro", false, "with -vxlan: no UDP GRO on the tunnel's receiving socket")
 	vx := flag.String("vxlan", "", "with -ns: LOCAL=REMOTE: a VXLAN tunnel (VNI 42, port 4789) from underlay address LOCAL to REMOTE instead of a TAP")
 	gwAddr := flag.String("gateway", "", "one TAP (-a) and an egress gateway with this address (e.g. 10.0.2.1/24) relaying to host sockets; its alias -alias is the host loopback")
 	gwAlias := flag.String("alias", "10.0.2.2", "the gateway's host loopback alias (-gateway)")
@@ -107,7 +109,7 @@ func main() {
 		runDirect(tap.Options{Name: *a, Create: true, MTU: *mtu, Offload: *offload, Queues: *queues, WritevOnly: *writev, Logger: log}, *b, *batch)
 		return
 	}
-	sw := l2switch.New(l2switch.Config{Name: "bench", Batch: *batch, Logger: log})
+	sw := l2switch.New(l2switch.Config{Name: "bench", Batch: *batch, QueueLen: *swQueue, DirectQueueLen: *swQueue, Logger: log})
 	defer sw.Close()
 	taps := []string{*a, *b}
 	if *ns {
@@ -128,7 +130,7 @@ func main() {
 		taps = nil
 		local, remote, _ := strings.Cut(*vx, "=")
 		p, err := vxlan.Open(vxlan.Options{Name: "vxlan", Local: netip.AddrPortFrom(netip.MustParseAddr(local), 0), VNI: 42,
-			Remotes: []netip.Addr{netip.MustParseAddr(remote)}, Logger: log})
+			Remotes: []netip.Addr{netip.MustParseAddr(remote)}, NoGRO: *vxNoGRO, Logger: log})
 		if err != nil {
 			fail(err)
 		}
@@ -136,6 +138,16 @@ func main() {
 		if err := sw.AddPort(p, l2switch.PortConfig{}); err != nil {
 			fail(err)
 		}
+		if *stats {
+			defer func() { fmt.Printf("vxlan: %+v %+v\n", p.Counters.Snapshot(), p.Stats()) }()
+		}
+	}
+	if *stats {
+		defer func() {
+			for _, ps := range sw.Ports() {
+				fmt.Printf("switch port %s: %+v drops %v\n", ps.Name, ps.Counters, ps.Drops)
+			}
+		}()
 	}
 	for _, name := range taps {
 		qs, err := tap.OpenQueues(tap.Options{Name: name, Create: true, MTU: *mtu, Offload: *offload, Queues: *queues, WritevOnly: *writev, Logger: log})
@@ -183,6 +195,9 @@ func main() {
 // noGRO turns the namespace NIC's receive coalescing off (-ns), to measure what it gives.
 var noGRO = flag.Bool("nogro", false, "with -ns: turn the namespace NIC's receive coalescing (GRO) off")
 
+// nsQueue is the namespace NIC's queue length (-ns); 0 is nsstack's default.
+var nsQueue = flag.Int("nsqueue", 0, "with -ns: the namespace NIC's queue length in frames (0: nsstack's default)")
+
 func startNamespace(sw *l2switch.Switch, addr string, mtu int, log *slog.Logger) (*nsstack.Namespace, error) {
 	p, err := netip.ParsePrefix(addr)
 	if err != nil {
@@ -192,7 +207,7 @@ func startNamespace(sw *l2switch.Switch, addr string, mtu int, log *slog.Logger)
 	if err != nil {
 		return nil, err
 	}
-	nic, err := n.AddNIC(nsstack.NICConfig{Name: "eth0", MTU: mtu, NoGRO: *noGRO})
+	nic, err := n.AddNIC(nsstack.NICConfig{Name: "eth0", MTU: mtu, NoGRO: *noGRO, QueueLen: *nsQueue})
 	if err == nil {
 		err = n.AddAddress("eth0", p)
 	}
