@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -264,4 +265,57 @@ func TestCaptureStreamCap(t *testing.T) {
 		defer c.Close()
 		return strings.Contains(line, " 200 ")
 	}, "no capture stream served after one of %d closed", DefaultMaxCaptureStreams)
+}
+
+// TestSlowPingReaders: 20 clients ask for 1000 pings each and never read a byte.
+// Meanwhile status and a 2-ping stream from another client are answered, and the
+// lab's own traffic flows; once the stalled clients go away their pings stop (the
+// daemon's goroutines are back to their count before) rather than run 1000 seconds.
+func TestSlowPingReaders(t *testing.T) {
+	s, _ := listenLab(t, overloadLab)
+	c := NewClient(s.Path())
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// One ping first: beta's MAC is resolved and every lazy goroutine started.
+	if err := c.Ping(ctx, "alpha", "10.0.0.20", 1, func(daemon.PingResult) {}); err != nil {
+		t.Fatalf("c.Ping(alpha -> beta, 1) = %v", err)
+	}
+	runtime.GC()
+	before := runtime.NumGoroutine()
+
+	var stalled []net.Conn
+	for range 20 {
+		conn, err := net.Dial("unix", s.Path())
+		if err != nil {
+			t.Fatalf("Dial(control socket) = %v", err)
+		}
+		defer conn.Close()
+		conn.(*net.UnixConn).SetReadBuffer(1024)
+		fmt.Fprintf(conn, "GET /v1/ping/alpha/10.0.0.20?count=1000 HTTP/1.1\r\nHost: vnetd\r\n\r\n")
+		stalled = append(stalled, conn) // and never read
+	}
+	testwait.Eventually(t, 20*time.Second, func() bool { return runtime.NumGoroutine() >= before+20 },
+		"the 20 stalled ping streams did not start: %d goroutines, %d before", runtime.NumGoroutine(), before)
+
+	start := time.Now()
+	var st daemon.Status
+	if err := c.Get(ctx, "/v1/status", &st); err != nil || len(st.Switches) == 0 {
+		t.Errorf("c.Status() with 20 stalled ping streams = %v", err)
+	}
+	var replies []daemon.PingResult
+	if err := c.Ping(ctx, "alpha", "10.0.0.20", 2, func(r daemon.PingResult) { replies = append(replies, r) }); err != nil ||
+		len(replies) != 2 || replies[0].Error != "" || replies[1].Error != "" {
+		t.Errorf("c.Ping(alpha -> beta, 2) with 20 stalled ping streams = %v, %+v; want 2 replies", err, replies)
+	}
+	t.Logf("status and a 2-ping stream beside 20 stalled streams: %v", time.Since(start))
+
+	for _, conn := range stalled {
+		conn.Close()
+	}
+	if !testwait.Until(20*time.Second, func() bool { return runtime.NumGoroutine() <= before }) {
+		buf := make([]byte, 1<<20)
+		t.Errorf("%d goroutines 20 s after the stalled clients left, %d before they came:\n%s",
+			runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+	}
 }
