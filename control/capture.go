@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/gopacket"
@@ -87,7 +88,9 @@ func serveCaptureFilter(w http.ResponseWriter, r *http.Request) {
 // client goes away or count frames were sent, or with ring= dumps what the ports'
 // capture rings hold of the last seconds. A bad query is a 400 that names the problem
 // (for a filter, its column).
-func serveCapture(d *daemon.Daemon, w http.ResponseWriter, r *http.Request) {
+//
+// Live streams are capped (streams): beyond the cap the request gets a 503.
+func serveCapture(d *daemon.Daemon, streams *streamCap, w http.ResponseWriter, r *http.Request) {
 	sw, err := d.Switch(r.PathValue("switch"))
 	if err != nil {
 		writeErr(w, 404, err)
@@ -134,6 +137,11 @@ func serveCapture(d *daemon.Daemon, w http.ResponseWriter, r *http.Request) {
 		cw.flush()
 		return
 	}
+	if !streams.take() {
+		writeErr(w, http.StatusServiceUnavailable, fmt.Errorf("too many capture streams: %d open, the cap (close one, or dump a ring with ring=)", streams.max))
+		return
+	}
+	defer streams.done()
 	c, err := sw.CaptureWith(l2switch.CaptureOptions{Port: cr.port, Filter: filter})
 	if err != nil {
 		writeErr(w, 404, err)
@@ -158,6 +166,32 @@ func serveCapture(d *daemon.Daemon, w http.ResponseWriter, r *http.Request) {
 		cw.flush()
 	}
 }
+
+// streamCap counts the live capture streams against their cap.
+type streamCap struct {
+	max     int
+	open    atomic.Int64
+	refused atomic.Uint64
+}
+
+func newStreamCap(max int) *streamCap {
+	if max <= 0 {
+		max = DefaultMaxCaptureStreams
+	}
+	return &streamCap{max: max}
+}
+
+// take claims a stream, or reports (and counts) that the cap is reached.
+func (s *streamCap) take() bool {
+	if s.open.Add(1) > int64(s.max) {
+		s.open.Add(-1)
+		s.refused.Add(1)
+		return false
+	}
+	return true
+}
+
+func (s *streamCap) done() { s.open.Add(-1) }
 
 // captureWriter writes captured frames as pcap or pcapng to an HTTP response.
 type captureWriter struct {

@@ -27,6 +27,8 @@ var (
 	descSockDrops  = prometheus.NewDesc("vnetd_socket_drops_total", "Frames a VM socket listener dropped before any VM's port took them, by reason (too_short, bad_length, refused_peer, ...).", []string{"path", "reason"}, nil)
 	descRingBytes  = prometheus.NewDesc("vnetd_capture_ring_bytes", "Bytes a switch port's capture ring holds (frames and 16-byte headers).", []string{"switch", "port"}, nil)
 	descRingOver   = prometheus.NewDesc("vnetd_capture_ring_overwritten_total", "Frames a switch port's capture ring dropped to make room or because they aged out.", []string{"switch", "port"}, nil)
+	descCapDropped = prometheus.NewDesc("vnetd_capture_dropped_total", "Frames live capture streams of a switch missed because their reader fell behind (dropped from the capture, never from the switch).", []string{"switch"}, nil)
+	descCapStreams = prometheus.NewDesc("vnetd_capture_streams", "Live capture streams open on a switch.", []string{"switch"}, nil)
 	descFDB        = prometheus.NewDesc("vnetd_fdb_entries", "Learned MACs in a switch's FDB.", []string{"switch"}, nil)
 	descFwdConns   = prometheus.NewDesc("vnetd_forward_accepted_total", "Connections or UDP flows a forward accepted.", []string{"forward"}, nil)
 	descFwdBytes   = prometheus.NewDesc("vnetd_forward_bytes_total", "Bytes relayed by a forward.", []string{"forward", "direction"}, nil)
@@ -61,7 +63,7 @@ var (
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPortFrames, descPortBytes, descPortDrops, descPortMACLim, descSockDrops, descRingBytes, descRingOver, descFDB, descRtrFrames, descRtrBytes, descRtrFwd, descRtrICMP, descRtrDrops, descFwdConns, descFwdBytes, descFwdErrs, descFwdRefused, descFwdActive, descFwdLimit, descDNSFwd, descDNSFwdErrs, descDNSFwdDrop, descDNSFwdNow, descDHCPLeases, descDHCPRefuse, descIperfTests, descIperfRef, descGwFlows, descGwActive, descGwBytes, descGwRefused, descEchoed, descEchoRefuse, descNamespaces, descNICFrames, descNICBytes, descNICDrops, descNICByRef} {
+	for _, d := range []*prometheus.Desc{descPortFrames, descPortBytes, descPortDrops, descPortMACLim, descSockDrops, descRingBytes, descRingOver, descCapDropped, descCapStreams, descFDB, descRtrFrames, descRtrBytes, descRtrFwd, descRtrICMP, descRtrDrops, descFwdConns, descFwdBytes, descFwdErrs, descFwdRefused, descFwdActive, descFwdLimit, descDNSFwd, descDNSFwdErrs, descDNSFwdDrop, descDNSFwdNow, descDHCPLeases, descDHCPRefuse, descIperfTests, descIperfRef, descGwFlows, descGwActive, descGwBytes, descGwRefused, descEchoed, descEchoRefuse, descNamespaces, descNICFrames, descNICBytes, descNICDrops, descNICByRef} {
 		ch <- d
 	}
 	for _, d := range vxlanDescs {
@@ -83,6 +85,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ctr := prometheus.CounterValue
 	for _, s := range st.Switches {
 		ch <- prometheus.MustNewConstMetric(descFDB, prometheus.GaugeValue, float64(s.Stats.FDBSize), s.Name)
+		ch <- prometheus.MustNewConstMetric(descCapDropped, ctr, float64(s.Stats.CaptureDropped), s.Name)
+		ch <- prometheus.MustNewConstMetric(descCapStreams, prometheus.GaugeValue, float64(s.Stats.Captures), s.Name)
 		for _, p := range s.Ports {
 			ch <- prometheus.MustNewConstMetric(descPortFrames, ctr, float64(p.Counters.RxFrames), s.Name, p.Name, "rx")
 			ch <- prometheus.MustNewConstMetric(descPortFrames, ctr, float64(p.Counters.TxFrames), s.Name, p.Name, "tx")

@@ -4,18 +4,23 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/vnetd/vnetd/config"
 	"github.com/vnetd/vnetd/daemon"
+	"github.com/vnetd/vnetd/internal/testwait"
 )
 
 // overloadLab is fuzzLab with an echo service on alpha, to move bulk data across lan0.
@@ -176,9 +181,141 @@ func TestSlowCaptureReaderDoesNotBlockSwitch(t *testing.T) {
 	if err != nil {
 		t.Fatalf("echo across lan0 with a stalled capture reader: %d of %d bytes back, %v", n, size, err)
 	}
+	// 6,000 small datagrams more than fill the stalled stream's queue (4096 frames).
+	uc, err := alpha.ListenPacket("udp", "10.0.0.10:0")
+	if err != nil {
+		t.Fatalf("alpha ListenPacket(udp) = %v", err)
+	}
+	defer uc.Close()
+	to := &net.UDPAddr{IP: net.IPv4(10, 0, 0, 20), Port: 9}
+	for range 6000 {
+		uc.WriteTo([]byte("x"), to)
+	}
+	// The frames the stalled reader missed are counted, per switch.
+	lan0 := func() (captures int, dropped uint64) {
+		for _, sw := range d.Status().Switches {
+			if sw.Name == "lan0" {
+				return sw.Stats.Captures, sw.Stats.CaptureDropped
+			}
+		}
+		return 0, 0
+	}
+	testwait.Eventually(t, 20*time.Second, func() bool { n, dr := lan0(); return n == 1 && dr >= 6000-4096 },
+		"status of lan0: captures, capture_dropped = %v; want 1 stream and >= %d drops counted", fmt.Sprint(lan0()), 6000-4096)
 	// The stalled stream is still a stream: reading resumes.
 	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.CopyN(io.Discard, br, 64<<10); err != nil {
 		t.Errorf("reading the capture stream after the stall: %v", err)
+	}
+}
+
+// openCapture asks for a live capture of lan0 on a new connection and returns the
+// connection and the answer's status line.
+func openCapture(t *testing.T, s *Server) (net.Conn, *bufio.Reader, string) {
+	t.Helper()
+	conn, err := net.Dial("unix", s.Path())
+	if err != nil {
+		t.Fatalf("Dial(control socket) = %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	fmt.Fprintf(conn, "GET /v1/capture/lan0 HTTP/1.1\r\nHost: vnetd\r\n\r\n")
+	br := bufio.NewReader(conn)
+	line, err := br.ReadString('\n')
+	if err != nil {
+		t.Fatalf("capture answer: %v", err)
+	}
+	return conn, br, line
+}
+
+// TestCaptureStreamCap: DefaultMaxCaptureStreams live captures are served; one more
+// gets a 503 with a JSON error; once a stream ends, a new one is served again. A ring
+// dump is not a stream and is not refused.
+func TestCaptureStreamCap(t *testing.T) {
+	s, d := listenLab(t, fuzzLab)
+	var conns []net.Conn
+	for i := range DefaultMaxCaptureStreams {
+		c, _, line := openCapture(t, s)
+		if !strings.Contains(line, " 200 ") {
+			t.Fatalf("capture stream %d: %q, want 200", i+1, line)
+		}
+		conns = append(conns, c)
+	}
+	_, br, line := openCapture(t, s)
+	if !strings.Contains(line, " 503 ") {
+		t.Fatalf("capture stream %d: %q, want 503", DefaultMaxCaptureStreams+1, line)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(io.MultiReader(strings.NewReader(line), br)), nil)
+	if err != nil {
+		t.Fatalf("read the 503: %v", err)
+	}
+	var body struct{ Error string }
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || !strings.Contains(body.Error, "too many capture streams") {
+		t.Errorf("503 body: %+v, %v; want a JSON error naming the cap", body, err)
+	}
+	for _, sw := range d.Status().Switches {
+		if sw.Name == "lan0" && sw.Stats.Captures != DefaultMaxCaptureStreams {
+			t.Errorf("status of lan0: captures %d, want %d", sw.Stats.Captures, DefaultMaxCaptureStreams)
+		}
+	}
+	// The client goes away: its stream ends and frees its place.
+	conns[0].Close()
+	testwait.Eventually(t, 20*time.Second, func() bool {
+		c, _, line := openCapture(t, s)
+		defer c.Close()
+		return strings.Contains(line, " 200 ")
+	}, "no capture stream served after one of %d closed", DefaultMaxCaptureStreams)
+}
+
+// TestSlowPingReaders: 20 clients ask for 1000 pings each and never read a byte.
+// Meanwhile status and a 2-ping stream from another client are answered, and the
+// lab's own traffic flows; once the stalled clients go away their pings stop (the
+// daemon's goroutines are back to their count before) rather than run 1000 seconds.
+func TestSlowPingReaders(t *testing.T) {
+	s, _ := listenLab(t, overloadLab)
+	c := NewClient(s.Path())
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// One ping first: beta's MAC is resolved and every lazy goroutine started.
+	if err := c.Ping(ctx, "alpha", "10.0.0.20", 1, func(daemon.PingResult) {}); err != nil {
+		t.Fatalf("c.Ping(alpha -> beta, 1) = %v", err)
+	}
+	runtime.GC()
+	before := runtime.NumGoroutine()
+
+	var stalled []net.Conn
+	for range 20 {
+		conn, err := net.Dial("unix", s.Path())
+		if err != nil {
+			t.Fatalf("Dial(control socket) = %v", err)
+		}
+		defer conn.Close()
+		conn.(*net.UnixConn).SetReadBuffer(1024)
+		fmt.Fprintf(conn, "GET /v1/ping/alpha/10.0.0.20?count=1000 HTTP/1.1\r\nHost: vnetd\r\n\r\n")
+		stalled = append(stalled, conn) // and never read
+	}
+	testwait.Eventually(t, 20*time.Second, func() bool { return runtime.NumGoroutine() >= before+20 },
+		"the 20 stalled ping streams did not start: %d goroutines, %d before", runtime.NumGoroutine(), before)
+
+	start := time.Now()
+	var st daemon.Status
+	if err := c.Get(ctx, "/v1/status", &st); err != nil || len(st.Switches) == 0 {
+		t.Errorf("c.Status() with 20 stalled ping streams = %v", err)
+	}
+	var replies []daemon.PingResult
+	if err := c.Ping(ctx, "alpha", "10.0.0.20", 2, func(r daemon.PingResult) { replies = append(replies, r) }); err != nil ||
+		len(replies) != 2 || replies[0].Error != "" || replies[1].Error != "" {
+		t.Errorf("c.Ping(alpha -> beta, 2) with 20 stalled ping streams = %v, %+v; want 2 replies", err, replies)
+	}
+	t.Logf("status and a 2-ping stream beside 20 stalled streams: %v", time.Since(start))
+
+	for _, conn := range stalled {
+		conn.Close()
+	}
+	if !testwait.Until(20*time.Second, func() bool { return runtime.NumGoroutine() <= before }) {
+		buf := make([]byte, 1<<20)
+		t.Errorf("%d goroutines 20 s after the stalled clients left, %d before they came:\n%s",
+			runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
 	}
 }

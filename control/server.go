@@ -46,7 +46,15 @@ type ServerOptions struct {
 	// lab only once it is up, never a half-applied one. Clients wait in the
 	// socket's backlog meanwhile.
 	Ready <-chan struct{}
+	// MaxCaptureStreams caps the live capture streams open at once (GET
+	// /v1/capture without ring=); beyond it a request gets a 503 with a JSON error.
+	// 0 means DefaultMaxCaptureStreams.
+	MaxCaptureStreams int
 }
+
+// DefaultMaxCaptureStreams is ServerOptions.MaxCaptureStreams's default: each stream
+// holds a queue of up to 4096 frames.
+const DefaultMaxCaptureStreams = 16
 
 // Server is a running control API.
 type Server struct {
@@ -238,7 +246,8 @@ func handler(o ServerOptions) http.Handler {
 	checkRoutes(mux, d)
 	traceRoutes(mux, d)
 	iperfRoutes(mux, d)
-	mux.HandleFunc("GET /v1/capture/{switch}", func(w http.ResponseWriter, r *http.Request) { serveCapture(d, w, r) })
+	streams := newStreamCap(o.MaxCaptureStreams)
+	mux.HandleFunc("GET /v1/capture/{switch}", func(w http.ResponseWriter, r *http.Request) { serveCapture(d, streams, w, r) })
 	mux.HandleFunc("GET /v1/capture-filter", serveCaptureFilter)
 	mux.HandleFunc("GET /v1/ping/{ns}/{addr}", func(w http.ResponseWriter, r *http.Request) {
 		dst, err := netip.ParseAddr(r.PathValue("addr"))

@@ -149,3 +149,76 @@ func TestStartAfterSIGKILL(t *testing.T) {
 		}
 	}
 }
+
+// TestHostIfDeletedAndRecreated runs vnetd inside netns V with one end of a veth
+// attached as a [[host_interface]]; the other end sits in netns K, which pings a
+// vnetd namespace through it. The veth is deleted under load (the port goes down,
+// logged once) and created again: vnetd attaches the new interface by itself (logged
+// once) and the pings get through again, without a reload or a restart.
+func TestHostIfDeletedAndRecreated(t *testing.T) {
+	needRoot(t)
+	bin := buildVnetd(t)
+	v := newNetns(t, "hrv")
+	k := newNetns(t, "hrk")
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "vnetd.sock")
+	vEnd, kEnd := tapName(t, "hv"), tapName(t, "hk")
+	mkVeth := func() {
+		hostifVeth(t, v, vEnd, k, kEnd)
+		inNetns(t, k, "ip", "addr", "add", "10.9.2.1/24", "dev", kEnd)
+	}
+	mkVeth()
+	cfg := filepath.Join(dir, "lab.toml")
+	lab := fmt.Sprintf(`
+[daemon]
+control = %q
+[[switch]]
+name = "lan0"
+[[host_interface]]
+name = %q
+switch = "lan0"
+[[namespace]]
+name = "alpha"
+  [[namespace.nic]]
+  name = "eth0"
+  switch = "lan0"
+  addresses = ["10.9.2.10/24"]
+`, sock, vEnd)
+	if err := os.WriteFile(cfg, []byte(lab), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, exited, log := runVnetd(t, bin, v, cfg)
+	ping := func(n string) error {
+		_, err := nsCommand(k, "ping", "-c", n, "-W", "1", "-i", "0.2", "10.9.2.10")
+		return err
+	}
+	eventually(t, 20*time.Second, "a ping through the host interface", func() bool { return ping("1") == nil }, log)
+
+	// Load: pings every 10 ms for the whole test, bounded by count and time.
+	load := exec.Command("ip", "netns", "exec", k, "ping", "-q", "-i", "0.01", "-c", "3000", "-w", "60", "10.9.2.10")
+	if err := load.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { load.Process.Kill(); load.Wait() }()
+	time.Sleep(300 * time.Millisecond)
+
+	inNetns(t, v, "ip", "link", "del", vEnd) // takes the peer in K along
+	eventually(t, 10*time.Second, "the host interface reported gone", func() bool { return strings.Contains(log.String(), "device gone") }, log)
+	time.Sleep(500 * time.Millisecond) // a few reopen attempts fail meanwhile
+	mkVeth()
+	eventually(t, 15*time.Second, "the host interface attached again", func() bool { return strings.Contains(log.String(), "device back") }, log)
+	eventually(t, 15*time.Second, "a ping through the recreated veth", func() bool { return ping("1") == nil }, log)
+	if err := ping("3"); err != nil {
+		t.Errorf("3 pings through the recreated veth: %v", err)
+	}
+	out := log.String()
+	down, up := strings.Count(out, "reopening it in the background"), strings.Count(out, "device back: port up")
+	if down != 1 || up != 1 {
+		t.Errorf("vnetd logged the port down %d times and up %d times, want once each:\n%s", down, up, out)
+	}
+	select {
+	case <-exited:
+		t.Fatalf("vnetd exited:\n%s", out)
+	default:
+	}
+}

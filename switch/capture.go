@@ -140,6 +140,7 @@ func (c *Capture) Close() error {
 		c.closed = true
 		close(c.ch)
 		c.mu.Unlock()
+		s.capDropped.Add(c.dropped.Load()) // no sender drops any more
 		for f := range c.ch {
 			f.Buf.Release()
 		}

@@ -107,8 +107,14 @@ func TestCaptureNeverSlowsTheSwitch(t *testing.T) {
 	if got := c.Dropped(); got != n-2 {
 		t.Errorf("Dropped() = %d, want %d (queue of 2, %d frames)", got, n-2, n)
 	}
+	if st := sw.Stats(); st.Captures != 1 || st.CaptureDropped != n-2 {
+		t.Errorf("Stats() captures %d, capture_dropped %d; want 1, %d", st.Captures, st.CaptureDropped, n-2)
+	}
 	c.Close()
 	c.Close()
+	if st := sw.Stats(); st.Captures != 0 || st.CaptureDropped != n-2 {
+		t.Errorf("after Close: Stats() captures %d, capture_dropped %d; want 0, %d (kept)", st.Captures, st.CaptureDropped, n-2)
+	}
 	if _, err := c.Next(context.Background()); !errors.Is(err, ErrCaptureClosed) {
 		t.Errorf("Next after Close = %v, want ErrCaptureClosed", err)
 	}

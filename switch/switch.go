@@ -77,6 +77,11 @@ type Stats struct {
 	MaxMACs      int    `json:"max_macs"`
 	PortMaxMACs  int    `json:"port_max_macs"`
 	AgingSeconds int64  `json:"aging_seconds"`
+	// Captures is the number of live captures open on the switch; CaptureDropped
+	// counts the frames captures (open and closed ones) missed because their reader
+	// fell behind: dropped from the capture, never from the switch.
+	Captures       int    `json:"captures"`
+	CaptureDropped uint64 `json:"capture_dropped"`
 }
 
 // Switch is an L2 learning switch. Its methods are safe for concurrent use.
@@ -85,7 +90,8 @@ type Switch struct {
 	fdb   *fdb
 	ports atomic.Pointer[[]*swPort] // immutable snapshot, replaced whole
 
-	captures atomic.Pointer[[]*Capture] // open captures, nil when none; replaced whole
+	captures   atomic.Pointer[[]*Capture] // open captures, nil when none; replaced whole
+	capDropped atomic.Uint64              // frames dropped by captures since closed
 
 	mu     sync.Mutex // control plane: AddPort, RemovePort, Close
 	closed bool       // guarded by mu
@@ -277,12 +283,20 @@ func (s *Switch) FDB() []FDBEntry { return s.fdb.snapshot(s.cfg.Now()) }
 
 // Stats returns the switch's FDB size and learning events.
 func (s *Switch) Stats() Stats {
-	return Stats{
+	st := Stats{
 		FDBSize: s.fdb.size.Load(), Learned: s.fdb.learned.Load(), Moved: s.fdb.moved.Load(),
 		Aged: s.fdb.aged.Load(), Limited: s.fdb.limited.Load(), PortLimited: s.fdb.portLimited.Load(),
 		Ports: len(*s.ports.Load()), MaxMACs: s.cfg.MaxMACs, PortMaxMACs: s.cfg.PortMaxMACs,
-		AgingSeconds: int64(s.cfg.MACAging / time.Second),
+		AgingSeconds:   int64(s.cfg.MACAging / time.Second),
+		CaptureDropped: s.capDropped.Load(),
 	}
+	if cs := s.captures.Load(); cs != nil {
+		st.Captures = len(*cs)
+		for _, c := range *cs {
+			st.CaptureDropped += c.dropped.Load()
+		}
+	}
+	return st
 }
 
 // LookupPort returns the port mac was learned on in vlan (0 means the default VLAN).
