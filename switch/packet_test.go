@@ -435,10 +435,12 @@ func TestDirectQueueLen(t *testing.T) {
 	for _, ps := range sw.Ports() {
 		drops[ps.Name] = ps.Drops[DropQueueFull]
 	}
-	if d := drops["plain"]; d < 40-2*4 || d > 40-4-1 {
-		t.Errorf("plain port: %d of 40 dropped as queue_full, want %d-%d (QueueLen 4)", d, 40-2*4, 40-4-1)
+	// A queue of n holds n frames, and the stuck writer may hold a batch of up to n
+	// more, or none yet if it has not started (on a loaded host).
+	if d := drops["plain"]; d < 40-2*4 || d > 40-4 {
+		t.Errorf("plain port: %d of 40 dropped as queue_full, want %d-%d (QueueLen 4)", d, 40-2*4, 40-4)
 	}
-	if d := drops["direct"]; d < 40-2*16 || d > 40-16-1 {
-		t.Errorf("direct port: %d of 40 dropped as queue_full, want %d-%d (DirectQueueLen 16)", d, 40-2*16, 40-16-1)
+	if d := drops["direct"]; d < 40-2*16 || d > 40-16 {
+		t.Errorf("direct port: %d of 40 dropped as queue_full, want %d-%d (DirectQueueLen 16)", d, 40-2*16, 40-16)
 	}
 }
