@@ -90,3 +90,26 @@ func PortDrops(p Port) map[string]uint64 {
 	}
 	return nil
 }
+
+// DeviceState is a port that knows whether the device behind it is there (a TAP or
+// host interface that was deleted and is being reopened reports false meanwhile).
+type DeviceState interface {
+	Up() bool
+}
+
+// DeviceUp reports whether every layer of p that knows (DeviceState), looking
+// through decorators as PortDrops does, says its device is there; true when none
+// knows.
+func DeviceUp(p Port) bool {
+	for range 8 {
+		if s, ok := p.(DeviceState); ok && !s.Up() {
+			return false
+		}
+		w, ok := p.(interface{ Inner() Port })
+		if !ok {
+			return true
+		}
+		p = w.Inner()
+	}
+	return true
+}

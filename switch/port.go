@@ -142,7 +142,7 @@ type PortStatus struct {
 
 func (p *swPort) status() PortStatus {
 	st := PortStatus{
-		Name: p.name, Up: p.up.Load(), MACs: p.macs.Load(), MaxMACs: p.maxMACs, MACLimited: p.macLimit.Load(),
+		Name: p.name, Up: p.up.Load() && frame.DeviceUp(p.p), MACs: p.macs.Load(), MaxMACs: p.maxMACs, MACLimited: p.macLimit.Load(),
 		Counters: p.stats.Snapshot(), Drops: make(map[string]uint64), Segments: p.segments.Load(),
 		Ring: p.ring.status(),
 	}
