@@ -1,15 +1,20 @@
 package control
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vnetd/vnetd"
 	"github.com/vnetd/vnetd/config"
@@ -110,5 +115,42 @@ func TestWebPage(t *testing.T) {
 	if p := os.Getenv("VNETD_WEB_SCREENSHOT"); p != "" {
 		b, _ := os.ReadFile(shot)
 		os.WriteFile(p, b, 0o644)
+	}
+
+	// While alpha pings gamma (every 5 ms, at most 3,000 pings or until the page is
+	// read), the page's rate on alpha's link moves: it draws frames/s above zero.
+	alpha, err := d.Namespace("alpha")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	pinged := make(chan struct{})
+	go func() {
+		defer close(pinged)
+		for seq := 1; seq <= 3000; seq++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			alpha.Ping(ctx, netip.MustParseAddr("10.0.1.10"), seq, []byte("rates"))
+			cancel()
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	time.Sleep(300 * time.Millisecond) // the first pings resolve their neighbours
+	out, err = exec.Command(chromium, append(args, "--dump-dom", base+"/")...).Output()
+	close(stop)
+	<-pinged
+	if err != nil {
+		t.Fatalf("chromium --dump-dom under traffic: %v", err)
+	}
+	m := regexp.MustCompile(`data-link="lan0/alpha.eth0"[^>]*data-fps="([0-9.]+)"`).FindStringSubmatch(string(out))
+	if m == nil {
+		t.Fatalf("the page under traffic has no rate on lan0/alpha.eth0")
+	}
+	if fps, _ := strconv.ParseFloat(m[1], 64); fps <= 0 {
+		t.Errorf("the page shows %s frames/s on lan0/alpha.eth0 while alpha pings gamma, want > 0", m[1])
 	}
 }
