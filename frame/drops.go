@@ -78,17 +78,29 @@ type DropReporter interface {
 // decorators (a port with an Inner method, such as an impairment) to the port they
 // wrap; nil when it counts none.
 func PortDrops(p Port) map[string]uint64 {
-	for range 8 { // decorators nest a few deep at most
-		if r, ok := p.(DropReporter); ok {
+	for l := range layers(p) {
+		if r, ok := l.(DropReporter); ok {
 			return r.Drops()
 		}
-		w, ok := p.(interface{ Inner() Port })
-		if !ok {
-			return nil
-		}
-		p = w.Inner()
 	}
 	return nil
+}
+
+// layers yields p and then, through their Inner methods, the ports the decorators
+// around it wrap, outermost first.
+func layers(p Port) func(yield func(Port) bool) {
+	return func(yield func(Port) bool) {
+		for range 8 { // decorators nest a few deep at most
+			if !yield(p) {
+				return
+			}
+			w, ok := p.(interface{ Inner() Port })
+			if !ok {
+				return
+			}
+			p = w.Inner()
+		}
+	}
 }
 
 // DeviceState is a port that knows whether the device behind it is there (a TAP or
@@ -101,15 +113,10 @@ type DeviceState interface {
 // through decorators as PortDrops does, says its device is there; true when none
 // knows.
 func DeviceUp(p Port) bool {
-	for range 8 {
-		if s, ok := p.(DeviceState); ok && !s.Up() {
+	for l := range layers(p) {
+		if s, ok := l.(DeviceState); ok && !s.Up() {
 			return false
 		}
-		w, ok := p.(interface{ Inner() Port })
-		if !ok {
-			return true
-		}
-		p = w.Inner()
 	}
 	return true
 }

@@ -92,7 +92,6 @@ func (d *dgramListener) read() {
 		}
 		if addr == nil || addr.Name == "" || n < frame.EthHeaderLen {
 			b.Release()
-			d.l.malformed.Add(1)
 			if n < frame.EthHeaderLen {
 				d.l.drops.DropRx(frame.DropTooShort, 1)
 			} else {

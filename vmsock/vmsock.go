@@ -96,7 +96,6 @@ type Listener struct {
 	ln        net.Listener
 	log       *slog.Logger
 	seq       atomic.Uint64
-	malformed atomic.Uint64
 	refused   atomic.Uint64
 	stalled   atomic.Uint64
 	expired   atomic.Uint64
@@ -170,12 +169,13 @@ func Listen(opts Options) (*Listener, error) {
 }
 
 // Malformed returns how many connections were closed for a malformed length, and
-// datagrams dropped as too short or from an unnamed peer.
-func (l *Listener) Malformed() uint64 { return l.malformed.Load() }
+// datagrams dropped as too short or from an unnamed peer: every drop the listener
+// counts itself (Drops lists them by reason).
+func (l *Listener) Malformed() uint64 { return l.drops.RxDropped.Load() }
 
 // Stats returns the listener's counters.
 func (l *Listener) Stats() Stats {
-	st := Stats{Refused: l.refused.Load(), Stalled: l.stalled.Load(), Malformed: l.malformed.Load(),
+	st := Stats{Refused: l.refused.Load(), Stalled: l.stalled.Load(), Malformed: l.Malformed(),
 		Expired: l.expired.Load(), Gone: l.peersGone.Load()}
 	if l.dgram != nil {
 		st.Limit = l.opts.MaxPeers
@@ -341,7 +341,6 @@ func (p *Port) ReadFrames(frames []frame.Frame) (int, error) {
 		ln := int(binary.BigEndian.Uint32(p.hdr[:]))
 		max := p.Info().MaxFrame
 		if ln < frame.EthHeaderLen || ln > max {
-			p.l.malformed.Add(1)
 			p.l.drops.DropRx(frame.DropBadLength, 1)
 			p.l.log.Warn("malformed frame length, closing connection", "port", p.name, "len", ln)
 			p.Close()
