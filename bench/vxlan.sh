@@ -15,7 +15,11 @@
 # VETHGRO=1 turns GRO on for the underlay veths that receive tunnelled traffic, in both
 # paths (a veth has none by default; a NIC has it): the kernel's vxlan then merges inner
 # TCP segments, and vnetd's socket gets datagrams several per buffer (UDP_GRO).
+# NOCOALESCE=1 keeps vnetd's tunnel from merging received TCP segments (tapswitch
+# -vxlan-nocoalesce).
 # VXNOGRO=1 keeps UDP_GRO off on vnetd's tunnel socket (tapswitch -vxlan-nogro).
+# CPUPROF=FILE writes a CPU profile of vnetd's side (the whole run) to FILE; ONLY=send|recv
+# runs one direction only (both paths still measured).
 # SWQUEUE=N sets every switch port's output queue to N frames, the namespace NIC's too
 # (SWQUEUE=512: as before NICs got their 4096-frame queue).
 set -eo pipefail
@@ -70,7 +74,7 @@ ip -n $XB link set xb master br0; ip -n $Y link set ys master br0
 ip -n $KB link set kb mtu 1450; ip -n $KB addr add 10.81.0.1/24 dev kb
 ip -n $SS link set sy mtu 1450; ip -n $SS addr add 10.81.0.2/24 dev sy
 
-ip netns exec $V "$BIN" -ns ${NOGRO:+-nogro} ${VXNOGRO:+-vxlan-nogro} ${SWQUEUE:+-swqueue $SWQUEUE} -vxlan 10.80.0.1=10.80.0.2 -nsaddr 10.81.0.2/24 -mtu 1450 > "$BIN.ns" 2>&1 & PIDS+=($!)
+ip netns exec $V "$BIN" -ns ${NOGRO:+-nogro} ${VXNOGRO:+-vxlan-nogro} ${NOCOALESCE:+-vxlan-nocoalesce} ${SWQUEUE:+-swqueue $SWQUEUE} ${CPUPROF:+-cpuprofile $CPUPROF} -vxlan 10.80.0.1=10.80.0.2 -nsaddr 10.81.0.2/24 -mtu 1450 > "$BIN.ns" 2>&1 & PIDS+=($!)
 ip netns exec $SS "$BIN" -serve > "$BIN.serve" 2>&1 & PIDS+=($!)
 for _ in $(seq 50); do grep -q ready "$BIN.ns" 2>/dev/null && grep -q ready "$BIN.serve" 2>/dev/null && break; sleep 0.1; done
 grep -q ready "$BIN.ns" || { cat "$BIN.ns"; exit 1; }
@@ -83,11 +87,11 @@ median() { python3 -c 'import sys,statistics; print("%.2f" % statistics.median(f
 ratio() { python3 -c "print('%.2f' % ($1/$2))"; }
 declare -A R
 for r in $(seq "$ROUNDS"); do
-  R[v.send]+=" $(meter $KA send)"; R[k.send]+=" $(meter $KB send)"
-  R[v.recv]+=" $(meter $KA recv)"; R[k.recv]+=" $(meter $KB recv)"
+  if [ "$ONLY" != recv ]; then R[v.send]+=" $(meter $KA send)"; R[k.send]+=" $(meter $KB send)"; fi
+  if [ "$ONLY" != send ]; then R[v.recv]+=" $(meter $KA recv)"; R[k.recv]+=" $(meter $KB recv)"; fi
 done
 declare -A M
 for k in "${!R[@]}"; do M[$k]=$(median ${R[$k]}); done
-echo "kernel->vnetd ns over vnetd VXLAN: ${M[v.send]} Gbit/s, kernel->kernel over kernel VXLAN: ${M[k.send]} Gbit/s, ratio $(ratio ${M[v.send]} ${M[k.send]}) (rounds:${R[v.send]} vs${R[k.send]})"
-echo "vnetd ns->kernel over vnetd VXLAN: ${M[v.recv]} Gbit/s, kernel->kernel over kernel VXLAN: ${M[k.recv]} Gbit/s, ratio $(ratio ${M[v.recv]} ${M[k.recv]}) (rounds:${R[v.recv]} vs${R[k.recv]})"
-echo "ratio=$(ratio ${M[v.send]} ${M[k.send]})"
+[ "$ONLY" = recv ] || echo "kernel->vnetd ns over vnetd VXLAN: ${M[v.send]} Gbit/s, kernel->kernel over kernel VXLAN: ${M[k.send]} Gbit/s, ratio $(ratio ${M[v.send]} ${M[k.send]}) (rounds:${R[v.send]} vs${R[k.send]})"
+[ "$ONLY" = send ] || echo "vnetd ns->kernel over vnetd VXLAN: ${M[v.recv]} Gbit/s, kernel->kernel over kernel VXLAN: ${M[k.recv]} Gbit/s, ratio $(ratio ${M[v.recv]} ${M[k.recv]}) (rounds:${R[v.recv]} vs${R[k.recv]})"
+if [ "$ONLY" = recv ]; then echo "ratio=$(ratio ${M[v.recv]} ${M[k.recv]})"; else echo "ratio=$(ratio ${M[v.send]} ${M[k.send]})"; fi

@@ -31,16 +31,17 @@ func (c *Client) VXLAN(ctx context.Context, sw string) ([]daemon.VXLANStatus, er
 }
 
 var (
-	descVXFrames  = prometheus.NewDesc("vnetd_vxlan_frames_total", "Frames a VXLAN tunnel decapsulated (rx) or sent (tx; a flooded frame once per remote).", []string{"vxlan", "direction"}, nil)
-	descVXBytes   = prometheus.NewDesc("vnetd_vxlan_bytes_total", "Inner frame bytes a VXLAN tunnel decapsulated (rx) or sent (tx).", []string{"vxlan", "direction"}, nil)
-	descVXDrops   = prometheus.NewDesc("vnetd_vxlan_drops_total", "Frames or datagrams a VXLAN tunnel dropped, by reason.", []string{"vxlan", "reason"}, nil)
-	descVXMACs    = prometheus.NewDesc("vnetd_vxlan_macs", "MACs a VXLAN tunnel learned behind remote VTEPs.", []string{"vxlan"}, nil)
-	descVXFlooded = prometheus.NewDesc("vnetd_vxlan_flooded_total", "Frames a VXLAN tunnel replicated to every static remote.", []string{"vxlan"}, nil)
-	descVXRFrames = prometheus.NewDesc("vnetd_vxlan_remote_frames_total", "Frames to (tx) or from (rx) one remote VTEP.", []string{"vxlan", "remote", "direction"}, nil)
-	descVXRBytes  = prometheus.NewDesc("vnetd_vxlan_remote_bytes_total", "Inner bytes to (tx) or from (rx) one remote VTEP.", []string{"vxlan", "remote", "direction"}, nil)
+	descVXFrames    = prometheus.NewDesc("vnetd_vxlan_frames_total", "Frames a VXLAN tunnel decapsulated (rx) or sent (tx; a flooded frame once per remote).", []string{"vxlan", "direction"}, nil)
+	descVXBytes     = prometheus.NewDesc("vnetd_vxlan_bytes_total", "Inner frame bytes a VXLAN tunnel decapsulated (rx) or sent (tx).", []string{"vxlan", "direction"}, nil)
+	descVXDrops     = prometheus.NewDesc("vnetd_vxlan_drops_total", "Frames or datagrams a VXLAN tunnel dropped, by reason.", []string{"vxlan", "reason"}, nil)
+	descVXMACs      = prometheus.NewDesc("vnetd_vxlan_macs", "MACs a VXLAN tunnel learned behind remote VTEPs.", []string{"vxlan"}, nil)
+	descVXFlooded   = prometheus.NewDesc("vnetd_vxlan_flooded_total", "Frames a VXLAN tunnel replicated to every static remote.", []string{"vxlan"}, nil)
+	descVXCoalesced = prometheus.NewDesc("vnetd_vxlan_rx_coalesced_total", "Received TCP segments a VXLAN tunnel merged into the frame before them (a superframe).", []string{"vxlan"}, nil)
+	descVXRFrames   = prometheus.NewDesc("vnetd_vxlan_remote_frames_total", "Frames to (tx) or from (rx) one remote VTEP.", []string{"vxlan", "remote", "direction"}, nil)
+	descVXRBytes    = prometheus.NewDesc("vnetd_vxlan_remote_bytes_total", "Inner bytes to (tx) or from (rx) one remote VTEP.", []string{"vxlan", "remote", "direction"}, nil)
 )
 
-var vxlanDescs = []*prometheus.Desc{descVXFrames, descVXBytes, descVXDrops, descVXMACs, descVXFlooded, descVXRFrames, descVXRBytes}
+var vxlanDescs = []*prometheus.Desc{descVXFrames, descVXBytes, descVXDrops, descVXMACs, descVXFlooded, descVXCoalesced, descVXRFrames, descVXRBytes}
 
 // collectVXLAN emits every tunnel's metrics.
 func collectVXLAN(d *daemon.Daemon, ch chan<- prometheus.Metric) {
@@ -68,6 +69,7 @@ func collectVXLAN(d *daemon.Daemon, ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descVXMACs, prometheus.GaugeValue, float64(s.MACs), v.Name)
 		ch <- prometheus.MustNewConstMetric(descVXFlooded, ctr, float64(s.TxFlooded), v.Name)
+		ch <- prometheus.MustNewConstMetric(descVXCoalesced, ctr, float64(s.RxCoalesced), v.Name)
 		for _, r := range v.Remotes {
 			a := r.Addr.String()
 			ch <- prometheus.MustNewConstMetric(descVXRFrames, ctr, float64(r.Counters.RxFrames), v.Name, a, "rx")

@@ -14,6 +14,7 @@ import (
 
 type super struct {
 	v6, udp, vlan bool
+	df            bool // IPv4 don't-fragment
 	payload       int
 	flags         string // TCP flags on the superframe: F, P, C
 }
@@ -53,6 +54,9 @@ func build(t testing.TB, s super) []byte {
 		ls = append(ls, ip)
 	} else {
 		ip := &layers.IPv4{Version: 4, TTL: 64, Id: 1000, Protocol: proto, SrcIP: net.IPv4(10, 0, 0, 1), DstIP: net.IPv4(10, 0, 0, 2)}
+		if s.df {
+			ip.Flags = layers.IPv4DontFragment
+		}
 		netl = ip
 		ls = append(ls, ip)
 	}

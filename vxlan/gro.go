@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vnetd/vnetd/frame"
+	"github.com/vnetd/vnetd/offload"
 )
 
 // Receive coalescing (UDP GRO). With the UDP_GRO socket option the kernel hands a
@@ -25,6 +26,7 @@ const (
 	groMsgs   = 16      // datagrams per recvmmsg with GRO
 	groBufLen = 1 << 16 // the largest UDP payload
 	groOOBLen = 64      // room for the UDP_GRO control message
+	groRecvs  = 8       // receives per ReadFrames while coalescing
 )
 
 // groState is the GRO reader's buffers and what of the last recvmmsg is not yet
@@ -52,19 +54,25 @@ func newGROState() *groState {
 
 // recvGRO is recv for a socket with UDP_GRO: it hands out segments left from the last
 // receive, or receives more, until at least one frame is filled or none is waiting.
+// When it coalesces and the last receive filled every slot (more is likely waiting),
+// it receives again before it returns, up to groRecvs receives, so a superframe can
+// grow across receives; it never waits for more.
 func (p *Port) recvGRO(fd int, frames []frame.Frame) (int, unix.Errno) {
 	g := p.gro
 	if g == nil {
 		g = newGROState()
 		p.gro = g
 	}
-	maxFrame := p.info.MaxFrame
+	n, recvs := 0, 0
 	for {
 		if g.i < g.n {
-			if n := p.split(g, frames, maxFrame); n > 0 {
+			n = p.split(g, frames, n)
+			if n == len(frames) || n > 0 && (!p.merge || g.n < groMsgs || recvs >= groRecvs) {
 				return n, 0
 			}
-			continue
+			if g.i < g.n {
+				continue
+			}
 		}
 		for i := range groMsgs {
 			g.iovs[i].Base = &g.bufs[i*groBufLen]
@@ -77,14 +85,21 @@ func (p *Port) recvGRO(fd int, frames []frame.Frame) (int, unix.Errno) {
 		}
 		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&g.msgs[0])), groMsgs,
 			unix.MSG_DONTWAIT, 0, 0)
+		recvs++
 		switch e {
 		case 0:
 		case unix.EINTR:
 			continue
 		default:
+			if n > 0 {
+				return n, 0 // EAGAIN after a full receive: hand out what there is
+			}
 			return 0, e
 		}
 		if r == 0 {
+			if n > 0 {
+				return n, 0
+			}
 			return 0, unix.EAGAIN
 		}
 		g.n, g.i, g.off = int(r), 0, 0
@@ -103,13 +118,17 @@ func (p *Port) recvGRO(fd int, frames []frame.Frame) (int, unix.Errno) {
 	}
 }
 
-// split hands out the segments of the received messages from g.i on into frames,
-// checking and learning each as a datagram of its own, and returns how many it kept.
-func (p *Port) split(g *groState, frames []frame.Frame, maxFrame int) int {
+// split hands out the segments of the received messages from g.i on into frames[n:],
+// checking and learning each as a datagram of its own, and returns how many frames
+// are filled in all. When the port coalesces, a TCP segment that continues the
+// stream of the frame before it is appended to that frame (offload.Coalesce) instead
+// of filling one of its own; frames[n-1], filled by an earlier call, can grow too.
+// Once every frame is filled the rest waits for the next call.
+func (p *Port) split(g *groState, frames []frame.Frame, n int) int {
 	now := p.opts.Now().UnixNano()
-	n, dropped := 0, 0
+	dropped, merged, segs := 0, 0, 0
 	var rxBytes uint64
-	for g.i < g.n && n < len(frames) {
+	for g.i < g.n {
 		i := g.i
 		l := g.lens[i]
 		if l < 0 {
@@ -120,11 +139,13 @@ func (p *Port) split(g *groState, frames []frame.Frame, maxFrame int) int {
 		}
 		seg := min(g.segs[i], l-g.off)
 		d := g.bufs[i*groBufLen+g.off : i*groBufLen+g.off+seg]
+		if n == len(frames) {
+			break // the rest waits for the next call
+		}
 		if g.off += seg; g.off >= l {
 			g.i, g.off = g.i+1, 0
 		}
-		f := &frames[n]
-		if !p.check(d, seg, false, min(maxFrame, len(f.Buf))) {
+		if !p.check(d, seg, false, p.inMax) {
 			dropped++
 			continue
 		}
@@ -133,16 +154,30 @@ func (p *Port) split(g *groState, frames []frame.Frame, maxFrame int) int {
 			dropped++
 			continue
 		}
+		segs++
+		rxBytes += uint64(len(inner))
+		if p.merge && n > 0 && offload.Coalesce(&frames[n-1], inner) {
+			merged++
+			continue
+		}
+		f := &frames[n]
+		if len(inner) > len(f.Buf) {
+			p.stats.rxOversize.Add(1)
+			dropped++
+			continue
+		}
 		f.N = copy(f.Buf, inner)
 		f.Meta = frame.Meta{}
-		rxBytes += uint64(f.N)
 		n++
 	}
 	if dropped > 0 {
 		p.Counters.RxDropped.Add(uint64(dropped))
 	}
-	if n > 0 {
-		p.Counters.RxFrames.Add(uint64(n))
+	if merged > 0 {
+		p.stats.rxCoalesced.Add(uint64(merged))
+	}
+	if segs > 0 {
+		p.Counters.RxFrames.Add(uint64(segs))
 		p.Counters.RxBytes.Add(rxBytes)
 	}
 	return n

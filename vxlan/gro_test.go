@@ -3,13 +3,18 @@ package vxlan
 import (
 	"bytes"
 	"encoding/binary"
+	"net"
 	"net/netip"
 	"testing"
+	"time"
 	"unsafe"
 
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
 	"golang.org/x/sys/unix"
 
 	"github.com/vnetd/vnetd/frame"
+	"github.com/vnetd/vnetd/offload"
 )
 
 func TestGROSegSize(t *testing.T) {
@@ -77,7 +82,7 @@ func TestGROSplit(t *testing.T) {
 	}
 	var got [][]byte
 	for range 3 {
-		n := p.split(g, frames, p.info.MaxFrame)
+		n := p.split(g, frames, 0)
 		for _, f := range frames[:n] {
 			got = append(got, append([]byte(nil), f.Bytes()...))
 		}
@@ -95,5 +100,99 @@ func TestGROSplit(t *testing.T) {
 	}
 	if m := p.MACs(); len(m) != 1 || m[0].MAC != src || m[0].Remote != netip.MustParseAddr("127.0.0.9") {
 		t.Fatalf("MACs() = %+v, want %s behind 127.0.0.9", m, src)
+	}
+}
+
+// tcpSegments is a TCP/IPv4 stream of n full segments of mss bytes from src to dst,
+// as a kernel sends it (DF set, checksums complete), serialized by gopacket.
+func tcpSegments(t testing.TB, src, dst frame.MAC, n, mss int, sport uint16) [][]byte {
+	t.Helper()
+	var out [][]byte
+	for i := range n {
+		e := &layers.Ethernet{SrcMAC: src[:], DstMAC: dst[:], EthernetType: layers.EthernetTypeIPv4}
+		ip := &layers.IPv4{Version: 4, TTL: 64, Id: uint16(i), Flags: layers.IPv4DontFragment, Protocol: layers.IPProtocolTCP,
+			SrcIP: net.IPv4(10, 0, 0, 1), DstIP: net.IPv4(10, 0, 0, 2)}
+		tcp := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: 5201, Seq: uint32(1000 + i*mss), Ack: 7, ACK: true, Window: 512}
+		_ = tcp.SetNetworkLayerForChecksum(ip)
+		pay := make([]byte, mss)
+		for j := range pay {
+			pay[j] = byte(i + j)
+		}
+		buf := gopacket.NewSerializeBuffer()
+		if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, e, ip, tcp, gopacket.Payload(pay)); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, buf.Bytes())
+	}
+	return out
+}
+
+// resegment cuts frames (superframes or plain) back into plain frames of the MTU.
+func resegment(t testing.TB, frames []frame.Frame, mtu int) [][]byte {
+	t.Helper()
+	var out [][]byte
+	for i := range frames {
+		if _, err := offload.Segment(&frames[i], mtu, func(b *frame.Buf) bool {
+			out = append(out, bytes.Clone(b.Bytes()))
+			b.Release()
+			return true
+		}); err != nil {
+			t.Fatalf("Segment(frame %d, %+v): %v", i, frames[i].Meta, err)
+		}
+	}
+	return out
+}
+
+// TestCoalesceOverTunnel: a TCP stream sent through a tunnel over loopback arrives as
+// superframes (fewer frames than segments, counted as rx_coalesced) that segment
+// back into exactly the segments sent, in order, with a segment of another flow in
+// the middle kept apart and in its place; with NoCoalesce every segment is a frame.
+func TestCoalesceOverTunnel(t *testing.T) {
+	for _, noCoalesce := range []bool{false, true} {
+		// One sending socket: the other flow must not overtake on another source port.
+		a, b := pair(t, func(o *Options) { o.NoCoalesce, o.SourcePorts = noCoalesce, 1 })
+		segs := tcpSegments(t, macA, macB, 20, 1400, 40000)
+		other := tcpSegments(t, macA, macB, 1, 1400, 40001)[0]
+		sent := append(append(append([][]byte{}, segs[:10]...), other), segs[10:]...)
+		write(t, a, sent...)
+		if b.merge == noCoalesce {
+			t.Fatalf("NoCoalesce %v: the reader coalesces: %v (UDP_GRO %v)", noCoalesce, b.merge, b.groOn)
+		}
+		var frames []frame.Frame
+		var got [][]byte
+		deadline := time.Now().Add(2 * time.Second)
+		for len(got) < len(sent) && time.Now().Before(deadline) {
+			fs := make([]frame.Frame, 8)
+			for i := range fs {
+				fs[i].Buf = make([]byte, b.Info().MaxFrame)
+			}
+			n, err := b.ReadFrames(fs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			frames = append(frames, fs[:n]...)
+			got = append(got, resegment(t, fs[:n], 1500)...)
+		}
+		if len(got) != len(sent) {
+			t.Fatalf("NoCoalesce %v: %d segments back, want %d", noCoalesce, len(got), len(sent))
+		}
+		for i := range sent {
+			if !bytes.Equal(got[i], sent[i]) {
+				t.Fatalf("NoCoalesce %v: segment %d differs", noCoalesce, i)
+			}
+		}
+		s := b.Stats()
+		if noCoalesce {
+			if len(frames) != len(sent) || s.RxCoalesced != 0 {
+				t.Fatalf("NoCoalesce: %d frames for %d segments, %d coalesced", len(frames), len(sent), s.RxCoalesced)
+			}
+		} else if len(frames) >= len(sent) || s.RxCoalesced != uint64(len(sent)-len(frames)) {
+			t.Fatalf("%d frames for %d segments, rx_coalesced %d", len(frames), len(sent), s.RxCoalesced)
+		}
+		if s.Counters.RxFrames != uint64(len(sent)) {
+			t.Fatalf("RxFrames %d, want every segment (%d)", s.Counters.RxFrames, len(sent))
+		}
+		a.Close()
+		b.Close()
 	}
 }

@@ -16,7 +16,7 @@ import (
 // returning how many frames it filled.
 func (p *Port) recv(fd int, frames []frame.Frame) (int, unix.Errno) {
 	k := min(len(frames), batchLen)
-	maxFrame := p.info.MaxFrame
+	maxFrame := p.inMax
 	for {
 		for i := range k {
 			iov := p.riovs[2*i : 2*i+2]

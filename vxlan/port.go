@@ -71,6 +71,10 @@ type Options struct {
 	// where the kernel has it, so datagrams its GRO merged (a NIC's, a veth's with GRO
 	// on) arrive several per buffer (see gro.go).
 	NoGRO bool
+	// NoCoalesce turns off merging received TCP segments into superframes (see
+	// offload.Coalesce and gro.go); coalescing needs the GRO reader, so NoGRO turns it
+	// off too.
+	NoCoalesce bool
 	// Logger receives lifecycle messages; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -126,6 +130,8 @@ type Port struct {
 	rnames []unix.RawSockaddrInet6
 	last   *remote   // the remote the previous datagram came from
 	groOn  bool      // the receiving socket has UDP_GRO
+	merge  bool      // the GRO reader coalesces TCP segments (groOn && !NoCoalesce)
+	inMax  int       // the largest inner frame taken: the MTU's, room for a tag included
 	gro    *groState // the GRO reader's buffers, made on its first read
 
 	// Writer state (under wmu; WriteFrames may be called concurrently: CapInline).
@@ -163,6 +169,7 @@ type stats struct {
 	txGSO        atomic.Uint64
 	txMalformed  atomic.Uint64
 	rxGRO        atomic.Uint64
+	rxCoalesced  atomic.Uint64
 }
 
 var _ frame.Port = (*Port)(nil)
@@ -265,6 +272,7 @@ func Open(o Options) (*Port, error) {
 	p := &Port{
 		opts: o, v6: v6, log: log, fdb: newFDB(o.MaxMACs), stop: make(chan struct{}),
 		info:  frame.Info{Name: o.Name, MTU: o.MTU, MaxFrame: frame.MaxFrameFor(o.MTU, false), Caps: frame.CapPacket | frame.CapInline | offloadCaps},
+		inMax: frame.MaxFrameFor(o.MTU, false),
 		rmsgs: make([]unix.Mmsghdr, batchLen), riovs: make([]unix.Iovec, 2*batchLen),
 		rhdrs: make([]byte, HeaderLen*batchLen), rnames: make([]unix.RawSockaddrInet6, batchLen),
 		wmsgs: make([]unix.Mmsghdr, batchLen),
@@ -286,6 +294,9 @@ func Open(o Options) (*Port, error) {
 			p.groOn = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_GRO, 1) == nil
 		})
 	}
+	if p.merge = p.groOn && !o.NoCoalesce; p.merge {
+		p.info.MaxFrame = frame.MaxSuperFrame // what ReadFrames returns may be a superframe
+	}
 	for range o.SourcePorts {
 		c, raw, err := p.listen(netip.AddrPortFrom(o.Local.Addr(), 0))
 		if err != nil {
@@ -301,7 +312,7 @@ func Open(o Options) (*Port, error) {
 		go p.ager()
 	}
 	ok = true
-	log.Info("vxlan up", "port", o.Name, "local", o.Local, "vni", o.VNI, "dstport", o.DstPort, "remotes", len(o.Remotes), "mtu", o.MTU, "gro", p.groOn)
+	log.Info("vxlan up", "port", o.Name, "local", o.Local, "vni", o.VNI, "dstport", o.DstPort, "remotes", len(o.Remotes), "mtu", o.MTU, "gro", p.groOn, "coalesce", p.merge)
 	return p, nil
 }
 

@@ -39,6 +39,9 @@ type Stats struct {
 	TxGSO       uint64 `json:"tx_gso"`
 	// RxGRO: coalesced receives (UDP GRO: several datagrams in one buffer, split here).
 	RxGRO uint64 `json:"rx_gro"`
+	// RxCoalesced: received TCP segments merged into the frame before them (a
+	// superframe; see offload.Coalesce).
+	RxCoalesced uint64 `json:"rx_coalesced"`
 	// MACs is the number of learned MACs; MaxMACs its cap.
 	MACs    int `json:"macs"`
 	MaxMACs int `json:"max_macs"`
@@ -60,7 +63,7 @@ func (p *Port) Stats() Stats {
 		TxOversize: p.stats.txOversize.Load(), TxNoRemote: p.stats.txNoRemote.Load(),
 		TxFlooded: p.stats.txFlooded.Load(), TxErrors: p.stats.txErrors.Load(),
 		TxQueueFull: p.stats.txQueueFull.Load(), TxMalformed: p.stats.txMalformed.Load(),
-		TxSegmented: p.stats.txSegmented.Load(), TxGSO: p.stats.txGSO.Load(), RxGRO: p.stats.rxGRO.Load(),
+		TxSegmented: p.stats.txSegmented.Load(), TxGSO: p.stats.txGSO.Load(), RxGRO: p.stats.rxGRO.Load(), RxCoalesced: p.stats.rxCoalesced.Load(),
 		MACs: p.fdb.size(), MaxMACs: p.opts.MaxMACs,
 		Learned: p.fdb.learned.Load(), Moved: p.fdb.moved.Load(), Aged: p.fdb.aged.Load(),
 		LearnLimited: p.fdb.limited.Load() + p.stats.dynamicLimit.Load(),

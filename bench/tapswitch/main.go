@@ -61,6 +61,7 @@ func main() {
 	stats := flag.Bool("stats", false, "print frames per ReadFrames/WriteFrames call of each TAP port at exit")
 	hostIf := flag.String("hostif", "", "with -ns: attach this existing interface through hostif instead of creating a TAP")
 	vxNoGRO := flag.Bool("vxlan-nogro", false, "with -vxlan: no UDP GRO on the tunnel's receiving socket")
+	vxNoCoalesce := flag.Bool("vxlan-nocoalesce", false, "with -vxlan: no merging of received TCP segments into superframes at the tunnel")
 	vx := flag.String("vxlan", "", "with -ns: LOCAL=REMOTE: a VXLAN tunnel (VNI 42, port 4789) from underlay address LOCAL to REMOTE instead of a TAP")
 	gwAddr := flag.String("gateway", "", "one TAP (-a) and an egress gateway with this address (e.g. 10.0.2.1/24) relaying to host sockets; its alias -alias is the host loopback")
 	gwAlias := flag.String("alias", "10.0.2.2", "the gateway's host loopback alias (-gateway)")
@@ -130,7 +131,7 @@ func main() {
 		taps = nil
 		local, remote, _ := strings.Cut(*vx, "=")
 		p, err := vxlan.Open(vxlan.Options{Name: "vxlan", Local: netip.AddrPortFrom(netip.MustParseAddr(local), 0), VNI: 42,
-			Remotes: []netip.Addr{netip.MustParseAddr(remote)}, NoGRO: *vxNoGRO, Logger: log})
+			Remotes: []netip.Addr{netip.MustParseAddr(remote)}, NoGRO: *vxNoGRO, NoCoalesce: *vxNoCoalesce, Logger: log})
 		if err != nil {
 			fail(err)
 		}
