@@ -22,12 +22,14 @@ const (
 	DropRingCorrupt                   // a packet ring block that did not parse
 	DropRefusedPeer                   // a sender the port does not take (no address, over a cap)
 	DropNotIP                         // neither IPv4 nor IPv6, to a port that carries only IP (an L3 NIC)
+	DropBadChecksum                   // an L4 checksum that does not verify (a stack's NIC drops it, as a kernel does)
+	DropNotOurs                       // an ARP request for an address the port does not own (a gateway's NIC)
 	numDropReasons
 )
 
 var dropReasonNames = [numDropReasons]string{"too_short", "truncated", "bad_length", "bad_vnet_header",
 	"buffer_short", "checksum", "segment", "queue_full", "send_error", "link_down", "kernel",
-	"ring_corrupt", "refused_peer", "not_ip"}
+	"ring_corrupt", "refused_peer", "not_ip", "bad_checksum", "not_ours"}
 
 // Name is the reason as listings show it, e.g. "too_short".
 func (r DropReason) Name() string {

@@ -349,11 +349,23 @@ func outboundMeta(pkt *stack.PacketBuffer) frame.Meta {
 	return m
 }
 
+// Why WriteFrames drops a frame before it queues it (besides a full queue).
+const (
+	dropShort    = iota // shorter than an Ethernet header
+	dropLong            // longer than a superframe (or than its buffer)
+	dropNotOurs         // an ARP request for another address, to a terminating NIC
+	dropNotIP           // not IP, to an L3 NIC
+	dropChecksum        // an L4 checksum that does not verify
+)
+
+var nicDropReasons = [...]frame.DropReason{frame.DropTooShort, frame.DropBufferShort, frame.DropNotOurs, frame.DropNotIP, frame.DropBadChecksum}
+
 // WriteFrames implements frame.Port: it copies each frame into a gVisor packet (or, for
 // a frame by reference, shares the sender's) and queues that for the namespace to
 // receive. Frames of a bad length or beyond the
 // queue's room are not taken; a frame without offload metadata whose TCP or UDP
-// checksum is wrong is taken and dropped (both counted as RxDropped).
+// checksum is wrong is taken and dropped. Every drop is counted by its reason
+// (too_short, buffer_short, not_ours, not_ip, bad_checksum, queue_full).
 func (n *NIC) WriteFrames(frames []frame.Frame) (int, error) {
 	select {
 	case <-n.in.Done():
@@ -361,22 +373,27 @@ func (n *NIC) WriteFrames(frames []frame.Frame) (int, error) {
 	default:
 	}
 	var batch [64]*stack.PacketBuffer
-	took, dropped, byRef, notIP := 0, 0, 0, 0
+	var drops [len(nicDropReasons)]uint64
+	took, byRef := 0, 0
 	for len(frames) > 0 {
 		k, taken := 0, 0 // taken: frames of this batch accepted, queued or not
 		for k < len(batch) && len(frames) > 0 {
 			f := &frames[0]
 			frames = frames[1:]
-			if f.N < frame.MinFrameLen || f.N > frame.MaxSuperFrame {
-				dropped++
+			if f.N < frame.MinFrameLen {
+				drops[dropShort]++
+				continue
+			}
+			if f.N > frame.MaxSuperFrame || f.N > len(f.Buf) && f.Pkt == nil {
+				drops[dropLong]++
 				continue
 			}
 			if own := n.arpOwn.Load(); own != nil && foreignARPRequest(f.Buf[:min(f.N, len(f.Buf))], *own) {
-				dropped++
+				drops[dropNotOurs]++
 				continue
 			}
 			if n.l3 && !l3Frame(f.Buf[:min(f.N, len(f.Buf))]) {
-				notIP++
+				drops[dropNotIP]++
 				continue
 			}
 			taken++
@@ -386,7 +403,7 @@ func (n *NIC) WriteFrames(frames []frame.Frame) (int, error) {
 				byRef++
 			} else {
 				if !f.Meta.NeedsCsum && !f.Meta.CsumValid && !l4ChecksumOK(f.Bytes()) {
-					dropped++
+					drops[dropChecksum]++
 					continue
 				}
 				pkt = stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: inboundPayload(f.Bytes())})
@@ -404,13 +421,14 @@ func (n *NIC) WriteFrames(frames []frame.Frame) (int, error) {
 		}
 		clear(batch[:q])
 		took += taken - (k - q)
-		dropped += k - q
+		if k > q {
+			n.stats.DropRx(frame.DropQueueFull, uint64(k-q))
+		}
 	}
-	if dropped > 0 {
-		n.stats.DropRx(frame.DropQueueFull, uint64(dropped))
-	}
-	if notIP > 0 {
-		n.stats.DropRx(frame.DropNotIP, uint64(notIP))
+	for i, c := range drops {
+		if c > 0 {
+			n.stats.DropRx(nicDropReasons[i], c)
+		}
 	}
 	if byRef > 0 {
 		n.rxByRef.Add(uint64(byRef))

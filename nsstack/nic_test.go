@@ -3,6 +3,7 @@ package nsstack
 import (
 	"bytes"
 	"encoding/binary"
+	"maps"
 	"net"
 	"net/netip"
 	"testing"
@@ -74,6 +75,10 @@ func TestNICQueuesBounded(t *testing.T) {
 	rx := nic.Counters().Snapshot()
 	if want := uint64(len(in) - qlen); rx.RxDropped != want {
 		t.Errorf("rx_dropped = %d, want %d", rx.RxDropped, want)
+	}
+	// Each drop under its reason; queue_full counts the outbound drops above too.
+	if got, want := nic.Drops(), map[string]uint64{"too_short": 1, "bad_checksum": 1, "queue_full": qlen + tx.TxDropped}; !maps.Equal(got, want) {
+		t.Errorf("drops by reason = %v, want %v", got, want)
 	}
 	testwait.Value(t, 5*time.Second, func() (uint64, bool) { n := nic.Counters().RxFrames.Load(); return n, n >= qlen },
 		"rx_frames = %d delivered (rx_frames)", qlen)

@@ -237,3 +237,38 @@ func BenchmarkCoalesceTCP4(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(segs)), "ns/seg")
 }
+
+// FuzzCoalesce: any two frames, any metadata on the first: Coalesce never panics or
+// writes past the buffer, and a superframe it makes segments back (Segment accepts
+// it) into frames that each carry a correct checksum.
+func FuzzCoalesce(f *testing.F) {
+	_, segs := segmentsOf(f, super{df: true, payload: 2896}, 1448, 1500)
+	_, segs6 := segmentsOf(f, super{v6: true, vlan: true, payload: 2880}, 1440, 1500)
+	f.Add(segs[0], segs[1], uint8(0), uint16(0))
+	f.Add(segs6[0], segs6[1], uint8(0), uint16(0))
+	f.Add(segs[0], segs[0], uint8(1), uint16(1448))
+	f.Fuzz(func(t *testing.T, a, b []byte, gso uint8, mss uint16) {
+		if len(a) > 4096 || len(b) > 4096 {
+			return
+		}
+		fr := superFrom(a)
+		fr.Buf = fr.Buf[:len(a)+len(b)/2] // sometimes no room
+		fr.Meta = frame.Meta{GSO: frame.GSOType(gso % 4), GSOSize: mss, NeedsCsum: gso >= 4}
+		if !Coalesce(fr, b) {
+			return
+		}
+		if fr.N > len(fr.Buf) || fr.Meta.GSOSize == 0 {
+			t.Fatalf("superframe of %d bytes in %d, meta %+v", fr.N, len(fr.Buf), fr.Meta)
+		}
+		if _, err := Segment(fr, 65535, func(s *frame.Buf) bool {
+			l, err := parse(s.Bytes())
+			if err != nil || !segmentOK(s.Bytes(), l) {
+				t.Fatalf("a segment of the superframe is bad: %v", err)
+			}
+			s.Release()
+			return true
+		}); err != nil {
+			t.Fatalf("Segment(superframe %+v): %v", fr.Meta, err)
+		}
+	})
+}
