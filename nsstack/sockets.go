@@ -53,18 +53,36 @@ func resolve(network, addr string) (tcpip.FullAddress, tcpip.NetworkProtocolNumb
 	return fa, proto, nil
 }
 
-// Listen listens for TCP connections on addr ("10.0.0.10:80", ":80", "[::]:80").
+// Listen listens for TCP connections on addr ("10.0.0.10:80", ":80", "[::]:80"). The
+// listener has SO_REUSEADDR, as Go's net.Listen sets on the host: a server that closed
+// connections first (their ends wait in TIME_WAIT) can listen on its port again at
+// once, which a daemon reload restarting a service needs. Two listeners on one address
+// and port are still refused; unlike Linux, gVisor lets a wildcard listener join one on
+// a specific address of the same port under SO_REUSEADDR.
 func (ns *Namespace) Listen(network, addr string) (net.Listener, error) {
 	fa, proto, err := resolve(network, addr)
 	if err != nil {
 		return nil, fmt.Errorf("namespace %q: listen %s %s: %w", ns.name, network, addr, err)
 	}
-	l, err := gonet.ListenTCP(ns.st, fa, proto)
-	if err != nil {
-		return nil, fmt.Errorf("namespace %q: listen %s %s: %w", ns.name, network, addr, err)
+	var wq waiter.Queue
+	ep, e := ns.st.NewEndpoint(tcp.ProtocolNumber, proto, &wq)
+	if e != nil {
+		return nil, fmt.Errorf("namespace %q: listen %s %s: %s", ns.name, network, addr, e)
 	}
-	return l, nil
+	ep.SocketOptions().SetReuseAddress(true)
+	if e := ep.Bind(fa); e != nil {
+		ep.Close()
+		return nil, fmt.Errorf("namespace %q: listen %s %s: bind: %s", ns.name, network, addr, e)
+	}
+	if e := ep.Listen(listenBacklog); e != nil {
+		ep.Close()
+		return nil, fmt.Errorf("namespace %q: listen %s %s: %s", ns.name, network, addr, e)
+	}
+	return gonet.NewTCPListener(ns.st, &wq, ep), nil
 }
+
+// listenBacklog is a listener's accept backlog, gonet.ListenTCP's.
+const listenBacklog = 4096
 
 // Dial opens a TCP connection from the namespace.
 func (ns *Namespace) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
