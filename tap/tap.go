@@ -89,7 +89,7 @@ type TAP struct {
 	riov    [][]byte // iovec scratch
 	readFn  func(fd uintptr) bool
 	drainFn func(fd uintptr) // readReady for raw.Control (a Group's reader)
-	rframes []frame.Frame // the callback's state for one ReadFrames call
+	rframes []frame.Frame    // the callback's state for one ReadFrames call
 	rn      int
 	rerr    error
 
