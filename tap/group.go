@@ -22,6 +22,11 @@ import (
 // the host's stack) in parallel by concurrent writers. To the switch it is one port:
 // one FDB entry per MAC, one set of counters, one capture and link state.
 //
+// One port per queue (tap:NAME.qI, as OpenQueues gives) was not taken: the kernel
+// picks the queue of each host flow, so a host MAC would be learned on one queue port
+// and then another (FDB moves, max_macs and port security counted per queue), and
+// status, capture and link state would be split N ways; measured, it was no faster.
+//
 // The reader waits for any queue through an epoll instance of its own holding every
 // queue's descriptor, itself waited on by the Go runtime poller: no goroutine per
 // queue and no copy of a frame. Each read drains the queues epoll reports ready,
@@ -210,6 +215,9 @@ func (g *Group) readReady(epfd uintptr) bool {
 func (g *Group) WriteFrames(frames []frame.Frame) (int, error) {
 	if g.closed.Load() {
 		return 0, net.ErrClosed
+	}
+	if len(frames) == 0 {
+		return 0, nil
 	}
 	nq := len(g.qs)
 	total, start := 0, 0

@@ -195,6 +195,9 @@ func TestGroupWriteSpreadsFlows(t *testing.T) {
 			batch = append(batch, frame.Frame{Buf: b, N: len(b)})
 		}
 	}
+	if n, err := g.WriteFrames(nil); n != 0 || err != nil {
+		t.Fatalf("WriteFrames(nil) = %d, %v, want 0, nil", n, err)
+	}
 	if n, err := g.WriteFrames(batch); n != len(batch) || err != nil {
 		t.Fatalf("WriteFrames(%d frames) = %d, %v", len(batch), n, err)
 	}
