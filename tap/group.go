@@ -25,7 +25,8 @@ import (
 // One port per queue (tap:NAME.qI, as OpenQueues gives) was not taken: the kernel
 // picks the queue of each host flow, so a host MAC would be learned on one queue port
 // and then another (FDB moves, max_macs and port security counted per queue), and
-// status, capture and link state would be split N ways; measured, it was no faster.
+// status, capture and link state would be split N ways; and measured on 2 cores
+// (docs/performance.md) it was no faster than a single queue.
 //
 // The reader waits for any queue through an epoll instance of its own holding every
 // queue's descriptor, itself waited on by the Go runtime poller: no goroutine per
