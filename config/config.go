@@ -262,7 +262,15 @@ type TAP struct {
 	Security PortSecurity
 	// MaxMACs caps the MACs the switch learns on this port; see EdgeMaxMACs.
 	MaxMACs int
+	// Queues is the TAP's queue count, 1-MaxTAPQueues (default 1); more than one
+	// opens it multi-queue (IFF_MULTI_QUEUE), still as one switch port.
+	Queues int
 }
+
+// MaxTAPQueues is the most queues a [[tap]] may ask for: each queue holds a
+// descriptor and an io_uring ring, and more queues than cores buys nothing (the
+// kernel allows 256).
+const MaxTAPQueues = 16
 
 // HostInterface is one [[host_interface]].
 type HostInterface struct {

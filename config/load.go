@@ -173,6 +173,7 @@ type rawTAP struct {
 	Offload *bool  `toml:"offload"`
 	rawPortSecurity
 	MaxMACs *int `toml:"max_macs"`
+	Queues  *int `toml:"queues"`
 }
 
 type rawHostInterface struct {

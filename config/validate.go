@@ -346,6 +346,14 @@ func (v *builder) taps() {
 		if r.Offload != nil {
 			t.Offload = *r.Offload
 		}
+		t.Queues = 1
+		if r.Queues != nil {
+			if *r.Queues < 1 || *r.Queues > MaxTAPQueues {
+				v.errf(p+".queues", "queues %d out of range 1-%d", *r.Queues, MaxTAPQueues)
+			} else {
+				t.Queues = *r.Queues
+			}
+		}
 		t.Security = v.portSecurity(p, r.rawPortSecurity)
 		t.Trunk, t.Native = v.trunk(p, r.Trunk, r.Native, r.VLAN)
 		c.TAPs = append(c.TAPs, t)

@@ -138,13 +138,16 @@ type PortStatus struct {
 	Drops      map[string]uint64     `json:"drops"`
 	Segments   uint64                `json:"segmented"`
 	Ring       *RingStatus           `json:"capture_ring,omitempty"`
+	// Queues is each device queue's frames for a port over several (a multi-queue
+	// TAP); nil for the rest.
+	Queues []frame.QueueCounts `json:"queues,omitempty"`
 }
 
 func (p *swPort) status() PortStatus {
 	st := PortStatus{
 		Name: p.name, Up: p.up.Load() && frame.DeviceUp(p.p), MACs: p.macs.Load(), MaxMACs: p.maxMACs, MACLimited: p.macLimit.Load(),
 		Counters: p.stats.Snapshot(), Drops: make(map[string]uint64), Segments: p.segments.Load(),
-		Ring: p.ring.status(),
+		Ring: p.ring.status(), Queues: frame.PortQueues(p.p),
 	}
 	if p.trunk {
 		st.Native = p.access

@@ -14,8 +14,12 @@
 //
 // OpenQueues opens a multi-queue TAP (IFF_MULTI_QUEUE): one port per queue, each with
 // its own file descriptor. The kernel steers each of the host's flows to the queue that
-// last wrote one of its frames. Open, the single-queue TAP, is what vnetd uses: on the
-// 2-core machine below more queues did not help (see the measurements).
+// last wrote one of its frames. OpenGroup joins the queues into one port, Group (what
+// vnetd's [[tap]] queues = N uses, so that the switch sees one port per TAP): its
+// reader waits on an epoll instance holding every queue (itself on the runtime poller)
+// and drains the ready ones, and its writes go to the queue their flow hashes to. Open,
+// the single-queue TAP, is vnetd's default: on the 2-core machine below more queues did
+// not help (see the measurements).
 //
 // # Why the open does not go through water
 //

@@ -88,7 +88,8 @@ type TAP struct {
 	rhdr    []byte   // virtio-net header scratch
 	riov    [][]byte // iovec scratch
 	readFn  func(fd uintptr) bool
-	rframes []frame.Frame // the callback's state for one ReadFrames call
+	drainFn func(fd uintptr) // readReady for raw.Control (a Group's reader)
+	rframes []frame.Frame    // the callback's state for one ReadFrames call
 	rn      int
 	rerr    error
 
@@ -145,8 +146,12 @@ func OpenQueues(o Options) ([]*TAP, error) {
 		return nil, fmt.Errorf("open TAP %q: %d queues: at most %d", o.Name, queues, maxQueues)
 	}
 	if !o.Create {
-		if _, err := netlink.LinkByName(o.Name); err != nil {
+		link, err := netlink.LinkByName(o.Name)
+		if err != nil {
 			return nil, fmt.Errorf("open TAP %q: attach to existing TAP: %w", o.Name, err)
+		}
+		if err := checkQueues(link, queues); err != nil {
+			return nil, fmt.Errorf("open TAP %q: %w", o.Name, err)
 		}
 	} else if _, err := netlink.LinkByName(o.Name); err == nil {
 		return nil, fmt.Errorf("open TAP %q: create: an interface with this name already exists", o.Name)
@@ -211,14 +216,9 @@ func OpenQueues(o Options) ([]*TAP, error) {
 		if queues > 1 {
 			portName = fmt.Sprintf("tap:%s.q%d", o.Name, i)
 		}
-		t := &TAP{
-			name: o.Name, file: file, raw: raw, vnet: o.Offload, log: log,
-			// CapPacket: a namespace's frames are written from its gVisor buffers.
-			info: frame.Info{Name: portName, MTU: mtu, MaxFrame: frame.MaxFrameFor(mtu, o.Offload), Caps: caps | frame.CapPacket | frame.CapInline},
-			rhdr: make([]byte, vnetHdrLen), riov: make([][]byte, 2),
-			whdr: make([]byte, vnetHdrLen), wiov: make([][]byte, 2),
-		}
-		t.readFn, t.writeFn, t.urDone = t.readReady, t.writeAll, t.uringDone
+		// CapPacket: a namespace's frames are written from its gVisor buffers.
+		info := frame.Info{Name: portName, MTU: mtu, MaxFrame: frame.MaxFrameFor(mtu, o.Offload), Caps: caps | frame.CapPacket | frame.CapInline}
+		t := newTAP(o.Name, file, raw, info, o.Offload, log)
 		if !o.WritevOnly {
 			if u, err := newURing(); err == nil {
 				t.ur = u
@@ -231,6 +231,36 @@ func OpenQueues(o Options) ([]*TAP, error) {
 	ok = true
 	log.Info("TAP open", "name", o.Name, "create", o.Create, "mtu", mtu, "offload", o.Offload, "caps", caps, "queues", queues, "batched_writes", ts[0].ur != nil)
 	return ts, nil
+}
+
+// checkQueues tells why an existing TAP cannot be opened with the given number of
+// queues (the kernel only says EINVAL): a multi-queue TAP takes IFF_MULTI_QUEUE and a
+// single-queue one refuses it.
+func checkQueues(link netlink.Link, queues int) error {
+	tt, ok := link.(*netlink.Tuntap)
+	if !ok {
+		return nil // not a tun device at all: TUNSETIFF says so
+	}
+	mq := tt.Flags&netlink.TUNTAP_MULTI_QUEUE != 0
+	switch {
+	case queues > 1 && !mq:
+		return fmt.Errorf("%d queues need a multi-queue TAP, and this one is single-queue (create it with ip tuntap add dev %s mode tap multi_queue, or use 1 queue)", queues, tt.Name)
+	case queues == 1 && mq:
+		return fmt.Errorf("a multi-queue TAP (created multi_queue): open it with Queues > 1")
+	}
+	return nil
+}
+
+// newTAP returns the port over one queue's open file, writing one frame per syscall.
+func newTAP(name string, file *os.File, raw syscall.RawConn, info frame.Info, vnet bool, log *slog.Logger) *TAP {
+	t := &TAP{
+		name: name, file: file, raw: raw, vnet: vnet, log: log, info: info,
+		rhdr: make([]byte, vnetHdrLen), riov: make([][]byte, 2),
+		whdr: make([]byte, vnetHdrLen), wiov: make([][]byte, 2),
+	}
+	t.readFn, t.writeFn, t.urDone = t.readReady, t.writeAll, t.uringDone
+	t.drainFn = func(fd uintptr) { t.readReady(fd) }
+	return t
 }
 
 // openQueue opens /dev/net/tun as one queue of TAP name with flags, and sets up the

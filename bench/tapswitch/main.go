@@ -55,6 +55,7 @@ func main() {
 	secs := flag.Float64("t", 5, "seconds to measure (-client)")
 	streams := flag.Int("P", 1, "parallel connections (-client)")
 	queues := flag.Int("queues", 1, "queues per TAP (IFF_MULTI_QUEUE when > 1); each queue is a switch port, or with -direct queue i of -a is joined to queue i of -b")
+	group := flag.Bool("group", false, "with -queues > 1: each TAP's queues are one switch port (tap.Group, as vnetd's [[tap]] queues) instead of a port each")
 	direct := flag.Bool("direct", false, "no switch: each TAP's reader writes straight into the other TAP (measures the switch's hand-off)")
 	writev := flag.Bool("writev", false, "write each frame with its own writev instead of one io_uring submission per batch")
 	wcost := flag.Int("writecost", 0, "measure WriteFrames' CPU per frame, io_uring vs writev, over this many rounds, and exit (creates two TAPs in the current netns)")
@@ -151,6 +152,20 @@ func main() {
 		}()
 	}
 	for _, name := range taps {
+		if *group {
+			g, err := tap.OpenGroup(tap.Options{Name: name, Create: true, MTU: *mtu, Offload: *offload, Queues: *queues, WritevOnly: *writev, Logger: log})
+			if err != nil {
+				fail(err)
+			}
+			defer g.Close()
+			if *stats {
+				defer func() { fmt.Printf("%s queues: %+v\n", g.Info().Name, g.QueueCounts()) }()
+			}
+			if err := sw.AddPort(g, l2switch.PortConfig{}); err != nil {
+				fail(err)
+			}
+			continue
+		}
 		qs, err := tap.OpenQueues(tap.Options{Name: name, Create: true, MTU: *mtu, Offload: *offload, Queues: *queues, WritevOnly: *writev, Logger: log})
 		if err != nil {
 			fail(err)

@@ -625,6 +625,13 @@ func printStatus(w io.Writer, st daemon.Status) {
 				macs += fmt.Sprintf(" (limited %d)", p.MACLimited)
 			}
 			fmt.Fprintf(w, "  port %s\t%s\tvlan %s\tmacs %s\trx %d\ttx %d\tdrops %s\n", p.Name, state, vlanString(p.VLAN), macs, p.Counters.RxFrames, p.Counters.TxFrames, drops)
+			if len(p.Queues) > 0 {
+				var rx, tx []string
+				for _, q := range p.Queues {
+					rx, tx = append(rx, strconv.FormatUint(q.RxFrames, 10)), append(tx, strconv.FormatUint(q.TxFrames, 10))
+				}
+				fmt.Fprintf(w, "    queues %d\trx %s\ttx %s\n", len(p.Queues), strings.Join(rx, "/"), strings.Join(tx, "/"))
+			}
 			if r := p.Ring; r != nil {
 				fmt.Fprintf(w, "    capture ring %d/%d bytes, %d frames, %d overwritten\n", r.Bytes, r.CapBytes, r.Frames, r.Overwritten)
 			}
