@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -23,6 +24,7 @@ var (
 	descPortFrames = prometheus.NewDesc("vnetd_port_frames_total", "Frames through a switch port.", []string{"switch", "port", "direction"}, nil)
 	descPortBytes  = prometheus.NewDesc("vnetd_port_bytes_total", "Bytes through a switch port.", []string{"switch", "port", "direction"}, nil)
 	descPortDrops  = prometheus.NewDesc("vnetd_port_drops_total", "Frames dropped at a switch port, by reason.", []string{"switch", "port", "reason"}, nil)
+	descPortQueue  = prometheus.NewDesc("vnetd_port_queue_frames_total", "Frames through one device queue of a multi-queue port (a TAP with queues > 1).", []string{"switch", "port", "queue", "direction"}, nil)
 	descPortMACLim = prometheus.NewDesc("vnetd_port_mac_limited_total", "Source MACs a switch port did not learn because it was at its max_macs.", []string{"switch", "port"}, nil)
 	descSockDrops  = prometheus.NewDesc("vnetd_socket_drops_total", "Frames a VM socket listener dropped before any VM's port took them, by reason (too_short, bad_length, refused_peer, ...).", []string{"path", "reason"}, nil)
 	descRingBytes  = prometheus.NewDesc("vnetd_capture_ring_bytes", "Bytes a switch port's capture ring holds (frames and 16-byte headers).", []string{"switch", "port"}, nil)
@@ -63,7 +65,7 @@ var (
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPortFrames, descPortBytes, descPortDrops, descPortMACLim, descSockDrops, descRingBytes, descRingOver, descCapDropped, descCapStreams, descFDB, descRtrFrames, descRtrBytes, descRtrFwd, descRtrICMP, descRtrDrops, descFwdConns, descFwdBytes, descFwdErrs, descFwdRefused, descFwdActive, descFwdLimit, descDNSFwd, descDNSFwdErrs, descDNSFwdDrop, descDNSFwdNow, descDHCPLeases, descDHCPRefuse, descIperfTests, descIperfRef, descGwFlows, descGwActive, descGwBytes, descGwRefused, descEchoed, descEchoRefuse, descNamespaces, descNICFrames, descNICBytes, descNICDrops, descNICByRef} {
+	for _, d := range []*prometheus.Desc{descPortFrames, descPortBytes, descPortDrops, descPortQueue, descPortMACLim, descSockDrops, descRingBytes, descRingOver, descCapDropped, descCapStreams, descFDB, descRtrFrames, descRtrBytes, descRtrFwd, descRtrICMP, descRtrDrops, descFwdConns, descFwdBytes, descFwdErrs, descFwdRefused, descFwdActive, descFwdLimit, descDNSFwd, descDNSFwdErrs, descDNSFwdDrop, descDNSFwdNow, descDHCPLeases, descDHCPRefuse, descIperfTests, descIperfRef, descGwFlows, descGwActive, descGwBytes, descGwRefused, descEchoed, descEchoRefuse, descNamespaces, descNICFrames, descNICBytes, descNICDrops, descNICByRef} {
 		ch <- d
 	}
 	for _, d := range vxlanDescs {
@@ -92,6 +94,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descPortFrames, ctr, float64(p.Counters.TxFrames), s.Name, p.Name, "tx")
 			ch <- prometheus.MustNewConstMetric(descPortBytes, ctr, float64(p.Counters.RxBytes), s.Name, p.Name, "rx")
 			ch <- prometheus.MustNewConstMetric(descPortBytes, ctr, float64(p.Counters.TxBytes), s.Name, p.Name, "tx")
+			for i, q := range p.Queues {
+				ch <- prometheus.MustNewConstMetric(descPortQueue, ctr, float64(q.RxFrames), s.Name, p.Name, strconv.Itoa(i), "rx")
+				ch <- prometheus.MustNewConstMetric(descPortQueue, ctr, float64(q.TxFrames), s.Name, p.Name, strconv.Itoa(i), "tx")
+			}
 			if p.Ring != nil {
 				ch <- prometheus.MustNewConstMetric(descRingBytes, prometheus.GaugeValue, float64(p.Ring.Bytes), s.Name, p.Name)
 				ch <- prometheus.MustNewConstMetric(descRingOver, ctr, float64(p.Ring.Overwritten), s.Name, p.Name)

@@ -110,6 +110,7 @@ func TestDaemonTAPQueues(t *testing.T) {
 	lab := fmt.Sprintf(`
 [daemon]
 control = %q
+metrics = "127.0.0.1:9464"
 [[switch]]
 name = "lan0"
 [[tap]]
@@ -192,6 +193,32 @@ name = "alpha"
 	before := queues()
 	echoFlows(t, ns, "10.97.0.10:7", 8, 1<<20)
 	check(before, "first run")
+	// /metrics has each queue's frames (read inside the netns, where vnetd listens).
+	var metrics string
+	// (net/http would dial from another goroutine, outside the netns: a plain
+	// connection made on this locked thread, HTTP/1.0 by hand.)
+	if err := doInNetns(t, ns, func() error {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:9464", 5*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, "GET /metrics HTTP/1.0\r\nHost: vnetd\r\n\r\n"); err != nil {
+			return err
+		}
+		b, err := io.ReadAll(c)
+		metrics = string(b)
+		return err
+	}); err != nil {
+		t.Fatalf("GET /metrics: %v\n%s", err, log.String())
+	}
+	for i := range 4 {
+		line := fmt.Sprintf(`vnetd_port_queue_frames_total{direction="rx",port="tap:%s",queue="%d",switch="lan0"}`, dev, i)
+		if !strings.Contains(metrics, line) {
+			t.Fatalf("/metrics has no %s; queue lines:\n%s", line, grepLines(metrics, "vnetd_port_queue"))
+		}
+	}
 
 	// Deleted under vnetd: the port goes down and vnetd creates the TAP again, with
 	// every queue.
@@ -289,4 +316,15 @@ func TestTAPGroupPortContract(t *testing.T) {
 			},
 		}
 	})
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
