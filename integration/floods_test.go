@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+	"github.com/insomniacslk/dhcp/dhcpv4"
 
 	"github.com/vnetd/vnetd/internal/testwait"
 )
@@ -387,5 +389,218 @@ protocol = "stream"
 	m := d.metrics(t, "127.0.0.1:9109")
 	if v, _ := metricSum(m, "vnetd_port_drops_total", `reason="queue_full"`, `port="`+vmPort+`"`); v < float64(qf) {
 		t.Errorf("/metrics vnetd_port_drops_total{port=%q,reason=\"queue_full\"} = %v, want >= %d", vmPort, v, qf)
+	}
+}
+
+// discoverFrame is a broadcast DHCPDISCOVER from mac (its Ethernet source and chaddr).
+func discoverFrame(t *testing.T, mac net.HardwareAddr) []byte {
+	t.Helper()
+	m, err := dhcpv4.NewDiscovery(mac)
+	if err != nil {
+		t.Fatalf("dhcpv4.NewDiscovery(%s): %v", mac, err)
+	}
+	eth := &layers.Ethernet{SrcMAC: mac, DstMAC: layers.EthernetBroadcast, EthernetType: layers.EthernetTypeIPv4}
+	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: net.IPv4zero, DstIP: net.IPv4bcast}
+	udp := &layers.UDP{SrcPort: 68, DstPort: 67}
+	if err := udp.SetNetworkLayerForChecksum(ip); err != nil {
+		t.Fatalf("udp.SetNetworkLayerForChecksum: %v", err)
+	}
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, udp, gopacket.Payload(m.ToBytes())); err != nil {
+		t.Fatalf("gopacket.SerializeLayers: %v", err)
+	}
+	return buf.Bytes()
+}
+
+// TestDHCPStormFromTAP sends DHCPDISCOVERs from 2,000 random MACs into a TAP, to a
+// dhcp service whose pool has 151 addresses and max_leases = 64: the lease table stops
+// at 64 (status, the leases list and /metrics agree) and every other client is counted
+// as refused at the cap (not as pool exhausted: the pool is larger than the cap, so
+// without the cap the table would have grown to 151).
+func TestDHCPStormFromTAP(t *testing.T) {
+	needRoot(t)
+	d, tapDev := startTAPFloodLab(t, "dhcps", `
+[[namespace]]
+name = "dhcp"
+  [[namespace.nic]]
+  name = "eth0"
+  switch = "lan0"
+  addresses = ["10.0.0.3/24"]
+  [[namespace.service]]
+  kind = "dhcp"
+  nic = "eth0"
+  range = "10.0.0.100-10.0.0.250"
+  max_leases = 64
+`)
+	const storm, maxLeases, pool = 2000, 64, 151
+	s := openFrameSender(t, d.ns, tapDev)
+	rng := rand.New(rand.NewPCG(3, 18))
+	start := time.Now()
+	sent := 0
+	for ; sent < storm && time.Since(start) < 20*time.Second; sent++ {
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], rng.Uint64())
+		mac := net.HardwareAddr(b[:6])
+		mac[0] = mac[0]&^1 | 2
+		if err := s.send(discoverFrame(t, mac)); err != nil {
+			t.Fatalf("send DISCOVER %d: %v", sent, err)
+		}
+		if sent%100 == 99 {
+			time.Sleep(5 * time.Millisecond) // about 20,000 a second at most
+		}
+	}
+	t.Logf("%d DISCOVERs from distinct random MACs in %v", sent, time.Since(start).Round(time.Millisecond))
+	var dh struct {
+		Leases        int    `json:"leases"`
+		MaxLeases     int    `json:"max_leases"`
+		RefusedAtCap  uint64 `json:"refused_at_cap"`
+		PoolExhausted uint64 `json:"pool_exhausted"`
+	}
+	dhcpStats := func() bool {
+		for _, ns := range d.status(t).Namespaces {
+			if ns.Name == "dhcp" && len(ns.DHCP) == 1 {
+				s := ns.DHCP[0].Stats
+				dh.Leases, dh.MaxLeases, dh.RefusedAtCap, dh.PoolExhausted = s.Leases, s.MaxLeases, s.RefusedAtCap, s.PoolExhausted
+			}
+		}
+		return uint64(dh.Leases)+dh.RefusedAtCap+dh.PoolExhausted >= uint64(sent)
+	}
+	if !testwait.Until(15*time.Second, dhcpStats) {
+		t.Fatalf("the dhcp service accounted for %d of %d DISCOVERs: %+v", uint64(dh.Leases)+dh.RefusedAtCap+dh.PoolExhausted, sent, dh)
+	}
+	t.Logf("dhcp stats: %+v", dh)
+	if sent <= pool || dh.MaxLeases != maxLeases {
+		t.Fatalf("%d DISCOVERs against a pool of %d and max_leases %d: this test needs more clients than the pool", sent, pool, dh.MaxLeases)
+	}
+	if dh.Leases != maxLeases {
+		t.Errorf("leases = %d after %d distinct clients, want the cap %d", dh.Leases, sent, maxLeases)
+	}
+	if want := uint64(sent - maxLeases); dh.RefusedAtCap != want || dh.PoolExhausted != 0 {
+		t.Errorf("refused_at_cap = %d, pool_exhausted = %d; want %d refused at the cap and none exhausted (the pool has %d addresses)", dh.RefusedAtCap, dh.PoolExhausted, want, pool)
+	}
+	var leases []json.RawMessage
+	d.getJSON(t, "/v1/ns/dhcp/leases", &leases)
+	if len(leases) != maxLeases {
+		t.Errorf("/v1/ns/dhcp/leases lists %d bindings, want %d", len(leases), maxLeases)
+	}
+	m := d.metrics(t, "127.0.0.1:9109")
+	if v, ok := metricSum(m, "vnetd_dhcp_leases"); !ok || v != maxLeases {
+		t.Errorf("/metrics vnetd_dhcp_leases = %v (found %v), want %d", v, ok, maxLeases)
+	}
+	if v, _ := metricSum(m, "vnetd_dhcp_refused_total"); v != float64(sent-maxLeases) {
+		t.Errorf("/metrics vnetd_dhcp_refused_total = %v, want %d", v, sent-maxLeases)
+	}
+}
+
+// TestRouterScanFromTAP: a kernel netns behind a TAP routes 10.2.0.0/16 through a vnetd
+// router whose other leg has nobody on it, and scans 6,000 addresses of it (one UDP
+// datagram each, about 1 ms per 100) after 20 datagrams to one address: the router's
+// neighbour table never holds more than its 1,024 entries (evictions counted), and the
+// frames waiting on the one incomplete neighbour stop at 8 (the rest counted).
+func TestRouterScanFromTAP(t *testing.T) {
+	needRoot(t)
+	bin := buildVnetd(t)
+	ns := newNetns(t, "scan")
+	tapDev := tapName(t, "fl")
+	d := startFloodLab(t, bin, ns, fmt.Sprintf(`metrics = "127.0.0.1:9109"
+[[switch]]
+name = "lan0"
+[[switch]]
+name = "lan1"
+[[tap]]
+name = %q
+switch = "lan0"
+[[router]]
+name = "r0"
+  [[router.interface]]
+  switch = "lan0"
+  addresses = ["10.1.0.254/24"]
+  [[router.interface]]
+  switch = "lan1"
+  addresses = ["10.2.0.1/16"]
+`, tapDev))
+	inNetns(t, ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
+	inNetns(t, ns, "ip", "link", "set", "dev", tapDev, "up", "txqueuelen", "16384")
+	inNetns(t, ns, "ip", "addr", "add", "10.1.0.1/24", "dev", tapDev)
+	inNetns(t, ns, "ip", "route", "add", "10.2.0.0/16", "via", "10.1.0.254")
+	if err := ping(ns, "10.1.0.254"); err != nil {
+		t.Fatalf("ping the router from %s: %v", ns, err)
+	}
+
+	const scan, maxNeigh, perNeigh, burst = 6000, 1024, 8, 20
+	var c *net.UDPConn
+	if err := doInNetns(t, ns, func() (err error) {
+		c, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(10, 1, 0, 1)})
+		return err
+	}); err != nil {
+		t.Fatalf("UDP socket in %s: %v", ns, err)
+	}
+	defer c.Close()
+	payload := []byte("scan")
+	for range burst {
+		if _, err := c.WriteToUDP(payload, &net.UDPAddr{IP: net.IPv4(10, 2, 255, 254), Port: 9}); err != nil {
+			t.Fatalf("send to 10.2.255.254: %v", err)
+		}
+	}
+	start := time.Now()
+	sent := 0
+	peak := 0
+	for ; sent < scan && time.Since(start) < 20*time.Second; sent++ {
+		ip := net.IPv4(10, 2, byte((sent+256)>>8), byte(sent+256))
+		if _, err := c.WriteToUDP(payload, &net.UDPAddr{IP: ip, Port: 9}); err != nil {
+			t.Fatalf("send to %s: %v", ip, err)
+		}
+		if sent%100 == 99 {
+			time.Sleep(time.Millisecond)
+		}
+		if sent%1000 == 999 {
+			var r struct {
+				Neighbors []json.RawMessage `json:"neighbors"`
+			}
+			d.getJSON(t, "/v1/router/r0", &r)
+			peak = max(peak, len(r.Neighbors))
+		}
+	}
+	t.Logf("scanned %d addresses in %v", sent, time.Since(start).Round(time.Millisecond))
+	type routerView struct {
+		Interfaces []struct {
+			Name    string            `json:"name"`
+			Dropped map[string]uint64 `json:"dropped"`
+		} `json:"interfaces"`
+		Neighbors []struct {
+			Addr     string `json:"addr"`
+			Complete bool   `json:"complete"`
+		} `json:"neighbors"`
+	}
+	var r routerView
+	drops := map[string]uint64{}
+	testwait.Eventually(t, 10*time.Second, func() bool {
+		d.getJSON(t, "/v1/router/r0", &r)
+		peak = max(peak, len(r.Neighbors))
+		clear(drops)
+		for _, i := range r.Interfaces {
+			for k, v := range i.Dropped {
+				drops[k] += v
+			}
+		}
+		// Every datagram reached the router's lan1 leg: waiting, evicted or timed out.
+		return drops["neigh_evicted"] > 0
+	}, "neighbour evictions")
+	t.Logf("router r0: %d neighbours now, at most %d seen; drops %v", len(r.Neighbors), peak, drops)
+	if sent < 4*maxNeigh {
+		t.Fatalf("only %d addresses scanned: not enough to show a cap of %d holds", sent, maxNeigh)
+	}
+	if peak > maxNeigh {
+		t.Errorf("the router's neighbour table held %d entries, want at most %d", peak, maxNeigh)
+	}
+	if drops["neigh_evicted"] < uint64(sent-maxNeigh)/2 {
+		t.Errorf("neigh_evicted = %d after %d addresses scanned into a table of %d, want at least %d", drops["neigh_evicted"], sent, maxNeigh, (sent-maxNeigh)/2)
+	}
+	if want := uint64(burst - perNeigh); drops["neigh_queue_full"] < want {
+		t.Errorf("neigh_queue_full = %d after %d datagrams to one unresolved address, want >= %d (%d may wait)", drops["neigh_queue_full"], burst, want, perNeigh)
+	}
+	m := d.metrics(t, "127.0.0.1:9109")
+	if v, _ := metricSum(m, "vnetd_router_drops_total", `reason="neigh_evicted"`); v < float64(drops["neigh_evicted"]) {
+		t.Errorf("/metrics vnetd_router_drops_total{reason=\"neigh_evicted\"} = %v, want >= %d", v, drops["neigh_evicted"])
 	}
 }
