@@ -85,8 +85,9 @@ func macofFrame(f []byte, rng *rand.Rand) {
 // the rest counted as limited, alpha's and beta's MACs stay learned, vnetd's RSS grows
 // by less than 64 MiB in all and less than 32 MiB over the last 750,000 frames (the
 // queues and pools fill during the first 250,000; measured on a loaded 2-core host:
-// +31 to +45 MiB in all, flat at about 68 MiB from 400,000 to 1,100,000 frames), and the
-// legit flow keeps >= 90% of the rate it had before.
+// +36 to +45 MiB in all, +15 to +22 over the last 750,000; a 3,000,000-frame run grew
+// +48 MiB over the first half and +13 over the second), and the legit flow keeps >= 90%
+// of the rate it had before (measured 94-99%).
 //
 // The flood is paced by what vnetd read from the TAP (at most 3072 frames in flight,
 // a fifth of the TAP's queue), so the kernel drops none of it: the frame counts are exact,
