@@ -229,7 +229,8 @@ func slowStream(t *testing.T, sock, path string) *net.UnixConn {
 // (each a 400 with a JSON error). The flow keeps >= 90% of its rate with the stalled
 // readers held, a GET through a forward still works during the crowd, the capture
 // reader's frames are dropped and counted (never the switch's), vnetd's RSS grows by
-// less than 32 MiB, and once the readers hang up their streams are gone.
+// less than 32 MiB, the stalled ping stream keeps pinging until its reader hangs up and
+// then stops at once, and the capture stream is gone once its reader hangs up.
 func TestControlAPIUnderLoad(t *testing.T) {
 	bin := buildVnetd(t)
 	fwd := freePort(t)
@@ -261,7 +262,7 @@ target = "10.0.0.10:80"
 	rss0 := d.rss(t)
 
 	capture := slowStream(t, d.sock, "/v1/capture/lan0")
-	slowStream(t, d.sock, "/v1/ping/beta/10.0.0.10?count=1000")
+	pings := slowStream(t, d.sock, "/v1/ping/beta/10.0.0.10?count=1000")
 	testwait.Eventually(t, 5*time.Second, func() bool { return d.status(t).Switches[0].Stats.Captures == 1 }, "the capture stream counted")
 	during := d.iperfUDP(t, "beta", "10.0.0.10", legitRate, 2)
 	sw := d.status(t).Switches[0]
@@ -358,6 +359,22 @@ target = "10.0.0.10:80"
 	if grew := rss1 - rss0; grew > 32<<20 {
 		t.Errorf("vnetd's RSS grew %d MiB (%d -> %d), want < 32 MiB", grew>>20, rss0>>20, rss1>>20)
 	}
+	// The stalled ping stream still pings (its own stream is all it holds) and stops at
+	// once when its reader hangs up: beta's frames to the switch stop growing.
+	betaRx := func() uint64 { return d.status(t).port(t, "lan0", "beta.eth0").Counters.RxFrames }
+	rx0 := betaRx()
+	time.Sleep(2500 * time.Millisecond)
+	if rx := betaRx(); rx < rx0+2 {
+		t.Errorf("beta sent %d frames in 2.5 s while a stalled reader held its ping stream, want >= 2 (pings once a second)", rx-rx0)
+	}
+	pings.Close()
+	time.Sleep(1500 * time.Millisecond)
+	rx0 = betaRx()
+	time.Sleep(2500 * time.Millisecond)
+	if rx := betaRx(); rx != rx0 {
+		t.Errorf("beta sent %d frames in the 2.5 s after the ping stream's reader hung up, want 0: the pings went on", rx-rx0)
+	}
+
 	capture.Close()
 	testwait.Eventually(t, 10*time.Second, func() bool { return d.status(t).Switches[0].Stats.Captures == 0 }, "the stalled capture stream to end once its reader hung up")
 }
