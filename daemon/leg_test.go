@@ -178,6 +178,18 @@ func TestL3RouterLegs(t *testing.T) {
 	if legs["a"] != "a:v0" || legs["b"] != "b:v0" || len(legs) != 2 {
 		t.Errorf("router legs up as l3 = %v, want a -> a:v0, b -> b:v0", legs)
 	}
+	if tr, err := d.Trace(TraceSpec{Switch: "lan0", Port: "c.eth0", Src: "10.0.0.10", Dst: "10.9.0.10"}); err != nil || len(tr.Final) != 1 || tr.Final[0] != "a:v0" {
+		t.Errorf("Trace(c -> 10.9.0.10) = final %v, %v; want [a:v0]", tr.Final, err)
+	}
+	topoLegs := 0
+	for _, l := range d.Topology(0).Links {
+		if strings.HasPrefix(l.ID, "leg:r1.") && l.From == "router:r1" && (l.To == "ns:a" || l.To == "ns:b") {
+			topoLegs++
+		}
+	}
+	if topoLegs != 2 {
+		t.Errorf("Topology() has %d router legs, want 2", topoLegs)
+	}
 
 	// A reload moving b to other addresses rebuilds b and the router, not a's NIC
 	// config; everything works again afterwards.
