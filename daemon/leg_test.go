@@ -194,7 +194,9 @@ func TestL3RouterLegs(t *testing.T) {
 	// A reload moving b to other addresses rebuilds b and the router, not a's NIC
 	// config; everything works again afterwards.
 	c2 := parse(t, l3LegsConfig("10.9.1.20", "fd09:1::20"))
+	d.mu.Lock()
 	pl := planChanges(d.runningLocked(), c2)
+	d.mu.Unlock()
 	ch := strings.Join(pl.changes(), ", ")
 	for _, want := range []string{"remove namespace a", "remove namespace b", "remove router:r1", "add router:r1", "add namespace b"} {
 		if !strings.Contains(ch, want) {
