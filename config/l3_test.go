@@ -96,6 +96,12 @@ name = "b"
   [[namespace.route]]
   to = "0.0.0.0/0"
   via = "10.0.0.1"
+
+# the NIC end of a leg is impaired as a pair end
+[[impair]]
+namespace = "a"
+nic = "v0"
+delay = "1ms"
 `
 	c, err := Parse("t.toml", []byte(src))
 	if err != nil {
