@@ -191,6 +191,20 @@ func TestL3RouterLegs(t *testing.T) {
 		t.Errorf("Topology() has %d router legs, want 2", topoLegs)
 	}
 
+	// The NIC end is a link like a pair end's: down, nothing crosses the leg.
+	if _, err := d.SetLink(LinkSpec{Namespace: "a", NIC: "v0", State: "down"}); err != nil {
+		t.Fatalf("SetLink(a v0 down): %v", err)
+	}
+	if ok, _, _ := ping(t, d, "c", "10.9.0.10"); ok {
+		t.Errorf("c pinged a across a leg whose NIC end is down")
+	}
+	if _, err := d.SetLink(LinkSpec{Namespace: "a", NIC: "v0", State: "up"}); err != nil {
+		t.Fatalf("SetLink(a v0 up): %v", err)
+	}
+	if ok, _, _ := ping(t, d, "c", "10.9.0.10"); !ok {
+		t.Errorf("c cannot ping a after its leg's NIC end is up again")
+	}
+
 	// A reload moving b to other addresses rebuilds b and the router, not a's NIC
 	// config; everything works again afterwards.
 	c2 := parse(t, l3LegsConfig("10.9.1.20", "fd09:1::20"))
