@@ -116,8 +116,16 @@ type NIC struct {
 	// or NDP, only on a pass-through pair with another L3 NIC.
 	Kind string
 	// PeerRoutes are, for an L3 NIC, its peer's addresses as host prefixes that none
-	// of its own subnets holds: the namespace routes them out of this NIC.
+	// of its own subnets holds: the namespace routes them out of this NIC. On a
+	// router leg they also hold a default route (0.0.0.0/0, ::/0) for each family
+	// the NIC has an address in, unless the namespace routes that default itself.
 	PeerRoutes []netip.Prefix
+	// PeerRouter and PeerIface name, for an L3 NIC on a router leg, the router
+	// interface at the other end (peer = "ROUTER:INTERFACE"); PeerNamespace is then "".
+	PeerRouter, PeerIface string
+	// PeerMAC is, for an L3 NIC on a router leg, the leg's MAC: the destination of
+	// the NIC's fixed framing.
+	PeerMAC frame.MAC
 }
 
 // NIC kinds (NIC.Kind).
@@ -238,7 +246,20 @@ type RouterInterface struct {
 	// with this interface's MAC; its port security then leaves ARP sender
 	// addresses unchecked.
 	ProxyARP bool
+	// PeerNamespace and PeerNIC name, for a point-to-point L3 leg (peer = "NS:NIC"
+	// instead of switch), the kind = "l3" NIC at the other end; Switch is then "".
+	PeerNamespace, PeerNIC string
+	// PeerMAC and PeerAddresses are that NIC's MAC and addresses: the leg frames
+	// every packet to PeerMAC and routes each address as a connected host route.
+	PeerMAC       frame.MAC
+	PeerAddresses []netip.Addr
 }
+
+// L3Leg reports whether the interface is a point-to-point L3 leg.
+func (i RouterInterface) L3Leg() bool { return i.PeerNamespace != "" }
+
+// L3Leg reports whether the NIC is an L3 NIC on a router leg.
+func (n NIC) L3Leg() bool { return n.PeerRouter != "" }
 
 // TAP is one [[tap]].
 type TAP struct {

@@ -101,7 +101,7 @@ func (v *validator) impair(p string, s ImpairSpec, c *Config) Impair {
 			}
 		}
 		switch {
-		case nic != nil && nic.PeerNamespace == "":
+		case nic != nil && nic.PeerNamespace == "" && !nic.L3Leg():
 			v.errf(p+".nic", "%s:%s is on switch %q: impair it as switch = %q, port = %q", s.Namespace, s.NIC, nic.Switch, nic.Switch, s.Namespace+"."+s.NIC)
 		case nic == nil && !v.hasNamespace(c, s.Namespace):
 			v.errf(p+".namespace", "namespace %q is not defined", s.Namespace)

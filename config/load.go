@@ -160,6 +160,7 @@ type rawRouterIf struct {
 	VLAN      int      `toml:"vlan"`
 	RA        *bool    `toml:"ra"`
 	ProxyARP  bool     `toml:"proxy_arp"`
+	Peer      string   `toml:"peer"`
 }
 
 type rawTAP struct {

@@ -127,12 +127,18 @@ func (v *validator) duplicateAddrs(c *Config) {
 				ends := []string{ns.Name + ":" + n.Name, n.PeerNamespace + ":" + n.PeerNIC}
 				sort.Strings(ends)
 				claim("pair\x00"+strings.Join(ends, "\x00"), "pass-through pair "+ends[0]+" <-> "+ends[1], owner, path, n.Addresses)
+			case n.PeerRouter != "":
+				seg, name := legSegment(n.PeerRouter, n.PeerIface, ns.Name, n.Name)
+				claim(seg, name, owner, path, n.Addresses)
 			}
 		}
 	}
 	for i, r := range c.Routers {
 		for j, ifc := range r.Interfaces {
 			seg, name := onSwitch(ifc.Switch, ifc.VLAN)
+			if ifc.L3Leg() {
+				seg, name = legSegment(r.Name, ifc.Name, ifc.PeerNamespace, ifc.PeerNIC)
+			}
 			claim(seg, name, fmt.Sprintf("router interface %s.%s", r.Name, ifc.Name), fmt.Sprintf("router.%d.interface.%d.addresses", i, j), ifc.Addresses)
 		}
 	}
@@ -147,4 +153,9 @@ func (v *validator) empty(raw *rawConfig) {
 	if len(raw.Switch)+len(raw.Namespace)+len(raw.Router)+len(raw.TAP)+len(raw.HostInterface)+len(raw.VXLAN)+len(raw.Socket)+len(raw.Gateway) == 0 {
 		v.errs = append(v.errs, Error{v.file, 1, 1, "the config is empty: it defines no [[switch]], [[namespace]] or other part to run (see config.toml.example)"})
 	}
+}
+
+// legSegment names the segment of a router leg to an L3 NIC: its two ends.
+func legSegment(router, iface, ns, nic string) (string, string) {
+	return "leg\x00" + router + "\x00" + iface + "\x00" + ns + "\x00" + nic, "router leg " + router + ":" + iface + " <-> " + ns + ":" + nic
 }

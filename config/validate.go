@@ -45,6 +45,7 @@ func (v *validator) build(raw *rawConfig) *Config {
 	b.peers()
 	b.routesAndServices()
 	b.routers()
+	b.routerLegs()
 	b.taps()
 	b.hostInterfaces()
 	b.vxlans()
@@ -168,6 +169,13 @@ func (v *builder) claimMAC(path, sw string, m frame.MAC, owner string) {
 // and routes can refer to any of them.
 func (v *builder) namespaces() {
 	c := v.c
+	rawNS, rawRouters := map[string]bool{}, map[string]bool{}
+	for _, r := range v.raw.Namespace {
+		rawNS[r.Name] = true
+	}
+	for _, r := range v.raw.Router {
+		rawRouters[r.Name] = true
+	}
 	for i, r := range v.raw.Namespace {
 		p := fmt.Sprintf("namespace.%d", i)
 		v.name(p, "namespace", r.Name, v.nsNames)
@@ -185,7 +193,7 @@ func (v *builder) namespaces() {
 			case n.Kind == NICKindL3 && rn.Switch != "":
 				v.errf(np+".switch", "nic %s.%s is kind = \"l3\" (no Ethernet): it cannot be on a switch; join it to another l3 nic with peer = \"NAMESPACE:NIC\"", r.Name, rn.Name)
 			case n.Kind == NICKindL3 && rn.Peer == "":
-				v.errf(np, "nic %s.%s is kind = \"l3\": it needs peer = \"NAMESPACE:NIC\" (another l3 nic)", r.Name, rn.Name)
+				v.errf(np, "nic %s.%s is kind = \"l3\": it needs peer = \"NAMESPACE:NIC\" (another l3 nic) or \"ROUTER:INTERFACE\" (a router leg)", r.Name, rn.Name)
 			case rn.Switch != "" && rn.Peer != "":
 				v.errf(np+".peer", "nic %s.%s sets both switch and peer; pick one", r.Name, rn.Name)
 			case rn.Switch != "":
@@ -196,7 +204,16 @@ func (v *builder) namespaces() {
 				if !ok || a == "" || b == "" {
 					v.errf(np+".peer", "peer %q: want \"NAMESPACE:NIC\"", rn.Peer)
 				}
-				n.PeerNamespace, n.PeerNIC = a, b
+				switch {
+				case rawRouters[a] && rawNS[a]:
+					v.errf(np+".peer", "peer %q: %q names both a namespace and a router; rename one", rn.Peer, a)
+				case rawRouters[a] && n.Kind != NICKindL3:
+					v.errf(np+".peer", "nic %s.%s peers router interface %s:%s: only a kind = \"l3\" nic can be a router leg (put an l2 nic on a switch the router is on)", r.Name, rn.Name, a, b)
+				case rawRouters[a]:
+					n.PeerRouter, n.PeerIface = a, b
+				default:
+					n.PeerNamespace, n.PeerNIC = a, b
+				}
 				if rn.VLAN != 0 {
 					v.errf(np+".vlan", "vlan is only meaningful on a switch port")
 				}
@@ -294,18 +311,30 @@ func (v *builder) routers() {
 		for j, ri := range r.Interface {
 			ip := fmt.Sprintf("%s.interface.%d", p, j)
 			name := ri.Name
+			var peerNS, peerNIC string
+			if ri.Peer != "" {
+				peerNS, peerNIC = v.routerLegPeer(ip, r.Name, ri)
+			}
 			if name == "" {
 				name = ri.Switch
+				if ri.Peer != "" {
+					name = peerNS
+				}
 			}
 			if name != "" {
 				v.name(ip, "router interface", name, ifNames)
 			}
-			v.needSwitch(ip, ri.Switch)
+			if ri.Peer == "" {
+				v.needSwitch(ip, ri.Switch)
+			}
 			if ri.Switch != "" && ifSwitch[ri.Switch] && ri.VLAN == 0 {
 				v.errf(ip+".switch", "router %s has two untagged interfaces on switch %q", r.Name, ri.Switch)
 			}
-			ifSwitch[ri.Switch] = true
-			ifc := RouterInterface{Name: name, Switch: ri.Switch, MTU: v.mtu(ip+".mtu", ri.MTU), VLAN: v.vlan(ip+".vlan", ri.VLAN), ProxyARP: ri.ProxyARP}
+			if ri.Switch != "" {
+				ifSwitch[ri.Switch] = true
+			}
+			ifc := RouterInterface{Name: name, Switch: ri.Switch, MTU: v.mtu(ip+".mtu", ri.MTU), VLAN: v.vlan(ip+".vlan", ri.VLAN), ProxyARP: ri.ProxyARP,
+				PeerNamespace: peerNS, PeerNIC: peerNIC}
 			ifc.MAC = v.mac(ip+".mac", ri.MAC, r.Name+"."+name)
 			ifc.Addresses = v.prefixes(ip+".addresses", ri.Addresses)
 			for _, a := range ifc.Addresses {
@@ -313,6 +342,9 @@ func (v *builder) routers() {
 			}
 			if ri.RA != nil {
 				ifc.RA = *ri.RA
+			}
+			if ifc.L3Leg() {
+				ifc.RA = false // no link layer to advertise on; routerLegPeer refused ra = true
 			}
 			if len(ri.Addresses) == 0 {
 				v.errf(ip, "router interface %s.%s needs addresses", r.Name, name)

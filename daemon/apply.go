@@ -343,6 +343,7 @@ func (d *Daemon) commitLocked(p plan, pr *prepared, c *config.Config) (applied b
 		added = append(added, n.Name)
 	}
 	d.connectPairsLocked(added)
+	errs = append(errs, d.connectLegsLocked(p))
 	return true, errors.Join(errs...)
 }
 

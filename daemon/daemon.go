@@ -206,6 +206,7 @@ func (d *Daemon) buildNamespace(c config.Namespace) (_ *builtNS, err error) {
 		nc := nsstack.NICConfig{Name: n.Name, MAC: n.MAC, MTU: n.MTU}
 		if n.Kind == config.NICKindL3 {
 			nc.Kind = nsstack.NICL3
+			nc.PeerMAC = n.PeerMAC // a router leg's MAC; zero (derived) on a pair
 		}
 		nic, err := ns.AddNIC(nc)
 		if err != nil {

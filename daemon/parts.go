@@ -25,6 +25,18 @@ type attachment struct {
 	cfg    any
 	ports  []portRef
 	closer io.Closer
+	// legs are a router's point-to-point legs to L3 NICs, joined to their NICs by
+	// connectLegsLocked once the namespaces are up.
+	legs []routerLeg
+}
+
+// routerLeg is a router interface whose other end is a namespace's L3 NIC, not a
+// switch: the two are joined back to back like a pass-through pair.
+type routerLeg struct {
+	iface   string
+	ns, nic string
+	p       frame.Port
+	stop    func() // the pumps, once joined
 }
 
 // attItem is one attachment a config asks for.
@@ -52,6 +64,7 @@ type attKind struct {
 type openAtt struct {
 	closer io.Closer
 	ports  []pendingPort
+	legs   []routerLeg
 	// attached runs once the ports are on their switches (a socket listener starts
 	// handing its VMs' ports over then); nil for none.
 	attached func(d *Daemon)
@@ -168,6 +181,10 @@ func openRouterAtt(d *Daemon, cfg any) (*openAtt, error) {
 	}
 	o := &openAtt{closer: rp, up: []any{"router up", "router", r.Name, "interfaces", len(r.Interfaces)}}
 	for i, ifc := range r.Interfaces {
+		if ifc.L3Leg() {
+			o.legs = append(o.legs, routerLeg{iface: ifc.Name, ns: ifc.PeerNamespace, nic: ifc.PeerNIC, p: ports[i]})
+			continue
+		}
 		o.ports = append(o.ports, pendingPort{ifc.Switch, ports[i], l2switch.PortConfig{Name: r.Name + "." + ifc.Name, VLAN: ifc.VLAN}})
 	}
 	return o, nil
@@ -188,7 +205,9 @@ func attSwitches(cfg any) []string {
 	case config.Router:
 		var out []string
 		for _, i := range c.Interfaces {
-			out = append(out, i.Switch)
+			if !i.L3Leg() {
+				out = append(out, i.Switch)
+			}
 		}
 		return out
 	}
@@ -197,6 +216,11 @@ func attSwitches(cfg any) []string {
 
 func (d *Daemon) removeAttachmentLocked(key string) {
 	a := d.attachments[key]
+	for _, l := range a.legs {
+		if l.stop != nil {
+			l.stop()
+		}
+	}
 	for _, p := range a.ports {
 		if sw := d.switches[p.sw]; sw != nil {
 			sw.sw.RemovePort(p.port)
@@ -213,7 +237,7 @@ func (d *Daemon) removeAttachmentLocked(key string) {
 // port a switch refuses is logged and closed (with the plan's checks it cannot
 // happen); the error says which.
 func (d *Daemon) attachLocked(it attItem, o *openAtt) error {
-	a := &attachment{cfg: it.cfg, closer: o.closer}
+	a := &attachment{cfg: it.cfg, closer: o.closer, legs: o.legs}
 	d.attachments[it.key] = a
 	var err error
 	for _, pp := range o.ports {

@@ -134,6 +134,29 @@ func planChanges(cur running, c *config.Config) plan {
 			}
 		}
 	}
+	want := attItems(c)
+	wantByKey := map[string]any{}
+	for _, a := range want {
+		wantByKey[a.key] = a.cfg
+	}
+	attDown := map[string]bool{}
+	for key, cfg := range cur.attachments {
+		w, ok := wantByKey[key]
+		onRebuilt := false
+		for _, s := range attSwitches(cfg) {
+			onRebuilt = onRebuilt || rebuildSw[s]
+		}
+		if ok && !onRebuilt && reflect.DeepEqual(w, cfg) {
+			continue
+		}
+		if ok && !onRebuilt && remotesOnly(cfg, w) {
+			p.attRemotes = append(p.attRemotes, w.(config.VXLAN))
+			continue
+		}
+		attDown[key] = true
+	}
+	// A namespace torn down takes its pass-through peers with it, and a router and the
+	// namespaces its legs reach (in the running lab or in c) are rebuilt together.
 	for changed := true; changed; {
 		changed = false
 		for name, n := range cur.namespaces {
@@ -141,8 +164,27 @@ func planChanges(cur running, c *config.Config) plan {
 				continue
 			}
 			for _, nic := range n.NICs {
-				if nic.PeerNamespace != "" && down[nic.PeerNamespace] {
+				if nic.PeerNamespace != "" && down[nic.PeerNamespace] || nic.PeerRouter != "" && attDown["router:"+nic.PeerRouter] {
 					down[name], changed = true, true
+				}
+			}
+		}
+		for _, a := range want {
+			r, ok := a.cfg.(config.Router)
+			if !ok {
+				continue
+			}
+			_, running := cur.attachments[a.key]
+			for _, ifc := range r.Interfaces {
+				if !ifc.L3Leg() {
+					continue
+				}
+				_, nsRunning := cur.namespaces[ifc.PeerNamespace]
+				if (!running || attDown[a.key]) && nsRunning && !down[ifc.PeerNamespace] {
+					down[ifc.PeerNamespace], changed = true, true
+				}
+				if (!nsRunning || down[ifc.PeerNamespace]) && running && !attDown[a.key] {
+					attDown[a.key], changed = true, true
 				}
 			}
 		}
@@ -166,26 +208,7 @@ func planChanges(cur running, c *config.Config) plan {
 		}
 	}
 
-	want := attItems(c)
-	wantByKey := map[string]any{}
-	for _, a := range want {
-		wantByKey[a.key] = a.cfg
-	}
-	attDown := map[string]bool{}
-	for key, cfg := range cur.attachments {
-		w, ok := wantByKey[key]
-		onRebuilt := false
-		for _, s := range attSwitches(cfg) {
-			onRebuilt = onRebuilt || rebuildSw[s]
-		}
-		if ok && !onRebuilt && reflect.DeepEqual(w, cfg) {
-			continue
-		}
-		if ok && !onRebuilt && remotesOnly(cfg, w) {
-			p.attRemotes = append(p.attRemotes, w.(config.VXLAN))
-			continue
-		}
-		attDown[key] = true
+	for key := range attDown {
 		p.attDown = append(p.attDown, key)
 	}
 	sort.Strings(p.attDown)

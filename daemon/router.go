@@ -24,7 +24,11 @@ func NewRouter(c config.Router, log *slog.Logger) (RouterPorts, error) {
 	r := router.New(router.Options{Name: c.Name, Logger: log})
 	rp := &routerPorts{r: r}
 	for _, i := range c.Interfaces {
-		p, err := r.AddInterface(router.IfaceConfig{Name: i.Name, MAC: i.MAC, MTU: i.MTU, VLAN: i.VLAN, Addresses: i.Addresses, Advertise: i.RA, ProxyARP: i.ProxyARP})
+		ic := router.IfaceConfig{Name: i.Name, MAC: i.MAC, MTU: i.MTU, VLAN: i.VLAN, Addresses: i.Addresses, Advertise: i.RA, ProxyARP: i.ProxyARP}
+		if i.L3Leg() {
+			ic.L3Peer = &router.L3Peer{MAC: i.PeerMAC, Addresses: i.PeerAddresses}
+		}
+		p, err := r.AddInterface(ic)
 		if err != nil {
 			r.Close()
 			return nil, fmt.Errorf("interface %s: %w", i.Name, err)

@@ -21,7 +21,10 @@ type RouterStatus struct {
 type RouterInterface struct {
 	router.IfaceInfo
 	Switch string `json:"switch"`
-	Up     bool   `json:"up"`
+	// Peer is, for a leg of Kind "l3", the L3 NIC at its other end ("NS:NIC");
+	// Switch is then "" and Up says whether the two are joined.
+	Peer string `json:"peer,omitempty"`
+	Up   bool   `json:"up"`
 }
 
 // routerIntrospection is what a RouterPorts may offer for listing; package router's
@@ -71,6 +74,11 @@ func (d *Daemon) routerStatusLocked(name string) (RouterStatus, routerIntrospect
 	}
 	for _, info := range ri.Interfaces() {
 		leg := RouterInterface{IfaceInfo: info}
+		for _, l := range a.legs {
+			if l.iface == info.Name {
+				leg.Peer, leg.Up = l.ns+":"+l.nic, l.stop != nil
+			}
+		}
 		portName := name + "." + info.Name
 		for _, p := range a.ports {
 			if p.port != portName {

@@ -147,6 +147,16 @@ func (d *Daemon) Topology(aggregateOver int) Topology {
 					From: "ns:" + n.Name, To: "ns:" + nic.PeerNamespace, Up: true})
 			}
 		}
+		// Router legs to L3 NICs, also without a switch port.
+		for _, r := range cfg.Routers {
+			for _, ifc := range r.Interfaces {
+				if !ifc.L3Leg() || !seen["router:"+r.Name] || !seen["ns:"+ifc.PeerNamespace] {
+					continue
+				}
+				t.Links = append(t.Links, TopoLink{ID: "leg:" + r.Name + "." + ifc.Name + "-" + ifc.PeerNamespace + "." + ifc.PeerNIC,
+					From: "router:" + r.Name, To: "ns:" + ifc.PeerNamespace, Up: true})
+			}
+		}
 	}
 	return t
 }

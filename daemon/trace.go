@@ -131,13 +131,20 @@ func (d *Daemon) Trace(s TraceSpec) (Trace, error) {
 		if dec.Verdict != "forward" || !dec.Resolved {
 			return t, nil
 		}
-		outSw := ""
+		outSw, leg := "", ""
 		for _, rc := range d.cfg.Routers {
 			for _, ifc := range rc.Interfaces {
 				if rc.Name == rname && ifc.Name == dec.Out {
 					outSw = ifc.Switch
+					if ifc.L3Leg() {
+						leg = ifc.PeerNamespace + ":" + ifc.PeerNIC
+					}
 				}
 			}
+		}
+		if leg != "" { // a router leg: the L3 NIC at its end takes the packet
+			t.Final = append(t.Final, leg)
+			return t, nil
 		}
 		sw, port, ttl = outSw, rname+"."+dec.Out, ttl-1
 		smac, dmac = dec.SrcMAC, dec.NeighborMAC

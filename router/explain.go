@@ -68,7 +68,11 @@ func (r *Router) Explain(in string, dst netip.Addr, ttl byte, size int, df, echo
 		if rt.via.IsValid() {
 			d.NextHop = rt.via
 		}
-		d.NeighborMAC, d.Resolved, _ = r.neigh.lookup(rt.iface, d.NextHop, r.now(), r.opts.NeighborTTL)
+		if rt.iface.p2p {
+			d.NeighborMAC, d.Resolved = rt.iface.peerMAC, true // nothing to resolve on an L3 leg
+		} else {
+			d.NeighborMAC, d.Resolved, _ = r.neigh.lookup(rt.iface, d.NextHop, r.now(), r.opts.NeighborTTL)
+		}
 	}
 	return d, nil
 }

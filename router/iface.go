@@ -59,6 +59,11 @@ type iface struct {
 
 	ll     netip.Addr   // IPv6 link-local address (EUI-64), when the interface has IPv6
 	lastRA atomic.Int64 // unix nanoseconds of the last unsolicited advertisement
+
+	// p2p marks a point-to-point L3 leg (IfaceConfig.L3Peer): no neighbour
+	// resolution, every frame out goes to peerMAC.
+	p2p     bool
+	peerMAC frame.MAC
 }
 
 var _ frame.Port = (*iface)(nil)
@@ -72,8 +77,32 @@ func newIface(r *Router, c IfaceConfig) *iface {
 			break
 		}
 	}
+	if c.L3Peer != nil {
+		i.p2p, i.peerMAC = true, c.L3Peer.MAC
+	}
 	return i
 }
+
+// connected returns the prefixes routed out of i as connected: its own (masked) and,
+// on an L3 leg, a host prefix per peer address.
+func (i *iface) connected() []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range i.cfg.Addresses {
+		out = append(out, p.Masked())
+	}
+	if i.cfg.L3Peer != nil {
+		for _, a := range i.cfg.L3Peer.Addresses {
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+		}
+	}
+	return out
+}
+
+// Kinds of interface, as IfaceInfo.Kind lists them.
+const (
+	KindL2 = "l2" // a port on a switch: ARP, NDP, RA
+	KindL3 = "l3" // a point-to-point leg to an L3-only NIC (IfaceConfig.L3Peer)
+)
 
 func (i *iface) drop(reason int) { i.drops[reason].Add(1) }
 
@@ -84,8 +113,13 @@ func (i *iface) info() IfaceInfo {
 			d[dropNames[k]] = v
 		}
 	}
+	kind := KindL2
+	var peer frame.MAC
+	if i.p2p {
+		kind, peer = KindL3, i.peerMAC
+	}
 	return IfaceInfo{
-		Name: i.cfg.Name, MAC: i.mac, MTU: i.cfg.MTU, VLAN: i.cfg.VLAN,
+		Name: i.cfg.Name, Kind: kind, PeerMAC: peer, MAC: i.mac, MTU: i.cfg.MTU, VLAN: i.cfg.VLAN,
 		Addresses: append([]netip.Prefix(nil), i.cfg.Addresses...),
 		Counters:  i.ctr.Snapshot(), Forwarded: i.forwarded.Load(), Shortcut: i.shortcut.Load(),
 		ICMPErrors: i.icmpErrs.Load(), Dropped: d,
@@ -184,18 +218,24 @@ func (i *iface) input(f *frame.Frame) {
 		return
 	}
 	dst := frame.MAC(b[0:6])
-	if dst != i.mac && !dst.IsMulticast() {
+	// On an L3 leg the destination MAC is framing only: every IP frame is for us.
+	unicast := dst == i.mac || i.p2p
+	if !unicast && !dst.IsMulticast() {
 		i.drop(dropNotForUs)
 		return
 	}
 	switch binary.BigEndian.Uint16(b[12:14]) {
 	case etARP:
+		if i.p2p {
+			i.drop(dropProto)
+			return
+		}
 		f.Fill()
 		i.inputARP(b)
 	case etIPv4:
-		i.inputIPv4(f, dst == i.mac)
+		i.inputIPv4(f, unicast)
 	case etIPv6:
-		i.inputIPv6(f, dst == i.mac)
+		i.inputIPv6(f, unicast)
 	default:
 		i.drop(dropProto)
 	}
@@ -377,7 +417,7 @@ func (i *iface) deliver(via *iface, b *frame.Buf, dmac frame.MAC) {
 	o := b.B[b.Off : b.Off+b.N]
 	copy(o[0:6], dmac[:])
 	copy(o[6:12], i.mac[:])
-	if sc := i.r.opts.Shortcut; sc != nil {
+	if sc := i.r.opts.Shortcut; sc != nil && !i.p2p {
 		if p, ok := sc(i.cfg.Name, i.cfg.VLAN, dmac); ok && via.capsOf(p).Accepts(&b.Meta) {
 			if via.scPort != p || len(via.scBufs) == scBatch {
 				via.flushShortcut()
@@ -433,6 +473,10 @@ func (via *iface) flushShortcut() {
 
 // send resolves nh on i and delivers b, queueing it while the neighbour is resolved.
 func (i *iface) send(in *iface, b *frame.Buf, nh netip.Addr) {
+	if i.p2p {
+		i.deliver(in, b, i.peerMAC) // one host on the leg: nothing to resolve
+		return
+	}
 	r := i.r
 	now := r.now()
 	mac, ok, stale := r.neigh.lookup(i, nh, now, r.opts.NeighborTTL)

@@ -262,7 +262,7 @@ func (i *iface) inputIPv6(f *frame.Frame, unicast bool) {
 	}
 	src := netip.AddrFrom16([16]byte(ip[8:24]))
 	dst := netip.AddrFrom16([16]byte(ip[24:40]))
-	if ip[6] == 58 && len(ip) >= 48 && f.Meta.GSO == frame.GSONone {
+	if ip[6] == 58 && len(ip) >= 48 && f.Meta.GSO == frame.GSONone && !i.p2p {
 		switch ip[40] {
 		case icmp6NS:
 			i.inputNS(b, ip, src)

@@ -65,6 +65,24 @@ type IfaceConfig struct {
 	// router as a default router, the MTU, and every /64 of Addresses as a SLAAC
 	// prefix, every RAInterval and in answer to router solicitations.
 	Advertise bool
+	// L3Peer, when set, makes the interface a point-to-point L3 leg to one L3-only
+	// NIC (see L3Peer); ProxyARP and Advertise are then ignored.
+	L3Peer *L3Peer
+}
+
+// L3Peer is the far end of a point-to-point L3 leg: an L3-only NIC (nsstack's
+// NICL3) joined to the interface by a pass-through pair. On such a leg the router
+// resolves no neighbour, answers no ARP or NDP and sends no router advertisement:
+// every packet routed out of it is framed with the interface's MAC as source, MAC as
+// destination and the IP EtherType, the framing the NIC expects; every IPv4 or IPv6
+// frame it receives is routed whatever its destination MAC, anything else is dropped
+// (counted as proto).
+type L3Peer struct {
+	// MAC is the NIC's MAC, the destination of every frame sent on the leg.
+	MAC frame.MAC
+	// Addresses are the NIC's addresses; each becomes a connected host route (/32,
+	// /128) out of the leg.
+	Addresses []netip.Addr
 }
 
 // Route is a static route.
@@ -95,7 +113,11 @@ type NeighborInfo struct {
 
 // IfaceInfo is one interface with its counters, as listed by Interfaces.
 type IfaceInfo struct {
-	Name       string                `json:"name"`
+	Name string `json:"name"`
+	// Kind is KindL2 (a switch port) or KindL3 (a point-to-point leg; PeerMAC is
+	// the L3 NIC's MAC).
+	Kind       string                `json:"kind"`
+	PeerMAC    frame.MAC             `json:"peer_mac,omitzero"`
 	MAC        frame.MAC             `json:"mac"`
 	MTU        int                   `json:"mtu"`
 	VLAN       uint16                `json:"vlan"`
@@ -235,6 +257,17 @@ func (r *Router) AddInterface(c IfaceConfig) (frame.Port, error) {
 			return nil, fmt.Errorf("router %q: add interface %q: invalid address %v", r.opts.Name, c.Name, p)
 		}
 	}
+	if pc := c.L3Peer; pc != nil {
+		if pc.MAC.IsZero() || pc.MAC.IsMulticast() {
+			return nil, fmt.Errorf("router %q: add interface %q: l3 peer MAC %v is not a unicast MAC", r.opts.Name, c.Name, pc.MAC)
+		}
+		for _, a := range pc.Addresses {
+			if !a.IsValid() {
+				return nil, fmt.Errorf("router %q: add interface %q: invalid l3 peer address %v", r.opts.Name, c.Name, a)
+			}
+		}
+		c.ProxyARP, c.Advertise = false, false
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -246,8 +279,7 @@ func (r *Router) AddInterface(c IfaceConfig) (frame.Port, error) {
 	ifc := newIface(r, c)
 	r.ifaces = append(r.ifaces, ifc)
 	r.byName[c.Name] = ifc
-	for _, p := range c.Addresses {
-		pm := p.Masked()
+	for _, pm := range ifc.connected() {
 		r.table.Insert(pm, &route{to: pm, iface: ifc, connected: true})
 	}
 	r.log.Info("interface added", "iface", c.Name, "mac", c.MAC, "addresses", c.Addresses)
@@ -287,8 +319,8 @@ func (r *Router) RemoveRoute(rt Route) error {
 	r.table.Delete(rt.To)
 	// Restore a connected route the static one shadowed.
 	for _, ifc := range r.ifaces {
-		for _, p := range ifc.cfg.Addresses {
-			if p.Masked() == rt.To {
+		for _, pm := range ifc.connected() {
+			if pm == rt.To {
 				r.table.Insert(rt.To, &route{to: rt.To, iface: ifc, connected: true})
 			}
 		}
