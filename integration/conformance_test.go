@@ -26,7 +26,8 @@ func TestTAPPortContract(t *testing.T) {
 		inNetns(t, ns, "sysctl", "-qw", "net.ipv6.conf."+name+".disable_ipv6=1")
 		s := openRawSocket(t, ns, name)
 		return frametest.Harness{
-			Port: tp,
+			Port:      tp,
+			ReadDrops: func() uint64 { return tp.Drops()["buffer_short"] },
 			Inject: func(frames []frame.Frame) error {
 				for i := range frames {
 					s.send(t, frames[i].Bytes())

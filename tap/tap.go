@@ -87,6 +87,7 @@ type TAP struct {
 	// Read side: one reader at a time (the frame.Port contract).
 	rhdr    []byte   // virtio-net header scratch
 	riov    [][]byte // iovec scratch
+	rspare  []byte   // one byte past the caller's buffer: a frame that reaches it did not fit
 	readFn  func(fd uintptr) bool
 	drainFn func(fd uintptr) // readReady for raw.Control (a Group's reader)
 	rframes []frame.Frame    // the callback's state for one ReadFrames call
@@ -255,7 +256,7 @@ func checkQueues(link netlink.Link, queues int) error {
 func newTAP(name string, file *os.File, raw syscall.RawConn, info frame.Info, vnet bool, log *slog.Logger) *TAP {
 	t := &TAP{
 		name: name, file: file, raw: raw, vnet: vnet, log: log, info: info,
-		rhdr: make([]byte, vnetHdrLen), riov: make([][]byte, 2),
+		rhdr: make([]byte, vnetHdrLen), riov: make([][]byte, 3), rspare: make([]byte, 1),
 		whdr: make([]byte, vnetHdrLen), wiov: make([][]byte, 2),
 	}
 	t.readFn, t.writeFn, t.urDone = t.readReady, t.writeAll, t.uringDone
@@ -386,12 +387,16 @@ func (t *TAP) readReady(fd uintptr) bool {
 		f := &frames[t.rn]
 		var m int
 		var err error
+		// The kernel cuts a frame longer than the buffers it is read into and returns
+		// what it copied; the spare byte after f.Buf tells such a frame apart.
 		if t.vnet {
-			t.riov[0], t.riov[1] = t.rhdr, f.Buf
+			t.riov[0], t.riov[1], t.riov[2] = t.rhdr, f.Buf, t.rspare
 			m, err = readv(int(fd), t.riov)
 		} else {
-			m, err = unix.Read(int(fd), f.Buf)
+			t.riov[0], t.riov[1] = f.Buf, t.rspare
+			m, err = readv(int(fd), t.riov[:2])
 		}
+		t.riov[1], t.riov[0] = nil, nil // keep no reference to the caller's buffer
 		if err == unix.EINTR {
 			continue
 		}
