@@ -106,11 +106,11 @@ func printRouterLeg(w io.Writer, i daemon.RouterInterface) {
 	for k, a := range i.Addresses {
 		addrs[k] = a.String()
 	}
-	where := "on " + i.Switch
+	where := "vlan " + vlanString(i.VLAN) + "\ton " + i.Switch
 	if i.Peer != "" {
-		where = "l3 leg to " + i.Peer
+		where = "l3 leg to " + i.Peer // no VLAN: a point-to-point link
 	}
-	fmt.Fprintf(w, "  iface %s\t%s\t%s\tmtu %d\tvlan %s\t%s\t%s\n", i.Name, state, i.MAC, i.MTU, vlanString(i.VLAN), where, strings.Join(addrs, " "))
+	fmt.Fprintf(w, "  iface %s\t%s\t%s\tmtu %d\t%s\t%s\n", i.Name, state, i.MAC, i.MTU, where, strings.Join(addrs, " "))
 	fmt.Fprintf(w, "    rx %d\ttx %d\tforwarded %d\ticmp errors %d\tdrops %s\n", i.Counters.RxFrames, i.Counters.TxFrames, i.Forwarded, i.ICMPErrors, dropList(i.Dropped))
 }
 
