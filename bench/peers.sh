@@ -21,7 +21,8 @@
 # Prints a table (one row per path: each peer's figure, vnetd's ratio to it) and ends with
 # ratio=<vnetd / best peer, TAP<->TAP TCP 1 stream, MTU 1500>.
 # Usage: sudo [ROUNDS=3] [SECS=3] [PARTS="tap sock scale"] [SCALE_N="1000 10000" (sizes of BenchmarkNamespaceCreate)]
-#        [SCALE_BUDGET=180] bench/peers.sh
+#        [SCALE_BUDGET=180] [NOCOALESCE=1 (vnetd's stream socket does not merge a guest's TCP
+#        segments)] bench/peers.sh
 set -eo pipefail
 ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-3}
@@ -295,7 +296,7 @@ sock_part() {
   NG=pg-$S NQ=pq-$S
   mkns $NS1 $NG $NQ
   go build -o "$TMP/peersock" ./bench/peersock
-  ip netns exec $NS1 "$TMP/peersock" -vnetd "$TMP/vn.sock" -stat "$TMP/vn.stat" >"$TMP/vn.out" 2>&1 &
+  ip netns exec $NS1 "$TMP/peersock" -vnetd "$TMP/vn.sock" -stat "$TMP/vn.stat" ${NOCOALESCE:+-nocoalesce} >"$TMP/vn.out" 2>&1 &
   PIDS+=($!)
   ip netns exec $NG "$TMP/peersock" -sink 127.0.0.1:9 -stat "$TMP/gvsink.stat" >"$TMP/gvsink.out" 2>&1 &
   PIDS+=($!)

@@ -26,6 +26,7 @@ var (
 	descPortDrops  = prometheus.NewDesc("vnetd_port_drops_total", "Frames dropped at a switch port, by reason.", []string{"switch", "port", "reason"}, nil)
 	descPortQueue  = prometheus.NewDesc("vnetd_port_queue_frames_total", "Frames through one device queue of a multi-queue port (a TAP with queues > 1).", []string{"switch", "port", "queue", "direction"}, nil)
 	descPortMACLim = prometheus.NewDesc("vnetd_port_mac_limited_total", "Source MACs a switch port did not learn because it was at its max_macs.", []string{"switch", "port"}, nil)
+	descSockMerge  = prometheus.NewDesc("vnetd_socket_coalesced_total", "TCP segments from stream VMs merged into the frame before them (a superframe).", []string{"path"}, nil)
 	descSockDrops  = prometheus.NewDesc("vnetd_socket_drops_total", "Frames a VM socket listener dropped before any VM's port took them, by reason (too_short, bad_length, refused_peer, ...).", []string{"path", "reason"}, nil)
 	descRingBytes  = prometheus.NewDesc("vnetd_capture_ring_bytes", "Bytes a switch port's capture ring holds (frames and 16-byte headers).", []string{"switch", "port"}, nil)
 	descRingOver   = prometheus.NewDesc("vnetd_capture_ring_overwritten_total", "Frames a switch port's capture ring dropped to make room or because they aged out.", []string{"switch", "port"}, nil)
@@ -65,7 +66,7 @@ var (
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPortFrames, descPortBytes, descPortDrops, descPortQueue, descPortMACLim, descSockDrops, descRingBytes, descRingOver, descCapDropped, descCapStreams, descFDB, descRtrFrames, descRtrBytes, descRtrFwd, descRtrICMP, descRtrDrops, descFwdConns, descFwdBytes, descFwdErrs, descFwdRefused, descFwdActive, descFwdLimit, descDNSFwd, descDNSFwdErrs, descDNSFwdDrop, descDNSFwdNow, descDHCPLeases, descDHCPRefuse, descIperfTests, descIperfRef, descGwFlows, descGwActive, descGwBytes, descGwRefused, descEchoed, descEchoRefuse, descNamespaces, descNICFrames, descNICBytes, descNICDrops, descNICByRef} {
+	for _, d := range []*prometheus.Desc{descPortFrames, descPortBytes, descPortDrops, descPortQueue, descPortMACLim, descSockMerge, descSockDrops, descRingBytes, descRingOver, descCapDropped, descCapStreams, descFDB, descRtrFrames, descRtrBytes, descRtrFwd, descRtrICMP, descRtrDrops, descFwdConns, descFwdBytes, descFwdErrs, descFwdRefused, descFwdActive, descFwdLimit, descDNSFwd, descDNSFwdErrs, descDNSFwdDrop, descDNSFwdNow, descDHCPLeases, descDHCPRefuse, descIperfTests, descIperfRef, descGwFlows, descGwActive, descGwBytes, descGwRefused, descEchoed, descEchoRefuse, descNamespaces, descNICFrames, descNICBytes, descNICDrops, descNICByRef} {
 		ch <- d
 	}
 	for _, d := range vxlanDescs {
@@ -111,6 +112,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	for _, so := range st.Sockets {
+		ch <- prometheus.MustNewConstMetric(descSockMerge, ctr, float64(so.Stats.Coalesced), so.Path)
 		for reason, n := range so.Drops {
 			ch <- prometheus.MustNewConstMetric(descSockDrops, ctr, float64(n), so.Path, reason)
 		}

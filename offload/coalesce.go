@@ -16,8 +16,9 @@ import (
 // them back from Segment bit for bit (headers, sequence numbers, checksums).
 //
 // Two segments merge only when nothing is lost by it, the rules of Linux's GRO: the
-// same Ethernet header (802.1Q tag included), IPv4 without options and with DF (any
-// IP ID, as Segment rewrites IDs) or IPv6 without extension headers, the same TOS or
+// same Ethernet header (802.1Q tag included), IPv4 without options, with DF and IDs
+// counting up by one (as Linux's TCP sends them and Segment writes them back) or IPv6
+// without extension headers, the same TOS or
 // traffic class and flow label, TTL or hop limit, addresses and ports; the next
 // sequence number; the same acknowledgment, window and TCP options (timestamps
 // included); no flag but ACK (PSH on the segment merged last ends the superframe);
@@ -135,6 +136,9 @@ func Coalesce(f *frame.Frame, b []byte) bool {
 	mss := int(m.GSOSize)
 	if m.GSO == frame.GSONone {
 		mss = payA
+	}
+	if !l.v6 && binary.BigEndian.Uint16(a[l.l3+4:])+uint16(payA/max(mss, 1)) != binary.BigEndian.Uint16(b[l.l3+4:]) {
+		return false // IDs not counting up: Segment would not give them back
 	}
 	if payA == 0 || payB == 0 || payB > mss || payA%mss != 0 ||
 		binary.BigEndian.Uint32(a[l.l4+4:])+uint32(payA) != binary.BigEndian.Uint32(b[l.l4+4:]) ||

@@ -138,6 +138,7 @@ func TestCoalesceRefuses(t *testing.T) {
 		{"CWR", segs[0], func() []byte { b := bytes.Clone(segs[1]); tcp(b)[13] |= 0x80; return resum(b) }},
 		{"URG", segs[0], func() []byte { b := bytes.Clone(segs[1]); tcp(b)[13] |= 0x20; return resum(b) }},
 		{"after PSH", func() []byte { b := bytes.Clone(segs[0]); tcp(b)[13] |= tcpFlagPSH; return resum(b) }(), func() []byte { return segs[1] }},
+		{"IP ID not counting up", segs[0], func() []byte { b := bytes.Clone(segs[1]); b[l.l3+5] += 7; return resum(b) }},
 		{"other TTL", segs[0], func() []byte { b := bytes.Clone(segs[1]); b[l.l3+8]--; return resum(b) }},
 		{"other TOS", segs[0], func() []byte { b := bytes.Clone(segs[1]); b[l.l3+1] = 4; return resum(b) }},
 		{"no DF", segs[0], func() []byte { b := bytes.Clone(segs[1]); b[l.l3+6] = 0; return resum(b) }},
@@ -158,7 +159,7 @@ func TestCoalesceRefuses(t *testing.T) {
 	next := bytes.Clone(segs[1])
 	binary.BigEndian.PutUint32(tcp(next)[4:], binary.BigEndian.Uint32(tcp(short)[4:])+uint32(len(short)-l.hdr))
 	next = resum(next)
-	tests[17] = struct {
+	tests[18] = struct {
 		name  string
 		first []byte
 		next  func() []byte

@@ -57,6 +57,7 @@ func main() {
 	sendTo := flag.String("send", "", "stream TCP to this address:port from the current netns (measured at the sink, -stat)")
 	tapvm := flag.String("tapvm", "", "relay between a new TAP (-tap) and this stream socket, as QEMU does for a guest")
 	tapName := flag.String("tap", "vm0", "the TAP's name (-tapvm)")
+	flag.BoolVar(&noCoalesce, "nocoalesce", false, "with -vnetd: the socket does not merge a guest's TCP segments into superframes")
 	flag.Parse()
 	var c counter
 	switch {
@@ -210,10 +211,13 @@ func serveVnetd(path, addr string, port, tcpPort int, c *counter) (func(), error
 	return func() { l.Close(); stop() }, nil
 }
 
+// noCoalesce is -nocoalesce.
+var noCoalesce bool
+
 // listenOn starts a stream socket listener at path whose connections become ports of sw.
 func listenOn(sw *l2switch.Switch, path string, log *slog.Logger) (*vmsock.Listener, error) {
 	return vmsock.Listen(vmsock.Options{
-		Path: path, Logger: log,
+		Path: path, Logger: log, NoCoalesce: noCoalesce,
 		OnPort: func(fp frame.Port, name string) {
 			if err := sw.AddPort(fp, l2switch.PortConfig{Name: name}); err != nil {
 				log.Warn("vm port refused", "port", name, "err", err)
