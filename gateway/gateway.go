@@ -38,7 +38,8 @@ type Options struct {
 	// as their next hop.
 	Addresses []netip.Prefix
 	// Host and Host6 are the host loopback aliases: flows to them go to 127.0.0.1
-	// and ::1. Zero means none.
+	// and ::1. Zero means none. The gateway answers ARP for Host and neighbour
+	// solicitations for Host6 (a unicast address), so guests may have them on-link.
 	Host, Host6 netip.Addr
 	// Allow lists the destinations flows may go to (after alias mapping); empty
 	// means all. Deny lists those they may not; it wins over Allow.
