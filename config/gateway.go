@@ -81,6 +81,9 @@ func (v *validator) gateways(raws []rawGateway, c *Config, needSwitch func(path,
 		g.Host6 = v.addr(p+".host6", "host6", r.Host6)
 		if g.Host6.IsValid() && !g.Host6.Is6() {
 			v.errf(p+".host6", "host6 %s must be an IPv6 address", g.Host6)
+		} else if a := g.Host6; a.IsValid() && (a.Is4In6() || a.IsMulticast() || a.IsUnspecified() || a.IsLoopback()) {
+			// The gateway answers neighbour solicitations for it: a unicast address.
+			v.errf(p+".host6", "host6 %s must be a unicast IPv6 address (not multicast, unspecified, loopback or IPv4-mapped)", a)
 		}
 		for _, a := range []netip.Addr{g.Host, g.Host6} {
 			for _, own := range g.Addresses {

@@ -23,7 +23,7 @@ const (
 	DropRefusedPeer                   // a sender the port does not take (no address, over a cap)
 	DropNotIP                         // neither IPv4 nor IPv6, to a port that carries only IP (an L3 NIC)
 	DropBadChecksum                   // an L4 checksum that does not verify (a stack's NIC drops it, as a kernel does)
-	DropNotOurs                       // an ARP request for an address the port does not own (a gateway's NIC)
+	DropNotOurs                       // an ARP request or IPv6 neighbour solicitation for an address the port does not own (a gateway's NIC)
 	numDropReasons
 )
 

@@ -38,7 +38,8 @@ type Options struct {
 	// as their next hop.
 	Addresses []netip.Prefix
 	// Host and Host6 are the host loopback aliases: flows to them go to 127.0.0.1
-	// and ::1. Zero means none.
+	// and ::1. Zero means none. The gateway answers ARP for Host and neighbour
+	// solicitations for Host6 (a unicast address), so guests may have them on-link.
 	Host, Host6 netip.Addr
 	// Allow lists the destinations flows may go to (after alias mapping); empty
 	// means all. Deny lists those they may not; it wins over Allow.
@@ -172,11 +173,16 @@ func New(o Options) (*Gateway, error) {
 		g.own[p.Addr()] = true
 	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
-	var arp []netip.Addr // the alias answers ARP: guests may have it on-link (slirp's 10.0.2.0/24)
+	// The aliases answer ARP and neighbour solicitations: guests may have them on-link
+	// (slirp's 10.0.2.0/24 and fd00::/64 layouts).
+	var arp, ndp []netip.Addr
 	if o.Host.IsValid() {
 		arp = append(arp, o.Host)
 	}
-	if err := ns.Terminate(o.NIC, nsstack.Terminators{TCP: g.handleTCP, UDP: g.handleUDP, Echo: g.handleEcho, ARP: arp}); err != nil {
+	if o.Host6.IsValid() {
+		ndp = append(ndp, o.Host6)
+	}
+	if err := ns.Terminate(o.NIC, nsstack.Terminators{TCP: g.handleTCP, UDP: g.handleUDP, Echo: g.handleEcho, ARP: arp, NDP: ndp}); err != nil {
 		g.cancel()
 		return fail(err)
 	}

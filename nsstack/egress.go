@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"sync"
 
+	"github.com/vnetd/vnetd/frame"
+
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -34,6 +36,11 @@ type Terminators struct {
 	// ARP lists further IPv4 addresses the NIC answers ARP requests for (besides its
 	// own), such as addresses it relays for that guests may take to be on-link.
 	ARP []netip.Addr
+	// NDP lists further IPv6 addresses the NIC answers neighbour solicitations for
+	// (besides its own), the IPv6 counterpart of ARP: Terminate joins their
+	// solicited-node multicast groups so that solicitations reach the stack. Echo
+	// requests to them still go to Echo; they are not the namespace's addresses.
+	NDP []netip.Addr
 	// Echo, if set, is called on the NIC's delivery goroutine (it must not block,
 	// nor answer from there) for each ICMP or ICMPv6 echo request to an address the
 	// namespace does not own. Nil drops them.
@@ -68,19 +75,33 @@ func (ns *Namespace) Terminate(nic string, t Terminators) error {
 	if e := ns.st.SetPromiscuousMode(n.id, true); e != nil {
 		return fmt.Errorf("namespace %q: promiscuous %q: %s", ns.name, nic, e)
 	}
-	own, ownAll := map[[4]byte]bool{}, map[netip.Addr]bool{}
+	own, ownAll := &neighborOwn{v4: map[[4]byte]bool{}, v6: map[[16]byte]bool{}}, map[netip.Addr]bool{}
 	for _, a := range ns.st.AllAddresses()[n.id] {
-		if a.Protocol == ipv4.ProtocolNumber {
-			own[a.AddressWithPrefix.Address.As4()] = true
+		switch a.Protocol {
+		case ipv4.ProtocolNumber:
+			own.v4[a.AddressWithPrefix.Address.As4()] = true
+		case ipv6.ProtocolNumber:
+			own.v6[a.AddressWithPrefix.Address.As16()] = true
 		}
 		ownAll[fromTCPIP(a.AddressWithPrefix.Address)] = true
 	}
 	for _, a := range t.ARP {
 		if a.Is4() {
-			own[a.As4()] = true
+			own.v4[a.As4()] = true
 		}
 	}
-	n.arpOwn.Store(&own)
+	for _, a := range t.NDP {
+		if !a.Is6() || a.Is4In6() || a.IsMulticast() || a.IsUnspecified() {
+			return fmt.Errorf("namespace %q: terminate: %v is not an IPv6 unicast address to answer solicitations for", ns.name, a)
+		}
+		// The solicitation goes to the target's solicited-node group, which gVisor
+		// delivers only if the NIC joined it (its own addresses' groups it joins itself).
+		if e := ns.st.JoinGroup(ipv6.ProtocolNumber, n.id, header.SolicitedNodeAddr(toTCPIP(a))); e != nil {
+			return fmt.Errorf("namespace %q: join the solicited-node group of %v: %s", ns.name, a, e)
+		}
+		own.v6[a.As16()] = true
+	}
+	n.own.Store(own)
 	if e := ns.st.SetSpoofing(n.id, true); e != nil {
 		return fmt.Errorf("namespace %q: spoofing %q: %s", ns.name, nic, e)
 	}
@@ -197,4 +218,81 @@ func foreignARPRequest(b []byte, own map[[4]byte]bool) bool {
 	var target [4]byte
 	copy(target[:], arp[24:28])
 	return !own[target]
+}
+
+// neighborOwn is what a terminating NIC answers ARP requests (v4) and neighbour
+// solicitations (v6) for.
+type neighborOwn struct {
+	v4 map[[4]byte]bool
+	v6 map[[16]byte]bool
+}
+
+// foreign reports whether f is an ARP request or a neighbour solicitation for an
+// address the NIC does not answer for.
+func (o *neighborOwn) foreign(f *frame.Frame) bool {
+	b := f.Buf[:min(f.N, len(f.Buf))]
+	if f.Pkt != nil {
+		b = b[:min(len(b), frame.PacketHead)] // only the head is in the buffer
+	}
+	if foreignARPRequest(b, o.v4) { // an ARP request fits in a by-reference frame's head
+		return true
+	}
+	target, st := solicitationTarget(b)
+	if st == nsShort && f.Pkt != nil && len(b) < f.N {
+		// A frame by reference whose head ends before the target: read the whole of it
+		// (a solicitation from an in-process stack, 86 bytes; rare).
+		whole := make([]byte, f.N)
+		f.Pkt.CopyTo(whole)
+		copy(whole, b) // the head in the buffer is the authoritative one
+		target, st = solicitationTarget(whole)
+	}
+	return st == nsFound && !o.v6[target]
+}
+
+// What solicitationTarget found.
+const (
+	nsNone  = iota // not a neighbour solicitation
+	nsFound        // a solicitation, with its target
+	nsShort        // the bytes end before it could tell
+)
+
+// solicitationTarget returns the target of b if it is an IPv6 neighbour solicitation
+// (Ethernet, optionally one 802.1Q tag; the hop-by-hop, routing and destination
+// options headers are skipped, as the stack does; a fragment is not looked into, the
+// stack drops fragmented NDP itself).
+func solicitationTarget(b []byte) (target [16]byte, st int) {
+	if len(b) < 14 {
+		return target, nsNone
+	}
+	et, off := uint16(b[12])<<8|uint16(b[13]), 14
+	if et == 0x8100 && len(b) >= 18 {
+		et, off = uint16(b[16])<<8|uint16(b[17]), 18
+	}
+	if et != 0x86dd {
+		return target, nsNone
+	}
+	if len(b) < off+40 {
+		return target, nsShort
+	}
+	next := b[off+6]
+	off += 40
+	for next == 0 || next == 43 || next == 60 { // hop-by-hop, routing, destination options
+		if len(b) < off+2 {
+			return target, nsShort
+		}
+		next, off = b[off], off+(int(b[off+1])+1)*8
+	}
+	const icmpv6, neighborSolicit = 58, 135
+	switch {
+	case next != icmpv6:
+		return target, nsNone
+	case len(b) <= off:
+		return target, nsShort
+	case b[off] != neighborSolicit:
+		return target, nsNone
+	case len(b) < off+24:
+		return target, nsShort
+	}
+	copy(target[:], b[off+8:off+24])
+	return target, nsFound
 }

@@ -69,11 +69,12 @@ type NIC struct {
 	noGRO   bool
 	l3      bool      // an L3-only NIC (l3.go)
 	peerMAC frame.MAC // an L3 NIC's framing destination
-	// arpOwn, set by Terminate, holds the NIC's own IPv4 addresses: a terminating NIC
-	// is in spoofing mode, where gVisor would answer ARP for every address on the
-	// segment (a router's, another host's), so ARP requests for any other address are
-	// dropped before the stack sees them.
-	arpOwn atomic.Pointer[map[[4]byte]bool]
+	// own, set by Terminate, holds the addresses a terminating NIC answers ARP and
+	// neighbour solicitations for: it is in spoofing mode, where gVisor would answer
+	// both for every address on the segment (a router's, another host's, a guest's
+	// own during duplicate address detection), so ARP requests and solicitations for
+	// any other address are dropped before the stack sees them.
+	own atomic.Pointer[neighborOwn]
 
 	// Both queues hold gVisor packets, each with a reference of its own: out the
 	// packets the stack sent (ReadFrames copies them into the caller's frames), in the
@@ -353,7 +354,7 @@ func outboundMeta(pkt *stack.PacketBuffer) frame.Meta {
 const (
 	dropShort    = iota // shorter than an Ethernet header
 	dropLong            // longer than a superframe (or than its buffer)
-	dropNotOurs         // an ARP request for another address, to a terminating NIC
+	dropNotOurs         // an ARP request or neighbour solicitation for another address, to a terminating NIC
 	dropNotIP           // not IP, to an L3 NIC
 	dropChecksum        // an L4 checksum that does not verify
 )
@@ -388,7 +389,7 @@ func (n *NIC) WriteFrames(frames []frame.Frame) (int, error) {
 				drops[dropLong]++
 				continue
 			}
-			if own := n.arpOwn.Load(); own != nil && foreignARPRequest(f.Buf[:min(f.N, len(f.Buf))], *own) {
+			if own := n.own.Load(); own != nil && own.foreign(f) {
 				drops[dropNotOurs]++
 				continue
 			}
