@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -164,6 +165,23 @@ func TestCaptureStreamRefusalsCounted(t *testing.T) {
 	}
 	wantRefusedCount(t, d, RefusedCapture, 3)
 	wantRefusedCount(t, d, RefusedPing, 0)
+	// And as a scrape of the metrics listener shows them.
+	m, err := ServeMetrics("127.0.0.1:0", d, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	resp, err := http.Get("http://" + m.Addr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`vnetd_api_refused_total{kind="capture"} 3`, `vnetd_api_refused_total{kind="connections"} 0`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics has no line %q", want)
+		}
+	}
 }
 
 // TestIperfRunCap: with MaxIperfRuns 1, a second test while one runs is a 503 naming
@@ -252,4 +270,41 @@ timeout = "20s"
 		t.Errorf("a second check while one runs = %v, want the 503 naming the cap", err)
 	}
 	wantRefusedCount(t, d, RefusedCheck, 1)
+}
+
+// TestConnectionCapTCP: the cap on a TCP listener (web, metrics) answers the
+// connection over it with the 503 too (its request is read first, so closing it
+// resets nothing before the client has the answer).
+func TestConnectionCapTCP(t *testing.T) {
+	_, d := newAPILab(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: handler(ServerOptions{Daemon: d}), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(newCapListener(ln, d, 2))
+	defer srv.Close()
+	url := "http://" + ln.Addr().String() + "/v1/version"
+	for range 2 { // two keep-alive connections, held open
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		fmt.Fprintf(c, "GET /v1/version HTTP/1.1\r\nHost: vnetd\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET under the cap: %v", err)
+		}
+	}
+	for i := range 3 {
+		resp, err := http.Get(url) // a new connection: the default transport's
+		if err != nil {
+			t.Fatalf("GET %d over the cap: %v", i+1, err)
+		}
+		wantRefused(t, "a third TCP connection", resp, "too many control connections: 2 open")
+		resp.Body.Close()
+	}
+	wantRefusedCount(t, d, RefusedConnections, 3)
 }
