@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"runtime"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/gopacket"
@@ -90,7 +89,7 @@ func serveCaptureFilter(w http.ResponseWriter, r *http.Request) {
 // (for a filter, its column).
 //
 // Live streams are capped (streams): beyond the cap the request gets a 503.
-func serveCapture(d *daemon.Daemon, streams *streamCap, w http.ResponseWriter, r *http.Request) {
+func serveCapture(d *daemon.Daemon, streams *apiCap, w http.ResponseWriter, r *http.Request) {
 	sw, err := d.Switch(r.PathValue("switch"))
 	if err != nil {
 		writeErr(w, 404, err)
@@ -138,7 +137,7 @@ func serveCapture(d *daemon.Daemon, streams *streamCap, w http.ResponseWriter, r
 		return
 	}
 	if !streams.take() {
-		writeErr(w, http.StatusServiceUnavailable, fmt.Errorf("too many capture streams: %d open, the cap (close one, or dump a ring with ring=)", streams.max))
+		streams.refuse(w, "close one, or dump a ring with ring=")
 		return
 	}
 	defer streams.done()
@@ -166,32 +165,6 @@ func serveCapture(d *daemon.Daemon, streams *streamCap, w http.ResponseWriter, r
 		cw.flush()
 	}
 }
-
-// streamCap counts the live capture streams against their cap.
-type streamCap struct {
-	max     int
-	open    atomic.Int64
-	refused atomic.Uint64
-}
-
-func newStreamCap(max int) *streamCap {
-	if max <= 0 {
-		max = DefaultMaxCaptureStreams
-	}
-	return &streamCap{max: max}
-}
-
-// take claims a stream, or reports (and counts) that the cap is reached.
-func (s *streamCap) take() bool {
-	if s.open.Add(1) > int64(s.max) {
-		s.open.Add(-1)
-		s.refused.Add(1)
-		return false
-	}
-	return true
-}
-
-func (s *streamCap) done() { s.open.Add(-1) }
 
 // captureWriter writes captured frames as pcap or pcapng to an HTTP response.
 type captureWriter struct {

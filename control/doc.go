@@ -12,5 +12,7 @@
 //	/v1/ping/{ns}/{addr}?count=N  newline-delimited PingResult objects, streamed
 //	/v1/version                   Version
 //
-// Errors are {"error": "..."} with a 4xx/5xx status.
+// Errors are {"error": "..."} with a 4xx/5xx status; a 503 names a cap reached
+// (connections, capture and ping streams, iperf tests, checks: see limits.go), and
+// the daemon counts it (daemon.Status.API, vnetd_api_refused_total).
 package control

@@ -63,10 +63,11 @@ var (
 	descNICBytes   = prometheus.NewDesc("vnetd_nic_bytes_total", "Bytes a namespace NIC received (rx) or sent (tx).", []string{"namespace", "nic", "direction"}, nil)
 	descNICDrops   = prometheus.NewDesc("vnetd_nic_drops_total", "Frames a namespace NIC's queues dropped, by direction.", []string{"namespace", "nic", "direction"}, nil)
 	descNICByRef   = prometheus.NewDesc("vnetd_nic_rx_by_reference_total", "Frames a namespace NIC received by reference (sharing the sender's buffers) instead of copied.", []string{"namespace", "nic"}, nil)
+	descAPIRefused = prometheus.NewDesc("vnetd_api_refused_total", "Control API connections and requests refused at a cap, by kind (connections, capture, ping, iperf, check).", []string{"kind"}, nil)
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPortFrames, descPortBytes, descPortDrops, descPortQueue, descPortMACLim, descSockMerge, descSockDrops, descRingBytes, descRingOver, descCapDropped, descCapStreams, descFDB, descRtrFrames, descRtrBytes, descRtrFwd, descRtrICMP, descRtrDrops, descFwdConns, descFwdBytes, descFwdErrs, descFwdRefused, descFwdActive, descFwdLimit, descDNSFwd, descDNSFwdErrs, descDNSFwdDrop, descDNSFwdNow, descDHCPLeases, descDHCPRefuse, descIperfTests, descIperfRef, descGwFlows, descGwActive, descGwBytes, descGwRefused, descEchoed, descEchoRefuse, descNamespaces, descNICFrames, descNICBytes, descNICDrops, descNICByRef} {
+	for _, d := range []*prometheus.Desc{descPortFrames, descPortBytes, descPortDrops, descPortQueue, descPortMACLim, descSockMerge, descSockDrops, descRingBytes, descRingOver, descCapDropped, descCapStreams, descFDB, descRtrFrames, descRtrBytes, descRtrFwd, descRtrICMP, descRtrDrops, descFwdConns, descFwdBytes, descFwdErrs, descFwdRefused, descFwdActive, descFwdLimit, descDNSFwd, descDNSFwdErrs, descDNSFwdDrop, descDNSFwdNow, descDHCPLeases, descDHCPRefuse, descIperfTests, descIperfRef, descGwFlows, descGwActive, descGwBytes, descGwRefused, descEchoed, descEchoRefuse, descNamespaces, descNICFrames, descNICBytes, descNICDrops, descNICByRef, descAPIRefused} {
 		ch <- d
 	}
 	for _, d := range vxlanDescs {
@@ -86,6 +87,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	collectLinks(st.Links, ch)
 	collectSockets(st.Sockets, ch)
 	ctr := prometheus.CounterValue
+	for _, k := range refusedKinds {
+		ch <- prometheus.MustNewConstMetric(descAPIRefused, ctr, float64(st.API.Refused[k]), k)
+	}
 	for _, s := range st.Switches {
 		ch <- prometheus.MustNewConstMetric(descFDB, prometheus.GaugeValue, float64(s.Stats.FDBSize), s.Name)
 		ch <- prometheus.MustNewConstMetric(descCapDropped, ctr, float64(s.Stats.CaptureDropped), s.Name)
@@ -213,10 +217,10 @@ func ServeMetrics(addr string, d *daemon.Daemon, log *slog.Logger) (*Metrics, er
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mountWeb(mux, d) // the topology page and the read-only API beside the metrics
-	m := &Metrics{ln: ln, done: make(chan struct{}), srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}}
+	m := &Metrics{ln: ln, done: make(chan struct{}), srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: IdleTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}}
 	go func() {
 		defer close(m.done)
-		if err := m.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := m.srv.Serve(newCapListener(ln, d, 0)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("metrics server", "err", err)
 		}
 	}()

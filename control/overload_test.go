@@ -37,6 +37,13 @@ name = "beta"
 
 func listenLab(t *testing.T, lab string) (*Server, *daemon.Daemon) {
 	t.Helper()
+	return listenLabWith(t, lab, ServerOptions{})
+}
+
+// listenLabWith is listenLab with the server options o (Path, Daemon and Logger are
+// set here).
+func listenLabWith(t *testing.T, lab string, o ServerOptions) (*Server, *daemon.Daemon) {
+	t.Helper()
 	c, err := config.Parse("lab.toml", []byte(lab))
 	if err != nil {
 		t.Fatalf("Parse(lab.toml) = %v", err)
@@ -46,7 +53,8 @@ func listenLab(t *testing.T, lab string) (*Server, *daemon.Daemon) {
 	if err := d.Apply(c); err != nil {
 		t.Fatalf("Apply(lab.toml) = %v", err)
 	}
-	s, err := Listen(ServerOptions{Path: filepath.Join(t.TempDir(), "vnetd.sock"), Daemon: d, Logger: slog.New(slog.DiscardHandler)})
+	o.Path, o.Daemon, o.Logger = filepath.Join(t.TempDir(), "vnetd.sock"), d, slog.New(slog.DiscardHandler)
+	s, err := Listen(o)
 	if err != nil {
 		t.Fatalf("Listen() = %v", err)
 	}

@@ -50,6 +50,16 @@ type ServerOptions struct {
 	// /v1/capture without ring=); beyond it a request gets a 503 with a JSON error.
 	// 0 means DefaultMaxCaptureStreams.
 	MaxCaptureStreams int
+	// MaxConns caps the connections open at once; beyond it a new connection is
+	// answered 503 with a JSON error and closed. 0 means DefaultMaxConns.
+	MaxConns int
+	// MaxPingStreams, MaxIperfRuns and MaxChecks cap the GET /v1/ping streams, POST
+	// /v1/iperf tests and GET /v1/check runs at once; beyond them a request gets a
+	// 503 with a JSON error. 0 means DefaultMaxPingStreams, DefaultMaxIperfRuns,
+	// DefaultMaxChecks.
+	MaxPingStreams int
+	MaxIperfRuns   int
+	MaxChecks      int
 }
 
 // DefaultMaxCaptureStreams is ServerOptions.MaxCaptureStreams's default: each stream
@@ -105,8 +115,9 @@ func Listen(o ServerOptions) (*Server, error) {
 		ln.Close()
 		return nil, fmt.Errorf("control socket %q: %w", o.Path, err)
 	}
-	s := &Server{path: o.Path, ln: &credListener{Listener: ln, log: o.Logger, ready: o.Ready, closed: make(chan struct{})}, done: make(chan struct{})}
-	s.srv = &http.Server{Handler: handler(o), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug)}
+	cl := &credListener{Listener: ln, log: o.Logger, ready: o.Ready, closed: make(chan struct{})}
+	s := &Server{path: o.Path, ln: newCapListener(cl, o.Daemon, o.MaxConns), done: make(chan struct{})}
+	s.srv = &http.Server{Handler: handler(o), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: IdleTimeout, ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug)}
 	go func() { defer close(s.done); s.srv.Serve(s.ln) }()
 	return s, nil
 }
@@ -243,12 +254,13 @@ func handler(o ServerOptions) http.Handler {
 	impairRoutes(mux, d)
 	linkRoutes(mux, d)
 	exportRoutes(mux, d)
-	checkRoutes(mux, d)
+	checkRoutes(mux, d, newAPICap(d, RefusedCheck, "checks", o.MaxChecks, DefaultMaxChecks))
 	traceRoutes(mux, d)
-	iperfRoutes(mux, d)
-	streams := newStreamCap(o.MaxCaptureStreams)
+	iperfRoutes(mux, d, newAPICap(d, RefusedIperf, "iperf tests", o.MaxIperfRuns, DefaultMaxIperfRuns))
+	streams := newAPICap(d, RefusedCapture, "capture streams", o.MaxCaptureStreams, DefaultMaxCaptureStreams)
 	mux.HandleFunc("GET /v1/capture/{switch}", func(w http.ResponseWriter, r *http.Request) { serveCapture(d, streams, w, r) })
 	mux.HandleFunc("GET /v1/capture-filter", serveCaptureFilter)
+	pings := newAPICap(d, RefusedPing, "ping streams", o.MaxPingStreams, DefaultMaxPingStreams)
 	mux.HandleFunc("GET /v1/ping/{ns}/{addr}", func(w http.ResponseWriter, r *http.Request) {
 		dst, err := netip.ParseAddr(r.PathValue("addr"))
 		if err != nil {
@@ -266,6 +278,11 @@ func handler(o ServerOptions) http.Handler {
 			writeErr(w, 404, err)
 			return
 		}
+		if !pings.take() {
+			pings.refuse(w, "end one, or lower count=")
+			return
+		}
+		defer pings.done()
 		w.Header().Set("Content-Type", "application/x-ndjson")
 		enc := json.NewEncoder(w)
 		fl, _ := w.(http.Flusher)

@@ -69,10 +69,10 @@ func ServeWeb(addr string, d *daemon.Daemon, log *slog.Logger) (*Web, error) {
 	}
 	mux := http.NewServeMux()
 	mountWeb(mux, d)
-	s := &Web{ln: ln, done: make(chan struct{}), srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}}
+	s := &Web{ln: ln, done: make(chan struct{}), srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: IdleTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}}
 	go func() {
 		defer close(s.done)
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.srv.Serve(newCapListener(ln, d, 0)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("web server", "err", err)
 		}
 	}()

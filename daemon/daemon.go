@@ -56,6 +56,8 @@ type Daemon struct {
 	impairs impairs           // every switch port and pair end, wrapped for impairment
 	links   links             // every switch port and pair end, wrapped for port security and link state
 	pairs   map[string]func() // running pass-through pairs' stops, by pairKey (mu)
+
+	api apiRefusals // the control API's refusals at its caps, by kind
 }
 
 type swEntry struct {

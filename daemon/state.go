@@ -29,6 +29,8 @@ type Status struct {
 	Impairments []ImpairStatus `json:"impairments"`
 	// Links are every switch port and pair end's link state and port security.
 	Links []LinkStatus `json:"links"`
+	// API is what the control API refused at its caps.
+	API APIStatus `json:"api"`
 }
 
 // SwitchStatus is one switch with its ports.
@@ -68,6 +70,7 @@ func (d *Daemon) Status() Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	st := Status{Switches: []SwitchStatus{}, Namespaces: []NamespaceStatus{}, Routers: []RouterStatus{}, Forwards: []ForwardStatus{}, Gateways: []GatewayStatus{}, Sockets: []SocketStatus{}, Impairments: d.Impairments(), Links: d.Links()}
+	st.API = d.APIStatus()
 	if d.cfg == nil {
 		return st
 	}

@@ -702,6 +702,9 @@ func printStatus(w io.Writer, st daemon.Status) {
 	for _, f := range st.Forwards {
 		fmt.Fprintf(w, "forward %s\t-> %s in %s\t%s\taccepted %d\tactive %d/%d\trefused %d\tin %dB\tout %dB\tdial errors %d\n", f.Name, f.Target, f.Namespace, f.Origin, f.Stats.Accepted, f.Stats.Active, f.Stats.Limit, f.Stats.Refused, f.Stats.BytesIn, f.Stats.BytesOut, f.Stats.DialErrors)
 	}
+	if len(st.API.Refused) > 0 { // the control API's caps hit: see docs/daemon.md, Limits
+		fmt.Fprintf(w, "api\trefused %s\n", dropsString(st.API.Refused))
+	}
 }
 
 // dropsString is a drop count with its reasons: "0", or "5 (queue_full 2, too_short 3)".
