@@ -390,6 +390,9 @@ func (p *Port) ReadFrames(frames []frame.Frame) (int, error) {
 		// namespace takes one superframe for what were up to 11).
 		b, err := p.r.Peek(ln)
 		if err != nil {
+			// The frame will not complete: drop its part so that the next read finds
+			// the end of the stream, not the middle of this frame.
+			p.r.Discard(p.r.Buffered())
 			return p.readErr(n, err)
 		}
 		if n > 0 && p.merge && offload.Coalesce(&frames[n-1], b) {
