@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vnetd/vnetd"
 	"github.com/vnetd/vnetd/config"
@@ -27,14 +28,28 @@ func realPing(t *testing.T, d *Daemon, ns, dst string) ([]string, string) {
 	before := txFrames(d)
 	var got PingResult
 	d.Ping(context.Background(), ns, mustAddr(dst), 1, 0, func(r PingResult) { got = r })
-	var moved []string
-	for k, v := range txFrames(d) {
-		if v > before[k] {
-			moved = append(moved, k)
+	// A port's tx counter moves after its write returns, which can be after the reply
+	// is back: read the ports until two looks 100 ms apart agree (at most 2 s).
+	moved := func() []string {
+		var m []string
+		for k, v := range txFrames(d) {
+			if v > before[k] {
+				m = append(m, k)
+			}
 		}
+		slices.Sort(m)
+		return m
 	}
-	slices.Sort(moved)
-	return moved, got.Error
+	m := moved()
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		next := moved()
+		if slices.Equal(next, m) {
+			break
+		}
+		m = next
+	}
+	return m, got.Error
 }
 
 func startLab(t *testing.T, src string) *Daemon {

@@ -109,7 +109,9 @@ func TestUDPFlowCapUnderFlood(t *testing.T) {
 	runtime.GC()
 	debug.FreeOSMemory()
 	before := rssBytes(t)
+	start := time.Now()
 	sent := floodPorts(t, f, dst, clients)
+	took := time.Since(start)
 	after := rssBytes(t)
 	growth := after - before
 	t.Logf("25k-client-port flood (max_flows %d): %d ports sent, RSS %d -> %d MiB, growth %.1f MiB", maxFlows, sent, before>>20, after>>20, float64(growth)/(1<<20))
@@ -118,14 +120,16 @@ func TestUDPFlowCapUnderFlood(t *testing.T) {
 		t.Fatalf("only %d of %d client ports could send", sent, clients)
 	}
 	st := f.Stats()
-	if n := f.Flows(); n != maxFlows {
-		t.Errorf("f.Flows() = %d after the flood, want the cap %d", n, maxFlows)
-	}
 	// On a loaded host the flood can outlast udp_idle, so early flows may idle out
-	// and free room mid-flood: every datagram is still either a flow or a refusal,
-	// and the table never passes the cap.
-	if st.Accepted < maxFlows || st.Active != maxFlows || st.Accepted+st.Refused != clients || st.Limit != maxFlows {
-		t.Errorf("Stats() = %+v, want %d active, at least %d accepted, accepted+refused = %d, limit %d", st, maxFlows, maxFlows, clients, maxFlows)
+	// and free room mid-flood (then more than the cap were accepted in all, and the
+	// table can be a few short of the cap at the end): every datagram is still either
+	// a flow or a refusal, and the table never passes the cap.
+	mayIdle := took >= 2*time.Second // the first flows' udp_idle
+	if n := f.Flows(); n > maxFlows || n < maxFlows && !mayIdle {
+		t.Errorf("f.Flows() = %d after a %v flood (active %d, accepted %d), want the cap %d", n, took, st.Active, st.Accepted, maxFlows)
+	}
+	if st.Accepted < maxFlows || st.Active > maxFlows || st.Accepted+st.Refused != clients || st.Limit != maxFlows {
+		t.Errorf("Stats() = %+v, want at most %d active, at least %d accepted, accepted+refused = %d, limit %d", st, maxFlows, maxFlows, clients, maxFlows)
 	}
 	if !raceEnabled && growth > 100<<20 {
 		t.Errorf("RSS grew by %d MiB under the flood, want < 100 MiB", growth>>20)

@@ -3,6 +3,7 @@ package router
 import (
 	"net/netip"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,8 +15,10 @@ import (
 // 1024), each incomplete entry queues at most MaxPending (default 8) frames, the rest
 // are dropped and counted by reason, and the heap does not grow with the scan.
 func TestScanOfASlash16Bounded(t *testing.T) {
-	now := time.Unix(1000, 0)
-	r := New(Options{Name: "r", Now: func() time.Time { return now }, ICMPRate: -1})
+	// The clock is read by the router's janitor goroutine too (race detector).
+	var now atomic.Int64
+	now.Store(time.Unix(1000, 0).UnixNano())
+	r := New(Options{Name: "r", Now: func() time.Time { return time.Unix(0, now.Load()) }, ICMPRate: -1})
 	t.Cleanup(func() { r.Close() })
 	p0, err := r.AddInterface(IfaceConfig{Name: "lan0", Addresses: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")}})
 	if err != nil {
@@ -48,7 +51,7 @@ func TestScanOfASlash16Bounded(t *testing.T) {
 		}
 		scanned++
 		if scanned%256 == 0 {
-			now = now.Add(time.Millisecond)
+			now.Add(int64(time.Millisecond))
 			frame.ReleaseBufs(drain(lan1)) // the ARP probes the router sent
 			frame.ReleaseBufs(drain(lan0))
 		}
