@@ -28,8 +28,11 @@ func freeUDPPort(t *testing.T) int {
 }
 
 // udpFlood sends one datagram from each of n sockets made by dial, then collects for
-// up to wait which sockets got an answer; it returns how many did.
-func udpFlood(t *testing.T, n int, wait time.Duration, dial func() (*net.UDPConn, error)) int {
+// up to wait which sockets got an answer; it returns how many did. With seen set
+// (how many datagrams the receiver has taken so far), it sends in waves of 50 and
+// waits (up to 5 s) for each wave to be taken, so that none is lost to a full socket
+// buffer on a busy host before vnetd could count it.
+func udpFlood(t *testing.T, n int, wait time.Duration, dial func() (*net.UDPConn, error), seen func() uint64) int {
 	t.Helper()
 	conns := make([]*net.UDPConn, 0, n)
 	defer func() {
@@ -45,6 +48,9 @@ func udpFlood(t *testing.T, n int, wait time.Duration, dial func() (*net.UDPConn
 		conns = append(conns, c)
 		if _, err := c.Write([]byte(fmt.Sprintf("flow %d", i))); err != nil {
 			t.Fatalf("client %d: write: %v", i, err)
+		}
+		if sent := i + 1; seen != nil && (sent%50 == 0 || sent == n) {
+			testwait.Until(5*time.Second, func() bool { return seen() >= uint64(sent) })
 		}
 	}
 	var answered sync.WaitGroup
@@ -96,6 +102,12 @@ max_flows = 32
 	const clients, maxFlows = 400, 32
 	answered := udpFlood(t, clients, 2*time.Second, func() (*net.UDPConn, error) {
 		return net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: fwd})
+	}, func() uint64 {
+		st := d.status(t)
+		if len(st.Forwards) != 1 {
+			return 0
+		}
+		return uint64(st.Forwards[0].Stats.Active) + st.Forwards[0].Stats.Refused
 	})
 	var st floodStatus
 	testwait.Until(5*time.Second, func() bool {
@@ -174,6 +186,12 @@ max_flows = 32
 			return err
 		})
 		return c, err
+	}, func() uint64 {
+		st := d.status(t)
+		if len(st.Gateways) != 1 {
+			return 0
+		}
+		return uint64(st.Gateways[0].Stats.FlowsActive) + st.Gateways[0].Stats.DroppedAtCap
 	})
 	var st floodStatus
 	testwait.Until(5*time.Second, func() bool {
