@@ -339,6 +339,13 @@ type Socket struct {
 	PeerIdle time.Duration
 	// MaxMACs caps the MACs the switch learns on each VM's port; see EdgeMaxMACs.
 	MaxMACs int
+	// VLAN is every VM port's access VLAN.
+	VLAN uint16
+	// Trunk, when set, makes every VM port a trunk carrying these VLANs tagged (a
+	// guest with 802.1Q subinterfaces).
+	Trunk []uint16
+	// Native is a trunk's untagged VLAN; 0: untagged frames are dropped.
+	Native uint16
 }
 
 // Defaults of the [[socket]] limits (the same as package vmsock's).

@@ -199,6 +199,9 @@ type rawSocket struct {
 	MaxPeers     int           `toml:"max_peers"`
 	PeerIdle     time.Duration `toml:"peer_idle"`
 	MaxMACs      *int          `toml:"max_macs"`
+	VLAN         int           `toml:"vlan"`
+	Trunk        []int         `toml:"trunk"`
+	Native       int           `toml:"native"`
 	rawPortSecurity
 }
 

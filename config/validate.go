@@ -430,7 +430,8 @@ func (v *builder) sockets() {
 		v.needSwitch(p, r.Switch)
 		s := Socket{Path: r.Path, Switch: r.Switch, Protocol: r.Protocol, Security: v.portSecurity(p, r.rawPortSecurity),
 			MaxConns: r.MaxConns, FrameTimeout: r.FrameTimeout, MaxPeers: r.MaxPeers, PeerIdle: r.PeerIdle,
-			MaxMACs: v.edgeMACs(p+".max_macs", r.MaxMACs, r.Switch)}
+			MaxMACs: v.edgeMACs(p+".max_macs", r.MaxMACs, r.Switch), VLAN: v.vlan(p+".vlan", r.VLAN)}
+		s.Trunk, s.Native = v.trunk(p, r.Trunk, r.Native, r.VLAN)
 		switch s.Protocol {
 		case "":
 			s.Protocol = "stream"

@@ -52,7 +52,7 @@ func openSocketAtt(d *Daemon, cfg any) (*openAtt, error) {
 				p.Close()
 				return
 			}
-			if err := sw.AddPort(d.wrapSwitchPort(s.Switch, name, p, securityPolicy(s.Security)), l2switch.PortConfig{Name: name, MaxMACs: s.MaxMACs}); err != nil {
+			if err := sw.AddPort(d.wrapSwitchPort(s.Switch, name, p, securityPolicy(s.Security)), l2switch.PortConfig{Name: name, VLAN: s.VLAN, Trunk: s.Trunk, Native: s.Native, MaxMACs: s.MaxMACs}); err != nil {
 				d.impairs.forget(s.Switch + "/" + name)
 				d.forgetLink(s.Switch + "/" + name)
 				log.Warn("vm port refused", "port", name, "err", err)

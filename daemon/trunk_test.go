@@ -1,9 +1,13 @@
 package daemon
 
 import (
+	"encoding/binary"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,11 +51,12 @@ native = 30
 `
 
 // TestTrunkPorts: a [[host_interface]] and a [[tap]] with trunk = [10, 20] and
-// native = 30 (stand-in ports through Options.OpenHostInterface and OpenTAP) carry
-// VLAN 10 tagged both ways (an ARP request tagged 10 gets v10's reply tagged 10),
-// VLAN 30 untagged, and not VLAN 40.
+// native = 30 (stand-in ports through Options.OpenHostInterface and OpenTAP), and a VM
+// on a [[socket]] with the same (a real stream socket, QEMU's framing), carry VLAN 10
+// tagged both ways (an ARP request tagged 10 gets v10's reply tagged 10), VLAN 30
+// untagged, and not VLAN 40.
 func TestTrunkPorts(t *testing.T) {
-	for _, kind := range []string{"host_interface", "tap"} {
+	for _, kind := range []string{"host_interface", "tap", "socket"} {
 		t.Run(kind, func(t *testing.T) { testTrunkPort(t, kind) })
 	}
 }
@@ -68,11 +73,19 @@ func testTrunkPort(t *testing.T, kind string) {
 		OpenTAP:           func(c config.TAP, _ *slog.Logger) (frame.Port, error) { return open("tap:" + c.Name) },
 	})
 	defer d.Close()
-	c := parse(t, fmt.Sprintf(trunkLab, kind))
+	lab := fmt.Sprintf(trunkLab, kind)
+	sock := filepath.Join(t.TempDir(), "vm.sock")
+	if kind == "socket" {
+		lab = strings.Replace(lab, `name = "h0"`, fmt.Sprintf("path = %q", sock), 1)
+	}
+	c := parse(t, lab)
 	trunk, native := []uint16(nil), uint16(0)
-	if kind == "tap" {
+	switch kind {
+	case "tap":
 		trunk, native = c.TAPs[0].Trunk, c.TAPs[0].Native
-	} else {
+	case "socket":
+		trunk, native = c.Sockets[0].Trunk, c.Sockets[0].Native
+	default:
 		trunk, native = c.HostInterfaces[0].Trunk, c.HostInterfaces[0].Native
 	}
 	if len(trunk) != 2 || native != 30 {
@@ -81,7 +94,13 @@ func testTrunkPort(t *testing.T, kind string) {
 	if err := d.Apply(c); err != nil {
 		t.Fatalf("Apply = %v", err)
 	}
-	inject, receive := frametest.PortFarSide(far)
+	var inject func([]frame.Frame) error
+	var receive func(time.Duration) (frame.Frame, error)
+	if kind == "socket" {
+		inject, receive = vmFarSide(t, sock)
+	} else {
+		inject, receive = frametest.PortFarSide(far)
+	}
 	host := net.HardwareAddr{0x02, 0, 0, 0, 0, 0x99}
 	arp := func(vlan uint16, sender, target string) {
 		t.Helper()
@@ -141,4 +160,39 @@ func testTrunkPort(t *testing.T, kind string) {
 	if n := neighbour(t, d, "v40", mustAddr("10.0.40.1")); n != "" {
 		t.Errorf("v40 learned 10.0.40.1 = %q through a trunk that does not carry VLAN 40", n)
 	}
+}
+
+// vmFarSide connects to the stream socket at path as a VM does and returns functions
+// that send frames in QEMU's framing (a 4-byte big-endian length, then the frame) and
+// receive one.
+func vmFarSide(t *testing.T, path string) (func([]frame.Frame) error, func(time.Duration) (frame.Frame, error)) {
+	t.Helper()
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatalf("dial %s: %v", path, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	inject := func(frames []frame.Frame) error {
+		for _, f := range frames {
+			var h [4]byte
+			binary.BigEndian.PutUint32(h[:], uint32(f.N))
+			if _, err := c.Write(append(h[:], f.Buf[:f.N]...)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	receive := func(timeout time.Duration) (frame.Frame, error) {
+		c.SetReadDeadline(time.Now().Add(timeout))
+		var h [4]byte
+		if _, err := io.ReadFull(c, h[:]); err != nil {
+			return frame.Frame{}, err
+		}
+		b := make([]byte, binary.BigEndian.Uint32(h[:]))
+		if _, err := io.ReadFull(c, b); err != nil {
+			return frame.Frame{}, err
+		}
+		return frame.Frame{Buf: b, N: len(b)}, nil
+	}
+	return inject, receive
 }
