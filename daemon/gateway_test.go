@@ -86,3 +86,59 @@ func TestDefaultLabGateway(t *testing.T) {
 		t.Fatalf("after a reload without gateways: %+v", st.Gateways)
 	}
 }
+
+// TestGatewayHost6OnLink: a namespace whose only address is in the gateway's /64, with
+// no route at all, reaches a TCP server on the host's ::1 through the gateway's IPv6
+// alias as an on-link neighbour (the gateway answers its neighbour solicitations).
+func TestGatewayHost6OnLink(t *testing.T) {
+	d := startLab(t, `
+[[switch]]
+name = "lan0"
+[[gateway]]
+name = "gw"
+switch = "lan0"
+addresses = ["fd00:2::1/64"]
+host6 = "fd00:2::2"
+allow = ["::1/128"]
+[[namespace]]
+name = "g"
+  [[namespace.nic]]
+  name = "eth0"
+  switch = "lan0"
+  addresses = ["fd00:2::100/64"]
+`)
+	l, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Fatalf("listen on ::1: %v", err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		b := make([]byte, 5)
+		if _, err := io.ReadFull(c, b); err == nil {
+			c.Write(append([]byte("host:"), b...))
+		}
+	}()
+	g, _ := d.Namespace("g")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	dst := netip.AddrPortFrom(netip.MustParseAddr("fd00:2::2"), uint16(l.Addr().(*net.TCPAddr).Port))
+	conn, err := g.Dial(ctx, "tcp6", dst.String())
+	if err != nil {
+		t.Fatalf("g -> %s (on-link host6 alias): %v", dst, err)
+	}
+	conn.Write([]byte("hello"))
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, _ := io.ReadAll(conn)
+	conn.Close()
+	if string(got) != "host:hello" {
+		t.Fatalf("got %q from the host server through the alias, want %q", got, "host:hello")
+	}
+	if n := neighbour(t, d, "g", netip.MustParseAddr("fd00:2::2")); n == "" {
+		t.Error("g has no neighbour entry for the alias: it was not reached on-link")
+	}
+}
