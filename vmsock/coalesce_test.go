@@ -109,3 +109,71 @@ func TestStreamCoalesces(t *testing.T) {
 		l.Close()
 	}
 }
+
+// TestDgramCoalesces: a dgram VM's TCP segments, one datagram each, reach the switch
+// as superframes that segment back into exactly the datagrams sent; with NoCoalesce
+// every datagram is a frame.
+func TestDgramCoalesces(t *testing.T) {
+	for _, noCoalesce := range []bool{false, true} {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "d.sock")
+		ports := make(chan frame.Port, 1)
+		l, err := Listen(Options{Path: path, Protocol: "dgram", NoCoalesce: noCoalesce, OnPort: func(p frame.Port, _ string) { ports <- p }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := net.DialUnix("unixgram", &net.UnixAddr{Name: filepath.Join(dir, "vm"), Net: "unixgram"}, &net.UnixAddr{Name: path, Net: "unixgram"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent := guestSegments(t, 12, 40000)
+		for _, s := range sent {
+			if _, err := c.Write(s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var p frame.Port
+		select {
+		case p = <-ports:
+		case <-time.After(5 * time.Second):
+			t.Fatal("no port")
+		}
+		// Let the listener queue every datagram, so one read can merge them.
+		dp := p.(*DgramPort)
+		for deadline := time.Now().Add(2 * time.Second); dp.rx.Len() < len(sent) && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		var got [][]byte
+		frames := 0
+		for len(got) < len(sent) {
+			fs := make([]frame.Frame, 64)
+			for i := range fs {
+				fs[i].Buf = make([]byte, p.Info().MaxFrame)
+			}
+			n, err := p.ReadFrames(fs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			frames += n
+			for i := range fs[:n] {
+				if _, err := offload.Segment(&fs[i], 1500, func(b *frame.Buf) bool {
+					got = append(got, bytes.Clone(b.Bytes()))
+					b.Release()
+					return true
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		for i := range sent {
+			if !bytes.Equal(got[i], sent[i]) {
+				t.Fatalf("NoCoalesce %v: segment %d differs", noCoalesce, i)
+			}
+		}
+		if st := l.Stats(); noCoalesce != (frames == len(sent)) || st.Coalesced != uint64(len(sent)-frames) {
+			t.Fatalf("NoCoalesce %v: %d frames for %d datagrams, coalesced %d", noCoalesce, frames, len(sent), st.Coalesced)
+		}
+		c.Close()
+		l.Close()
+	}
+}
