@@ -26,7 +26,7 @@ var (
 	descPortDrops  = prometheus.NewDesc("vnetd_port_drops_total", "Frames dropped at a switch port, by reason.", []string{"switch", "port", "reason"}, nil)
 	descPortQueue  = prometheus.NewDesc("vnetd_port_queue_frames_total", "Frames through one device queue of a multi-queue port (a TAP with queues > 1).", []string{"switch", "port", "queue", "direction"}, nil)
 	descPortMACLim = prometheus.NewDesc("vnetd_port_mac_limited_total", "Source MACs a switch port did not learn because it was at its max_macs.", []string{"switch", "port"}, nil)
-	descSockMerge  = prometheus.NewDesc("vnetd_socket_coalesced_total", "TCP segments from VMs merged into the frame before them (a superframe).", []string{"path"}, nil)
+	descSockMerge  = prometheus.NewDesc("vnetd_socket_coalesced_total", "TCP segments from stream VMs merged into the frame before them (a superframe).", []string{"path"}, nil)
 	descSockDrops  = prometheus.NewDesc("vnetd_socket_drops_total", "Frames a VM socket listener dropped before any VM's port took them, by reason (too_short, bad_length, refused_peer, ...).", []string{"path", "reason"}, nil)
 	descRingBytes  = prometheus.NewDesc("vnetd_capture_ring_bytes", "Bytes a switch port's capture ring holds (frames and 16-byte headers).", []string{"switch", "port"}, nil)
 	descRingOver   = prometheus.NewDesc("vnetd_capture_ring_overwritten_total", "Frames a switch port's capture ring dropped to make room or because they aged out.", []string{"switch", "port"}, nil)

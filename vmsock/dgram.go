@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/vnetd/vnetd/frame"
-	"github.com/vnetd/vnetd/offload"
 	"golang.org/x/sys/unix"
 )
 
@@ -113,8 +112,7 @@ func (d *dgramListener) read() {
 		}
 		if isNew {
 			name := fmt.Sprintf("sock:%s#%d", d.l.opts.Path, d.l.seq.Add(1))
-			p = &DgramPort{d: d, addr: addr, sa: &unix.SockaddrUnix{Name: addr.Name}, name: name, rx: frame.NewQueue(d.l.opts.QueueLen),
-				merge: !d.l.opts.NoCoalesce && 2*frame.MaxFrameFor(d.l.opts.MTU, false) <= coalesceMax}
+			p = &DgramPort{d: d, addr: addr, sa: &unix.SockaddrUnix{Name: addr.Name}, name: name, rx: frame.NewQueue(d.l.opts.QueueLen)}
 			d.peers[addr.Name] = p
 		}
 		p.lastSeen.Store(now)
@@ -159,7 +157,6 @@ type DgramPort struct {
 	lastSeen  atomic.Int64 // UnixNano of the peer's last datagram, by Options.Now
 	bufs      [64]*frame.Buf
 	pending   []*frame.Buf
-	merge     bool // TCP segments are merged into superframes (as on a stream port)
 }
 
 var _ frame.Port = (*DgramPort)(nil)
@@ -172,16 +169,10 @@ func (p *DgramPort) Drops() map[string]uint64 { return p.counters.Drops() }
 
 // Info describes the port.
 func (p *DgramPort) Info() frame.Info {
-	maxFrame := frame.MaxFrameFor(p.d.l.opts.MTU, false)
-	if p.merge {
-		maxFrame = coalesceMax // what ReadFrames returns may be a superframe
-	}
-	return frame.Info{Name: p.name, MTU: p.d.l.opts.MTU, MaxFrame: maxFrame}
+	return frame.Info{Name: p.name, MTU: p.d.l.opts.MTU, MaxFrame: frame.MaxFrameFor(p.d.l.opts.MTU, false)}
 }
 
-// ReadFrames returns queued datagrams from the peer; a TCP segment that continues
-// the stream of the frame before it is appended to that one as a superframe, as a
-// stream port does (offload.Coalesce).
+// ReadFrames returns queued datagrams from the peer.
 func (p *DgramPort) ReadFrames(frames []frame.Frame) (int, error) {
 	for len(p.pending) == 0 {
 		k := len(frames)
@@ -199,13 +190,6 @@ func (p *DgramPort) ReadFrames(frames []frame.Frame) (int, error) {
 		b := p.pending[0]
 		p.pending[0] = nil
 		p.pending = p.pending[1:]
-		if n > 0 && p.merge && offload.Coalesce(&frames[n-1], b.Bytes()) {
-			p.d.l.coalesced.Add(1)
-			p.counters.RxFrames.Add(1)
-			p.counters.RxBytes.Add(uint64(b.N))
-			b.Release()
-			continue
-		}
 		if !b.CopyTo(&frames[n]) {
 			p.counters.DropRx(frame.DropBufferShort, 1)
 			b.Release()

@@ -145,8 +145,7 @@ func FuzzDgramFraming(f *testing.F) {
 	dir := f.TempDir()
 	path := filepath.Join(dir, "d.sock")
 	ports := make(chan frame.Port, 1)
-	// Framing only: coalescing (fuzzed in offload) would merge TCP segments.
-	l, err := Listen(Options{Path: path, Protocol: "dgram", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), NoCoalesce: true,
+	l, err := Listen(Options{Path: path, Protocol: "dgram", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		OnPort: func(p frame.Port, name string) { ports <- p }})
 	if err != nil {
 		f.Fatalf("Listen(dgram %q) = %v", path, err)

@@ -57,8 +57,8 @@ type Options struct {
 	PeerIdle time.Duration
 	// Now is the clock dgram peers are aged by; nil means time.Now.
 	Now func() time.Time
-	// NoCoalesce turns off merging a VM's TCP segments into superframes (see
-	// Port.ReadFrames and DgramPort.ReadFrames).
+	// NoCoalesce turns off merging a stream VM's TCP segments into superframes (see
+	// Port.ReadFrames).
 	NoCoalesce bool
 }
 
@@ -89,7 +89,7 @@ type Stats struct {
 	// Gone: dgram peers removed because their socket no longer exists (a write to
 	// it found no one there).
 	Gone uint64 `json:"gone"`
-	// Coalesced: TCP segments from VMs merged into the frame before them (a
+	// Coalesced: TCP segments from stream VMs merged into the frame before them (a
 	// superframe).
 	Coalesced uint64 `json:"coalesced"`
 }
