@@ -109,4 +109,3 @@ func TestStreamCoalesces(t *testing.T) {
 		l.Close()
 	}
 }
-
