@@ -108,8 +108,6 @@ func Coalesce(f *frame.Frame, b []byte) bool {
 	}
 	m := &f.Meta
 	a := f.Bytes()
-	var l layout
-	var ok bool
 	switch m.GSO {
 	case frame.GSONone:
 		if m.NeedsCsum {
@@ -122,7 +120,8 @@ func Coalesce(f *frame.Frame, b []byte) bool {
 	default:
 		return false
 	}
-	if l, ok = coalescable(a); !ok || a[l.l4+13]&tcpFlagPSH != 0 {
+	l, ok := coalescable(a)
+	if !ok || a[l.l4+13]&tcpFlagPSH != 0 {
 		return false
 	}
 	if m.GSO != frame.GSONone && (m.GSO == frame.GSOTCPv6) != l.v6 {
@@ -137,14 +136,17 @@ func Coalesce(f *frame.Frame, b []byte) bool {
 	if m.GSO == frame.GSONone {
 		mss = payA
 	}
-	if !l.v6 && binary.BigEndian.Uint16(a[l.l3+4:])+uint16(payA/max(mss, 1)) != binary.BigEndian.Uint16(b[l.l3+4:]) {
-		return false // IDs not counting up: Segment would not give them back
+	maxIP := ipv4MaxLen // the IP length field's bound on the whole superframe
+	if l.v6 {
+		maxIP += ipv6HeaderLen // IPv6 counts its payload only
 	}
 	if payA == 0 || payB == 0 || payB > mss || payA%mss != 0 ||
 		binary.BigEndian.Uint32(a[l.l4+4:])+uint32(payA) != binary.BigEndian.Uint32(b[l.l4+4:]) ||
-		len(a)+payB > len(f.Buf) || len(a)+payB-l.l3 > ipv4MaxLen+ipv6HeaderLen ||
-		(!l.v6 && len(a)+payB-l.l3 > ipv4MaxLen) {
+		len(a)+payB > len(f.Buf) || len(a)+payB-l.l3 > maxIP {
 		return false
+	}
+	if !l.v6 && binary.BigEndian.Uint16(a[l.l3+4:])+uint16(payA/mss) != binary.BigEndian.Uint16(b[l.l3+4:]) {
+		return false // IDs not counting up: Segment would not give them back
 	}
 	if m.GSO == frame.GSONone && !m.CsumValid {
 		if !segmentOK(a, l) {

@@ -323,10 +323,10 @@ const coalesceMax = 16384 - frame.Headroom
 // wireMax is the longest frame the VM may send: the MTU's, room for a tag included.
 func (p *Port) wireMax() int { return frame.MaxFrameFor(p.l.opts.MTU, false) }
 
-// coalesces reports whether the port merges TCP segments (a stream port, unless
-// Options.NoCoalesce, with an MTU whose frames leave room to merge).
+// coalesces reports whether the port merges TCP segments (unless Options.NoCoalesce,
+// with an MTU whose frames leave room to merge). Port is the stream port only.
 func (p *Port) coalesces() bool {
-	return p.l.dgram == nil && !p.l.opts.NoCoalesce && 2*p.wireMax() <= coalesceMax
+	return !p.l.opts.NoCoalesce && 2*p.wireMax() <= coalesceMax
 }
 
 // Info describes the port.
