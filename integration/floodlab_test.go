@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vnetd/vnetd/internal/procstat"
 )
 
 // The flood tests (floods_test.go, floodapi_test.go) drive the real vnetd binary from
@@ -207,20 +209,11 @@ func (d *floodLab) rss(t *testing.T) int64 {
 
 // readRSS is rss for goroutines other than the test's.
 func (d *floodLab) readRSS() (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.pid))
+	n, err := procstat.RSSOf(d.pid)
 	if err != nil {
-		return 0, fmt.Errorf("vnetd's /proc status: %w", err)
+		return 0, fmt.Errorf("vnetd's RSS: %w", err)
 	}
-	for line := range strings.Lines(string(b)) {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("VmRSS line %q: %w", line, err)
-			}
-			return kb << 10, nil
-		}
-	}
-	return 0, fmt.Errorf("no VmRSS in vnetd's /proc status:\n%s", b)
+	return n, nil
 }
 
 // iperfUDP runs vnetd's iperf3 client in namespace from against addr for secs seconds

@@ -8,8 +8,14 @@ import (
 )
 
 // RSS is the process's resident set size in bytes (VmRSS of /proc/self/status).
-func RSS() (int64, error) {
-	b, err := os.ReadFile("/proc/self/status")
+func RSS() (int64, error) { return rssOf("self") }
+
+// RSSOf is process pid's resident set size in bytes (VmRSS of /proc/PID/status).
+func RSSOf(pid int) (int64, error) { return rssOf(strconv.Itoa(pid)) }
+
+func rssOf(proc string) (int64, error) {
+	path := "/proc/" + proc + "/status"
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0, err
 	}
@@ -22,5 +28,5 @@ func RSS() (int64, error) {
 			return kb << 10, nil
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS in /proc/self/status")
+	return 0, fmt.Errorf("no VmRSS in %s", path)
 }
